@@ -1,0 +1,344 @@
+//! Bytes <-> [`NetworkMessage`]: the only module that knows bincode.
+//!
+//! Layout: one tag byte naming the variant, then the variant's struct in
+//! bincode 2 (`standard` config: little-endian varints). `UnitUpdate` is the
+//! exception on the hot path: a bincode header with the record count, then
+//! the bit-packed deltas of [`crate::delta`] to the end of the message.
+//!
+//! Decoding is total: any byte string yields a message or a typed
+//! [`DecodeError`], never a panic, and allocations stay proportional to the
+//! input (length prefixes are checked against the bytes that are really there).
+
+use serde::{Deserialize, Serialize};
+
+use crate::bits::BitWriter;
+use crate::delta::{PayloadError, read_deltas, write_deltas};
+use crate::message::{NetworkMessage, UnitUpdate};
+use crate::sector::SectorId;
+
+/// Largest message [`decode`] accepts (snapshots between servers are the big ones).
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+/// Largest `UnitUpdate` the sender produces: fits one UDP datagram with headroom.
+pub const MAX_UNIT_UPDATE_BYTES: usize = 1200;
+
+type Config = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_MESSAGE_BYTES>,
+>;
+
+fn config() -> Config {
+    bincode::config::standard().with_limit::<MAX_MESSAGE_BYTES>()
+}
+
+/// Why bytes could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// No bytes at all.
+    #[error("empty message")]
+    Empty,
+    /// Longer than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {len} bytes exceeds {max}")]
+    TooLarge {
+        /// Bytes received.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The first byte names no message.
+    #[error("unknown message tag {0}")]
+    UnknownTag(u8),
+    /// The bytes ended inside a field.
+    #[error("message truncated")]
+    Truncated,
+    /// A field held an impossible value (bad varint, enum tag, UTF-8, bounds...).
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The packed unit deltas were malformed.
+    #[error("unit update payload: {0}")]
+    Payload(#[from] PayloadError),
+    /// A sector outside the world or above the maximum scale.
+    #[error("invalid sector {0}")]
+    InvalidSector(SectorId),
+    /// A view rectangle with `min` past `max`.
+    #[error("view rectangle is inside out")]
+    InvalidRect,
+    /// Bytes left over after the message.
+    #[error("{0} trailing bytes")]
+    TrailingBytes(usize),
+}
+
+impl DecodeError {
+    /// A stable short name per variant, for stats counters and rate-limited logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::TooLarge { .. } => "too_large",
+            Self::UnknownTag(_) => "unknown_tag",
+            Self::Truncated => "truncated",
+            Self::Malformed(_) => "malformed",
+            Self::Payload(_) => "payload",
+            Self::InvalidSector(_) => "invalid_sector",
+            Self::InvalidRect => "invalid_rect",
+            Self::TrailingBytes(_) => "trailing_bytes",
+        }
+    }
+}
+
+impl From<bincode::error::DecodeError> for DecodeError {
+    fn from(e: bincode::error::DecodeError) -> Self {
+        match e {
+            bincode::error::DecodeError::UnexpectedEnd { .. } => Self::Truncated,
+            other => Self::Malformed(other.to_string()),
+        }
+    }
+}
+
+/// Why a message could not be encoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The deltas were out of order or had an impossible baseline.
+    #[error("unit update payload: {0}")]
+    Payload(#[from] PayloadError),
+    /// More than `u16::MAX` deltas in one `UnitUpdate`.
+    #[error("too many deltas in one unit update")]
+    TooManyDeltas,
+    /// Serialization failed (only for values that cannot be represented).
+    #[error("serialize: {0}")]
+    Serialize(String),
+}
+
+/// The fixed part of a `UnitUpdate` on the wire; the packed deltas follow it.
+#[derive(Serialize, Deserialize)]
+struct UnitUpdateHeader {
+    sector_id: SectorId,
+    sequence: u16,
+    timestamp: u64,
+    count: u16,
+}
+
+mod tag {
+    pub const CONNECT: u8 = 0;
+    pub const UNIT_UPDATE: u8 = 1;
+    pub const UPDATE_ACK: u8 = 2;
+    pub const VIEW_UPDATE: u8 = 3;
+    pub const BATCH_COMMAND: u8 = 4;
+    pub const COMBAT_EVENT: u8 = 5;
+    pub const SERVER_SYNC: u8 = 6;
+    pub const LOAD_BALANCE: u8 = 7;
+    pub const SECTOR_TRANSFER: u8 = 8;
+}
+
+fn put<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), EncodeError> {
+    bincode::serde::encode_into_std_write(value, out, config())
+        .map(|_| ())
+        .map_err(|e| EncodeError::Serialize(e.to_string()))
+}
+
+/// Appends the encoding of `msg` to `out` (on error `out` may hold a partial message).
+pub fn encode_into(msg: &NetworkMessage, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    match msg {
+        NetworkMessage::Connect(m) => {
+            out.push(tag::CONNECT);
+            put(out, m)
+        }
+        NetworkMessage::UnitUpdate(u) => {
+            let mut w = BitWriter::new();
+            write_deltas(&mut w, u.timestamp, &u.updates)?;
+            out.push(tag::UNIT_UPDATE);
+            put(out, &unit_update_header(u)?)?;
+            out.extend_from_slice(w.as_bytes());
+            Ok(())
+        }
+        NetworkMessage::UpdateAck(m) => {
+            out.push(tag::UPDATE_ACK);
+            put(out, m)
+        }
+        NetworkMessage::ViewUpdate(m) => {
+            out.push(tag::VIEW_UPDATE);
+            put(out, m)
+        }
+        NetworkMessage::BatchCommand(m) => {
+            out.push(tag::BATCH_COMMAND);
+            put(out, m)
+        }
+        NetworkMessage::CombatEvent(m) => {
+            out.push(tag::COMBAT_EVENT);
+            put(out, m)
+        }
+        NetworkMessage::ServerSync(m) => {
+            out.push(tag::SERVER_SYNC);
+            put(out, m)
+        }
+        NetworkMessage::LoadBalance(m) => {
+            out.push(tag::LOAD_BALANCE);
+            put(out, m)
+        }
+        NetworkMessage::SectorTransfer(m) => {
+            out.push(tag::SECTOR_TRANSFER);
+            put(out, m)
+        }
+    }
+}
+
+fn unit_update_header(u: &UnitUpdate) -> Result<UnitUpdateHeader, EncodeError> {
+    Ok(UnitUpdateHeader {
+        sector_id: u.sector_id,
+        sequence: u.sequence,
+        timestamp: u.timestamp,
+        count: u16::try_from(u.updates.len()).map_err(|_| EncodeError::TooManyDeltas)?,
+    })
+}
+
+/// Encodes `msg` into a new buffer.
+pub fn encode(msg: &NetworkMessage) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    encode_into(msg, &mut out)?;
+    Ok(out)
+}
+
+/// Bytes of a `UnitUpdate`'s tag and header, for the largest record count:
+/// what a sender must leave free besides the packed deltas.
+pub fn unit_update_overhead(sector_id: SectorId, sequence: u16, timestamp: u64) -> usize {
+    let header = UnitUpdateHeader {
+        sector_id,
+        sequence,
+        timestamp,
+        count: u16::MAX,
+    };
+    1 + bincode::serde::encode_to_vec(&header, config()).map_or(64, |v| v.len())
+}
+
+/// Decodes one whole message; every byte must be used.
+pub fn decode(bytes: &[u8]) -> Result<NetworkMessage, DecodeError> {
+    let (&tag, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    let msg = match tag {
+        tag::CONNECT => NetworkMessage::Connect(take_all(body)?),
+        tag::UNIT_UPDATE => {
+            let (h, used): (UnitUpdateHeader, usize) =
+                bincode::serde::borrow_decode_from_slice(body, config())?;
+            let updates = read_deltas(&body[used..], usize::from(h.count), h.timestamp)?;
+            NetworkMessage::UnitUpdate(UnitUpdate {
+                sector_id: h.sector_id,
+                sequence: h.sequence,
+                timestamp: h.timestamp,
+                updates,
+            })
+        }
+        tag::UPDATE_ACK => NetworkMessage::UpdateAck(take_all(body)?),
+        tag::VIEW_UPDATE => NetworkMessage::ViewUpdate(take_all(body)?),
+        tag::BATCH_COMMAND => NetworkMessage::BatchCommand(take_all(body)?),
+        tag::COMBAT_EVENT => NetworkMessage::CombatEvent(take_all(body)?),
+        tag::SERVER_SYNC => NetworkMessage::ServerSync(take_all(body)?),
+        tag::LOAD_BALANCE => NetworkMessage::LoadBalance(take_all(body)?),
+        tag::SECTOR_TRANSFER => NetworkMessage::SectorTransfer(take_all(body)?),
+        other => return Err(DecodeError::UnknownTag(other)),
+    };
+    validate(&msg)?;
+    Ok(msg)
+}
+
+fn take_all<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
+    let (value, used) = bincode::serde::borrow_decode_from_slice(body, config())?;
+    match body.len() - used {
+        0 => Ok(value),
+        n => Err(DecodeError::TrailingBytes(n)),
+    }
+}
+
+/// Checks what serde cannot: every sector exists, every rectangle is well formed.
+fn validate(msg: &NetworkMessage) -> Result<(), DecodeError> {
+    let check = |s: &SectorId| {
+        if s.is_valid() {
+            Ok(())
+        } else {
+            Err(DecodeError::InvalidSector(*s))
+        }
+    };
+    match msg {
+        NetworkMessage::UnitUpdate(u) => check(&u.sector_id),
+        NetworkMessage::BatchCommand(b) => check(&b.sector_id),
+        NetworkMessage::CombatEvent(e) => check(&e.sector_id),
+        NetworkMessage::ServerSync(s) => s.sector_states.keys().try_for_each(check),
+        NetworkMessage::LoadBalance(l) => l.sectors_to_migrate.iter().try_for_each(check),
+        NetworkMessage::SectorTransfer(t) => check(&t.from_sector).and(check(&t.to_sector)),
+        NetworkMessage::ViewUpdate(v) if !v.view.is_well_formed() => Err(DecodeError::InvalidRect),
+        NetworkMessage::Connect(_)
+        | NetworkMessage::UpdateAck(_)
+        | NetworkMessage::ViewUpdate(_) => Ok(()),
+    }
+}
+
+/// Serde helpers that refuse over-long collections before allocating for them.
+pub(crate) mod bounded {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
+
+    /// A `Vec<T>` of at most `MAX` elements; capacity grows only with elements
+    /// actually decoded, so a forged length cannot reserve memory.
+    pub fn vec<'de, D, T, const MAX: usize>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        struct V<T, const MAX: usize>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const MAX: usize> Visitor<'de> for V<T, MAX> {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a sequence of at most {MAX} elements")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let hint = seq.size_hint().unwrap_or(0);
+                if hint > MAX {
+                    return Err(A::Error::custom(format_args!(
+                        "{hint} elements, at most {MAX} allowed"
+                    )));
+                }
+                let mut out = Vec::with_capacity(hint.min(16));
+                while let Some(x) = seq.next_element()? {
+                    if out.len() == MAX {
+                        return Err(A::Error::custom(format_args!("more than {MAX} elements")));
+                    }
+                    out.push(x);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(V::<T, MAX>(PhantomData))
+    }
+
+    /// A `String` of at most `MAX` bytes, borrowed from the input while checked.
+    pub fn string<'de, D, const MAX: usize>(d: D) -> Result<String, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        struct V<const MAX: usize>;
+        impl<const MAX: usize> Visitor<'_> for V<MAX> {
+            type Value = String;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a string of at most {MAX} bytes")
+            }
+            fn visit_str<E: Error>(self, s: &str) -> Result<String, E> {
+                if s.len() > MAX {
+                    return Err(E::custom(format_args!(
+                        "string of {} bytes, at most {MAX} allowed",
+                        s.len()
+                    )));
+                }
+                Ok(s.to_owned())
+            }
+        }
+        d.deserialize_str(V::<MAX>)
+    }
+}

@@ -1,0 +1,52 @@
+//! # galaxy_protocol
+//!
+//! The sans-IO wire protocol of Galaxy RTS: pure data in, bytes out. No
+//! Bevy, no sockets, no clocks; every function is deterministic, so it is
+//! trivially testable and fuzzable, and the Bevy plugin only moves data
+//! between the ECS and this crate.
+//!
+//! - [`sector`]: the hierarchical [`SectorId`] grid (scale 0 = 1 km).
+//! - [`unit`]: [`QuantizedUnit`] and [`quantize`], the only way state enters a baseline.
+//! - [`message`]: every message as one [`NetworkMessage`] enum; [`codec`] turns them into bytes.
+//! - [`delta`]: [`UnitDelta`] and its bit-packed form.
+//! - [`DeltaSender`] / [`DeltaReceiver`]: per-client delta compression against
+//!   acknowledged baselines (the Quake 3 / Glenn Fiedler model), healing
+//!   after loss, duplication and reordering without resending packets.
+//! - [`priority`]: a priority accumulator that fills a byte budget.
+//!
+//! The wire format is specified byte by byte in `docs/protocol.md`.
+
+pub mod ack;
+pub mod bits;
+pub mod codec;
+pub mod combat;
+pub mod command;
+pub mod delta;
+pub mod message;
+pub mod position;
+pub mod priority;
+pub mod receiver;
+pub mod sector;
+pub mod sender;
+pub mod unit;
+
+pub use ack::{Sequence, UpdateAck};
+pub use codec::{DecodeError, EncodeError, MAX_UNIT_UPDATE_BYTES, decode, encode};
+pub use combat::{CombatEvent, CombatEventType};
+pub use command::{BatchCommand, CompressedCommand, UnitIdList};
+pub use delta::{
+    DeltaBody, FULL_STATE, FieldChanges, HEALTH_CHANGED, POSITION_ABSOLUTE, POSITION_CHANGED,
+    PositionChange, REMOVED, STATE_CHANGED, TARGET_CHANGED, UnitDelta,
+};
+pub use message::{
+    Connect, LoadBalance, NetworkMessage, PROTOCOL_VERSION, SectorSnapshot, SectorTransfer,
+    ServerSync, UnitUpdate, ViewUpdate,
+};
+pub use position::{WorldPos, WorldRect};
+pub use priority::{PriorityAccumulator, PriorityClass};
+pub use receiver::{DeltaReceiver, ReceiveError, ReceiveOutcome, ReceiverStats, UnitEvent};
+pub use sector::{MAX_SCALE, SECTOR_SIZE_CM, SectorId};
+pub use sender::{DeltaConfig, DeltaSender, SenderStats};
+pub use unit::{
+    CompressedUnit, MAX_HEALTH, PlayerId, QuantizedUnit, UnitId, UnitSample, UnitState, quantize,
+};

@@ -1,0 +1,151 @@
+//! Every message of the protocol, as one [`NetworkMessage`] enum.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ack::{Sequence, UpdateAck};
+use crate::combat::CombatEvent;
+use crate::command::BatchCommand;
+use crate::delta::UnitDelta;
+use crate::position::WorldRect;
+use crate::sector::SectorId;
+use crate::unit::{CompressedUnit, PlayerId};
+
+/// Protocol version a client announces in [`Connect`]; bumped on any wire change.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Longest `auth_token` accepted, in bytes.
+pub const MAX_AUTH_TOKEN_BYTES: usize = 2048;
+
+/// Most units in one snapshot or transfer.
+pub const MAX_SNAPSHOT_UNITS: usize = 1 << 20;
+
+/// Most sectors named in one cluster message.
+pub const MAX_SECTORS_PER_MESSAGE: usize = 1 << 16;
+
+/// Client hello (the design's `Connect`). With netcode tokens the transport
+/// already authenticated the player; this carries the version and token id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Connect {
+    /// The player the client claims to be (checked against the connection).
+    pub player_id: PlayerId,
+    /// Opaque token (e.g. session id); at most [`MAX_AUTH_TOKEN_BYTES`].
+    #[serde(deserialize_with = "crate::codec::bounded::string::<_, MAX_AUTH_TOKEN_BYTES>")]
+    pub auth_token: String,
+    /// The client's [`PROTOCOL_VERSION`].
+    pub protocol_version: u16,
+}
+
+/// Changed units of one sector for one client at one tick (the design's
+/// `UnitUpdate`), packed to at most `MAX_UNIT_UPDATE_BYTES` on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UnitUpdate {
+    /// The sector these units are in.
+    pub sector_id: SectorId,
+    /// Packet sequence, acknowledged with [`UpdateAck`].
+    pub sequence: Sequence,
+    /// Server tick at which the states were sampled.
+    pub timestamp: u64,
+    /// One entry per unit, ids strictly increasing.
+    pub updates: Vec<UnitDelta>,
+}
+
+/// The client's area of interest: its view at scale 0 and how fast it wants updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ViewUpdate {
+    /// The world rectangle on screen.
+    pub view: WorldRect,
+    /// Highest update rate the client wants (lower on a poor link); 0 = server default.
+    pub max_update_hz: u8,
+}
+
+/// One sector's complete state at a tick, for inter-server sync, handoff and failover.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SectorSnapshot {
+    /// Server tick of the snapshot.
+    pub tick: u64,
+    /// Ownership epoch (fencing token) of the server that took it.
+    pub epoch: u64,
+    /// Every unit in the sector.
+    #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_SNAPSHOT_UNITS>")]
+    pub units: Vec<CompressedUnit>,
+}
+
+/// Border state a server shares with its neighbours (the design's `ServerSync`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServerSync {
+    /// The sending server.
+    pub server_id: u32,
+    /// Snapshots of the sectors it owns on the border.
+    pub sector_states: BTreeMap<SectorId, SectorSnapshot>,
+    /// Sender's tick.
+    pub timestamp: u64,
+}
+
+/// A balancer's order to move sectors to another server (the design's `LoadBalance`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LoadBalance {
+    /// Server that should take the sectors.
+    pub target_server: u32,
+    /// The sectors to move.
+    #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_SECTORS_PER_MESSAGE>")]
+    pub sectors_to_migrate: Vec<SectorId>,
+}
+
+/// A player's units moving between sectors owned by different servers
+/// (the design's `SectorTransfer`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SectorTransfer {
+    /// The player whose units move.
+    pub player_id: PlayerId,
+    /// Sector they leave.
+    pub from_sector: SectorId,
+    /// Sector they enter.
+    pub to_sector: SectorId,
+    /// Ownership epoch of the sending owner (stale owners are refused).
+    pub epoch: u64,
+    /// The units, whole.
+    #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_SNAPSHOT_UNITS>")]
+    pub units: Vec<CompressedUnit>,
+}
+
+/// Every message of the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NetworkMessage {
+    /// Client hello.
+    Connect(Connect),
+    /// Unit deltas for one sector (server to client, unreliable).
+    UnitUpdate(UnitUpdate),
+    /// Acknowledges unit updates (client to server, unreliable).
+    UpdateAck(UpdateAck),
+    /// The client's view changed (client to server).
+    ViewUpdate(ViewUpdate),
+    /// Player orders (client to server, reliable ordered).
+    BatchCommand(BatchCommand),
+    /// A battle event (server to client, reliable, ahead of updates).
+    CombatEvent(CombatEvent),
+    /// Border sync between servers.
+    ServerSync(ServerSync),
+    /// Sector migration order between servers.
+    LoadBalance(LoadBalance),
+    /// Units handed between servers.
+    SectorTransfer(SectorTransfer),
+}
+
+impl NetworkMessage {
+    /// Short name of the variant, for logs and per-type counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "Connect",
+            Self::UnitUpdate(_) => "UnitUpdate",
+            Self::UpdateAck(_) => "UpdateAck",
+            Self::ViewUpdate(_) => "ViewUpdate",
+            Self::BatchCommand(_) => "BatchCommand",
+            Self::CombatEvent(_) => "CombatEvent",
+            Self::ServerSync(_) => "ServerSync",
+            Self::LoadBalance(_) => "LoadBalance",
+            Self::SectorTransfer(_) => "SectorTransfer",
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The receiving half of acked-baseline delta compression.
+//!
+//! Keeps, per unit, the states of the last few packets that carried it (the
+//! baselines the sender may refer to), applies each `UnitUpdate` atomically
+//! (all of it or none), ignores duplicates and out-of-date packets, and
+//! produces the [`UpdateAck`]s that let the sender advance its baselines.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::ack::{Arrival, ReceivedWindow, UpdateAck};
+use crate::delta::{DeltaBody, DeltaError};
+use crate::message::UnitUpdate;
+use crate::sender::DeltaConfig;
+use crate::unit::{QuantizedUnit, UnitId};
+
+/// What a receiver did with an update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiveOutcome {
+    /// Applied; this many unit entries were recorded.
+    Applied(usize),
+    /// Already received: ignored.
+    Duplicate,
+    /// Too old to use: ignored (the sender will treat it as lost).
+    Stale,
+}
+
+/// Why an update was refused as a whole (nothing of it was applied or acked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiveError {
+    /// A delta named a baseline this receiver does not have.
+    #[error("unit {unit}: no baseline at tick {tick}")]
+    MissingBaseline {
+        /// The unit.
+        unit: UnitId,
+        /// The baseline tick asked for.
+        tick: u64,
+    },
+    /// A delta could not be applied to its baseline.
+    #[error(transparent)]
+    Delta(#[from] DeltaError),
+    /// Unit ids were not strictly increasing.
+    #[error("unit ids not strictly increasing")]
+    UnorderedIds,
+    /// A second, different state for a unit at a tick already recorded.
+    #[error("unit {0}: conflicting state for the same tick")]
+    Conflict(UnitId),
+}
+
+/// A change in the set or state of units the client sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnitEvent {
+    /// A unit appeared.
+    Spawned(UnitId),
+    /// A visible unit's state changed.
+    Changed(UnitId),
+    /// A unit left the view or died.
+    Despawned(UnitId),
+}
+
+/// Counters of what a receiver did, for `NetworkStats` and reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReceiverStats {
+    /// Updates applied.
+    pub applied: u64,
+    /// Duplicates ignored.
+    pub duplicates: u64,
+    /// Out-of-date updates ignored.
+    pub stale: u64,
+    /// Updates refused with a [`ReceiveError`].
+    pub refused: u64,
+}
+
+/// One client's reconstruction of the units it sees; see the module docs.
+#[derive(Debug)]
+pub struct DeltaReceiver {
+    config: DeltaConfig,
+    /// Per unit: `(tick, state)` ascending by tick; `None` = removed.
+    units: HashMap<UnitId, VecDeque<(u64, Option<QuantizedUnit>)>>,
+    window: ReceivedWindow,
+    newest_tick: u64,
+    pruned_at: u64,
+    visible: usize,
+    staged: Vec<(UnitId, Option<QuantizedUnit>)>,
+    events: Vec<UnitEvent>,
+    stats: ReceiverStats,
+}
+
+impl Default for DeltaReceiver {
+    fn default() -> Self {
+        Self::new(DeltaConfig::default())
+    }
+}
+
+impl DeltaReceiver {
+    /// A receiver that knows nothing yet.
+    pub fn new(config: DeltaConfig) -> Self {
+        Self {
+            config,
+            units: HashMap::new(),
+            window: ReceivedWindow::new(),
+            newest_tick: 0,
+            pruned_at: 0,
+            visible: 0,
+            staged: Vec::new(),
+            events: Vec::new(),
+            stats: ReceiverStats::default(),
+        }
+    }
+
+    /// What the receiver has done so far.
+    pub fn stats(&self) -> ReceiverStats {
+        self.stats
+    }
+
+    fn state_at(&self, id: UnitId, tick: u64) -> Option<Option<QuantizedUnit>> {
+        let h = self.units.get(&id)?;
+        let i = h.binary_search_by_key(&tick, |e| e.0).ok()?;
+        Some(h[i].1)
+    }
+
+    /// Applies one update. Duplicates and packets older than the baseline
+    /// window are ignored; a malformed update is refused whole.
+    pub fn receive(&mut self, update: &UnitUpdate) -> Result<ReceiveOutcome, ReceiveError> {
+        let old = update
+            .timestamp
+            .saturating_add(self.config.baseline_window_ticks)
+            < self.newest_tick;
+        match self.window.check(update.sequence) {
+            Arrival::Duplicate => {
+                self.stats.duplicates += 1;
+                return Ok(ReceiveOutcome::Duplicate);
+            }
+            Arrival::Stale => {
+                self.stats.stale += 1;
+                return Ok(ReceiveOutcome::Stale);
+            }
+            Arrival::New if old => {
+                self.stats.stale += 1;
+                return Ok(ReceiveOutcome::Stale);
+            }
+            Arrival::New => {}
+        }
+        if let Err(e) = self.stage(update) {
+            self.stats.refused += 1;
+            return Err(e);
+        }
+        let tick = update.timestamp;
+        let staged = std::mem::take(&mut self.staged);
+        for &(id, state) in &staged {
+            self.record(id, tick, state);
+        }
+        let n = staged.len();
+        self.staged = staged;
+        self.window.insert(update.sequence);
+        self.stats.applied += 1;
+        if tick > self.newest_tick {
+            self.newest_tick = tick;
+            self.maybe_prune();
+        }
+        Ok(ReceiveOutcome::Applied(n))
+    }
+
+    /// Checks every delta of `update` and computes the new states into `staged`.
+    fn stage(&mut self, update: &UnitUpdate) -> Result<(), ReceiveError> {
+        self.staged.clear();
+        let mut prev: Option<UnitId> = None;
+        for d in &update.updates {
+            if prev.is_some_and(|p| p >= d.unit_id) {
+                return Err(ReceiveError::UnorderedIds);
+            }
+            prev = Some(d.unit_id);
+            let base = match d.body {
+                DeltaBody::Changes(c) => {
+                    Some(self.state_at(d.unit_id, c.baseline_tick).flatten().ok_or(
+                        ReceiveError::MissingBaseline {
+                            unit: d.unit_id,
+                            tick: c.baseline_tick,
+                        },
+                    )?)
+                }
+                _ => None,
+            };
+            let new = d.apply(base.as_ref())?;
+            if self
+                .state_at(d.unit_id, update.timestamp)
+                .is_some_and(|s| s != new)
+            {
+                return Err(ReceiveError::Conflict(d.unit_id));
+            }
+            self.staged.push((d.unit_id, new));
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, id: UnitId, tick: u64, state: Option<QuantizedUnit>) {
+        let h = self.units.entry(id).or_default();
+        let before = h.back().and_then(|e| e.1);
+        match h.binary_search_by_key(&tick, |e| e.0) {
+            Ok(_) => return, // same state already recorded (checked in `stage`)
+            Err(i) => h.insert(i, (tick, state)),
+        }
+        while h.len() > self.config.history_cap.max(2) {
+            h.pop_front();
+        }
+        let after = h.back().and_then(|e| e.1);
+        let event = match (before, after) {
+            (None, Some(_)) => Some(UnitEvent::Spawned(id)),
+            (Some(_), None) => Some(UnitEvent::Despawned(id)),
+            (Some(a), Some(b)) if a != b => Some(UnitEvent::Changed(id)),
+            _ => None,
+        };
+        match event {
+            Some(UnitEvent::Spawned(_)) => self.visible += 1,
+            Some(UnitEvent::Despawned(_)) => self.visible -= 1,
+            _ => {}
+        }
+        self.events.extend(event);
+    }
+
+    /// Drops history the sender can no longer refer to (older than the
+    /// baseline window, except each unit's newest entry).
+    fn maybe_prune(&mut self) {
+        let window = self.config.baseline_window_ticks;
+        if self.newest_tick < self.pruned_at + window.div_ceil(4).max(1) {
+            return;
+        }
+        self.pruned_at = self.newest_tick;
+        let horizon = self.newest_tick.saturating_sub(window);
+        self.units.retain(|_, h| {
+            while h.len() > 1 && h.front().is_some_and(|e| e.0 < horizon) {
+                h.pop_front();
+            }
+            // A removal older than the window can no longer be contradicted.
+            !(h.len() == 1 && h[0].1.is_none() && h[0].0 < horizon)
+        });
+    }
+
+    /// The acknowledgements to send for everything received since the last call.
+    pub fn take_acks(&mut self) -> Vec<UpdateAck> {
+        self.window.take_acks()
+    }
+
+    /// The current cumulative ack, to repeat when nothing new arrived.
+    pub fn current_ack(&self) -> Option<UpdateAck> {
+        self.window.current_ack()
+    }
+
+    /// Spawn/change/despawn events since the last call.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, UnitEvent> {
+        self.events.drain(..)
+    }
+
+    /// The newest state of unit `id`, if visible.
+    pub fn unit(&self, id: UnitId) -> Option<&QuantizedUnit> {
+        self.units.get(&id)?.back()?.1.as_ref()
+    }
+
+    /// Every visible unit with its newest state.
+    pub fn units(&self) -> impl Iterator<Item = (UnitId, &QuantizedUnit)> {
+        self.units
+            .iter()
+            .filter_map(|(&id, h)| h.back().and_then(|e| e.1.as_ref()).map(|u| (id, u)))
+    }
+
+    /// Number of visible units.
+    pub fn visible_count(&self) -> usize {
+        self.visible
+    }
+
+    /// Newest server tick seen.
+    pub fn newest_tick(&self) -> u64 {
+        self.newest_tick
+    }
+}
