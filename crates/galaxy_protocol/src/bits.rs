@@ -59,10 +59,8 @@ impl BitWriter {
         self.bits = bit_len;
         self.bytes.truncate(bit_len.div_ceil(8));
         let used = bit_len % 8;
-        if used != 0 {
-            if let Some(last) = self.bytes.last_mut() {
-                *last &= (1u8 << used) - 1;
-            }
+        if let (1..=7, Some(last)) = (used, self.bytes.last_mut()) {
+            *last &= (1u8 << used) - 1;
         }
     }
 

@@ -97,7 +97,7 @@ impl UnitIdList {
     }
 
     fn from_fields(fields: &[u64]) -> Result<Self, UnitIdListError> {
-        if fields.len() % 2 != 0 {
+        if !fields.len().is_multiple_of(2) {
             return Err(UnitIdListError::Malformed);
         }
         let mut runs = Vec::with_capacity(fields.len() / 2);

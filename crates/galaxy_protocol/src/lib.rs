@@ -22,6 +22,7 @@ pub mod codec;
 pub mod combat;
 pub mod command;
 pub mod delta;
+pub mod link_model;
 pub mod message;
 pub mod position;
 pub mod priority;

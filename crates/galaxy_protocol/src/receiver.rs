@@ -20,7 +20,8 @@ pub enum ReceiveOutcome {
     Applied(usize),
     /// Already received: ignored.
     Duplicate,
-    /// Too old to use: ignored (the sender will treat it as lost).
+    /// Too old to use (older than the window, or its baselines were already
+    /// superseded): ignored and not acknowledged, so the sender treats it as lost.
     Stale,
 }
 
@@ -140,9 +141,16 @@ impl DeltaReceiver {
             }
             Arrival::New => {}
         }
-        if let Err(e) = self.stage(update) {
-            self.stats.refused += 1;
-            return Err(e);
+        match self.stage(update) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.stats.stale += 1;
+                return Ok(ReceiveOutcome::Stale);
+            }
+            Err(e) => {
+                self.stats.refused += 1;
+                return Err(e);
+            }
         }
         let tick = update.timestamp;
         let staged = std::mem::take(&mut self.staged);
@@ -160,8 +168,10 @@ impl DeltaReceiver {
         Ok(ReceiveOutcome::Applied(n))
     }
 
-    /// Checks every delta of `update` and computes the new states into `staged`.
-    fn stage(&mut self, update: &UnitUpdate) -> Result<(), ReceiveError> {
+    /// Checks every delta of `update` and computes the new states into
+    /// `staged`. `Ok(false)`: a baseline was already dropped because newer
+    /// states of that unit arrived first, so the update is stale.
+    fn stage(&mut self, update: &UnitUpdate) -> Result<bool, ReceiveError> {
         self.staged.clear();
         let mut prev: Option<UnitId> = None;
         for d in &update.updates {
@@ -170,14 +180,16 @@ impl DeltaReceiver {
             }
             prev = Some(d.unit_id);
             let base = match d.body {
-                DeltaBody::Changes(c) => {
-                    Some(self.state_at(d.unit_id, c.baseline_tick).flatten().ok_or(
-                        ReceiveError::MissingBaseline {
+                DeltaBody::Changes(c) => match self.state_at(d.unit_id, c.baseline_tick) {
+                    Some(Some(base)) => Some(base),
+                    _ if self.dropped(d.unit_id, c.baseline_tick) => return Ok(false),
+                    _ => {
+                        return Err(ReceiveError::MissingBaseline {
                             unit: d.unit_id,
                             tick: c.baseline_tick,
-                        },
-                    )?)
-                }
+                        });
+                    }
+                },
                 _ => None,
             };
             let new = d.apply(base.as_ref())?;
@@ -189,7 +201,24 @@ impl DeltaReceiver {
             }
             self.staged.push((d.unit_id, new));
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// True if the state of `id` at `tick` may have been recorded and then
+    /// dropped: pruned as too old, or pushed out of a full history by newer
+    /// states that overtook this update on the network.
+    fn dropped(&self, id: UnitId, tick: u64) -> bool {
+        if tick < self.prune_horizon() {
+            return true;
+        }
+        self.units.get(&id).is_some_and(|h| {
+            h.len() >= self.config.history_cap.max(2) && h.front().is_some_and(|e| tick < e.0)
+        })
+    }
+
+    fn prune_horizon(&self) -> u64 {
+        self.newest_tick
+            .saturating_sub(self.config.baseline_window_ticks.saturating_mul(2))
     }
 
     fn record(&mut self, id: UnitId, tick: u64, state: Option<QuantizedUnit>) {
@@ -217,15 +246,17 @@ impl DeltaReceiver {
         self.events.extend(event);
     }
 
-    /// Drops history the sender can no longer refer to (older than the
-    /// baseline window, except each unit's newest entry).
+    /// Drops history the sender can no longer refer to, except each unit's
+    /// newest entry. An update is accepted up to one window behind the newest
+    /// tick and its baselines are up to one window older still, so two
+    /// windows are kept.
     fn maybe_prune(&mut self) {
         let window = self.config.baseline_window_ticks;
         if self.newest_tick < self.pruned_at + window.div_ceil(4).max(1) {
             return;
         }
         self.pruned_at = self.newest_tick;
-        let horizon = self.newest_tick.saturating_sub(window);
+        let horizon = self.prune_horizon();
         self.units.retain(|_, h| {
             while h.len() > 1 && h.front().is_some_and(|e| e.0 < horizon) {
                 h.pop_front();
@@ -265,6 +296,14 @@ impl DeltaReceiver {
     /// Number of visible units.
     pub fn visible_count(&self) -> usize {
         self.visible
+    }
+
+    /// The state recorded for unit `id` at `tick`, if still kept:
+    /// `Some(None)` is a recorded removal. For tests and diagnostics.
+    pub fn recorded(&self, id: UnitId, tick: u64) -> Option<Option<&QuantizedUnit>> {
+        let h = self.units.get(&id)?;
+        let i = h.binary_search_by_key(&tick, |e| e.0).ok()?;
+        Some(h[i].1.as_ref())
     }
 
     /// Newest server tick seen.

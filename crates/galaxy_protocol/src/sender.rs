@@ -169,11 +169,9 @@ impl DeltaSender {
 
     /// Declares that unit `id` left the client's interest or died.
     pub fn remove_unit(&mut self, id: UnitId) {
-        if let Some(t) = self.units.get_mut(&id) {
-            if t.current.is_some() {
-                t.current = None;
-                Self::enqueue(&mut self.due, id, t);
-            }
+        if let Some(t) = self.units.get_mut(&id).filter(|t| t.current.is_some()) {
+            t.current = None;
+            Self::enqueue(&mut self.due, id, t);
         }
     }
 

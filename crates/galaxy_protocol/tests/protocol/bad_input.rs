@@ -1,0 +1,237 @@
+//! Arbitrary bytes never panic the decoder, never make it allocate more than
+//! the input justifies, and always give a typed error or a valid message.
+
+use std::collections::BTreeMap;
+
+use galaxy_protocol::link_model::SplitMix64;
+use galaxy_protocol::*;
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
+
+use crate::alloc_counter::peak_alloc;
+use crate::strategies::message;
+
+/// Allocation the decoder may use for `len` input bytes: proportional to the
+/// input (decoded structs are larger than their packed bytes) plus a constant.
+fn allowance(len: usize) -> usize {
+    160 * len + 64 * 1024
+}
+
+/// Decodes `input`, checking the allocation bound and, on success, that the
+/// message re-encodes to something that decodes to the same message.
+fn check(input: &[u8], kinds: &mut BTreeMap<&'static str, usize>, receiver: &mut DeltaReceiver) {
+    let (result, peak) = peak_alloc(|| decode(input));
+    assert!(
+        peak <= allowance(input.len()),
+        "{} bytes allocated for {} input bytes: {:02x?}",
+        peak,
+        input.len(),
+        &input[..input.len().min(64)]
+    );
+    match result {
+        Ok(msg) => {
+            *kinds.entry("ok").or_default() += 1;
+            let again = encode(&msg).expect("decoded messages re-encode");
+            assert_eq!(decode(&again).as_ref(), Ok(&msg));
+            if let NetworkMessage::UnitUpdate(u) = &msg {
+                // Hostile updates are refused or applied; the receiver never panics.
+                let _ = receiver.receive(u);
+            }
+        }
+        Err(e) => *kinds.entry(e.kind()).or_default() += 1,
+    }
+}
+
+fn mutate(rng: &mut SplitMix64, mut bytes: Vec<u8>) -> Vec<u8> {
+    for _ in 0..=rng.below(4) {
+        let len = bytes.len() as u64;
+        match rng.below(7) {
+            0 if len > 0 => {
+                let i = rng.below(len) as usize;
+                bytes[i] ^= 1 << rng.below(8);
+            }
+            1 if len > 0 => {
+                let i = rng.below(len) as usize;
+                bytes[i] = rng.next_u64() as u8;
+            }
+            2 => bytes.truncate(rng.below(len + 1) as usize),
+            3 => bytes.extend((0..rng.below(16)).map(|_| rng.next_u64() as u8)),
+            4 => {
+                // A forged huge varint length (0xfd = u64 follows) somewhere.
+                let i = rng.below(len + 1) as usize;
+                let huge = [0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f];
+                bytes.splice(i..i, huge);
+            }
+            5 if len > 1 => {
+                let i = rng.below(len - 1) as usize + 1;
+                bytes.remove(i);
+            }
+            _ => {
+                let i = rng.below(len + 1) as usize;
+                bytes.insert(i, rng.next_u64() as u8);
+            }
+        }
+    }
+    bytes
+}
+
+#[test]
+fn ten_thousand_random_and_mutated_inputs() {
+    let mut rng = SplitMix64::new(0x5eed);
+    let mut runner = TestRunner::deterministic();
+    let strategy = message();
+    let mut kinds = BTreeMap::new();
+    let mut receiver = DeltaReceiver::default();
+    let mut total = 0;
+    for _ in 0..5_000 {
+        let len = rng.below(1500) as usize;
+        let mut input: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        if let Some(first) = input.first_mut() {
+            // Mostly valid tags, so the bytes reach the message bodies.
+            *first = (rng.below(11)) as u8;
+        }
+        check(&input, &mut kinds, &mut receiver);
+        total += 1;
+    }
+    for _ in 0..5_000 {
+        let msg = strategy.new_tree(&mut runner).expect("strategy").current();
+        let valid = encode(&msg).unwrap();
+        check(&mutate(&mut rng, valid), &mut kinds, &mut receiver);
+        total += 1;
+    }
+    assert_eq!(total, 10_000);
+    // The corpus reached both outcomes and many different refusals.
+    assert!(kinds.get("ok").copied().unwrap_or(0) > 100, "{kinds:?}");
+    assert!(kinds.len() >= 6, "{kinds:?}");
+}
+
+/// Varint (bincode standard) of `n`, the way a forger would write a length.
+fn varint(n: u64) -> Vec<u8> {
+    let mut v = vec![0xfd];
+    v.extend_from_slice(&n.to_le_bytes());
+    v
+}
+
+#[test]
+fn forged_lengths_cannot_reserve_memory() {
+    let sector = [0u8, 0, 0]; // SectorId { 0, 0, 0 }
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    // Connect with a 2^40-byte token.
+    cases.push([vec![0u8, 1], varint(1 << 40), b"abc".to_vec()].concat());
+    // BatchCommand claiming u64::MAX commands.
+    cases.push([vec![4u8], sector.to_vec(), varint(u64::MAX)].concat());
+    // A Move command whose id list claims 2^50 fields.
+    cases.push([vec![4u8], sector.to_vec(), vec![1, 0], varint(1 << 50)].concat());
+    // A Move whose single run claims 2^60 units.
+    cases.push(
+        [
+            vec![4u8],
+            sector.to_vec(),
+            vec![1, 0, 2, 0],
+            varint(1 << 60),
+        ]
+        .concat(),
+    );
+    // CombatEvent with 2^62 participants.
+    cases.push([vec![5u8], sector.to_vec(), vec![0], varint(1 << 62)].concat());
+    // ServerSync with 2^40 sectors.
+    cases.push([vec![6u8, 1], varint(1 << 40)].concat());
+    // LoadBalance with 2^40 sectors.
+    cases.push([vec![7u8, 1], varint(1 << 40)].concat());
+    // SectorTransfer with 2^40 units.
+    cases.push(
+        [
+            vec![8u8, 1],
+            sector.to_vec(),
+            sector.to_vec(),
+            vec![1],
+            varint(1 << 40),
+        ]
+        .concat(),
+    );
+    // UnitUpdate claiming 65,535 records in a 3-byte payload.
+    cases.push(
+        [
+            vec![1u8],
+            sector.to_vec(),
+            vec![0, 5, 251, 0xff, 0xff, 0, 0, 0],
+        ]
+        .concat(),
+    );
+    for input in &cases {
+        let (result, peak) = peak_alloc(|| decode(input));
+        assert!(result.is_err(), "{input:02x?} decoded");
+        assert!(
+            peak <= 4096,
+            "{peak} bytes allocated for {} input bytes: {input:02x?}",
+            input.len()
+        );
+    }
+}
+
+#[test]
+fn errors_are_typed() {
+    assert_eq!(decode(&[]), Err(DecodeError::Empty));
+    assert_eq!(decode(&[200]), Err(DecodeError::UnknownTag(200)));
+    assert_eq!(decode(&[2]), Err(DecodeError::Truncated));
+    let ack = encode(&NetworkMessage::UpdateAck(UpdateAck { latest: 1, mask: 2 })).unwrap();
+    assert_eq!(
+        decode(&[ack.clone(), vec![0]].concat()),
+        Err(DecodeError::TrailingBytes(1))
+    );
+    // A sector above the maximum scale.
+    let bad_sector = NetworkMessage::LoadBalance(LoadBalance {
+        target_server: 1,
+        sectors_to_migrate: vec![SectorId::new(0, 0, 99)],
+    });
+    assert_eq!(
+        decode(&encode(&bad_sector).unwrap()),
+        Err(DecodeError::InvalidSector(SectorId::new(0, 0, 99)))
+    );
+    // An inside-out view rectangle.
+    let rect = WorldRect {
+        min: WorldPos::new(5, 5),
+        max: WorldPos::new(0, 0),
+    };
+    let view = NetworkMessage::ViewUpdate(ViewUpdate {
+        view: rect,
+        max_update_hz: 0,
+    });
+    assert_eq!(
+        decode(&encode(&view).unwrap()),
+        Err(DecodeError::InvalidRect)
+    );
+    // Health above the maximum inside a snapshot unit.
+    let mut t = encode(&NetworkMessage::SectorTransfer(SectorTransfer {
+        player_id: 1,
+        from_sector: SectorId::new(0, 0, 0),
+        to_sector: SectorId::new(0, 0, 0),
+        epoch: 0,
+        units: vec![CompressedUnit {
+            unit_id: 1,
+            unit: quantize(&UnitSample {
+                owner: 1,
+                kind: 0,
+                position: WorldPos::new(0, 0),
+                health: 5.0,
+                state: UnitState::IDLE,
+                target: None,
+            }),
+        }],
+    }))
+    .unwrap();
+    // health is the u16 after owner, kind, x, y: replace `5` with the varint of 40,000.
+    let pos = t.iter().rposition(|&b| b == 5).unwrap();
+    t.splice(pos..=pos, [251, 0x40, 0x9c]);
+    assert!(matches!(decode(&t), Err(DecodeError::Malformed(_))));
+    // Bits left after the last record of an update.
+    let mut u = encode(&NetworkMessage::UnitUpdate(UnitUpdate {
+        sector_id: SectorId::new(0, 0, 0),
+        sequence: 0,
+        timestamp: 0,
+        updates: vec![],
+    }))
+    .unwrap();
+    u.push(1);
+    assert!(matches!(decode(&u), Err(DecodeError::Payload(_))));
+}

@@ -1,0 +1,438 @@
+//! Acked-baseline deltas heal after loss, duplication and reordering, and
+//! fall back to whole units whenever no usable baseline exists.
+
+use std::collections::{BTreeMap, HashMap};
+
+use galaxy_protocol::link_model::{LinkConditions, LinkModel, SplitMix64};
+use galaxy_protocol::sender::DeltaConfig;
+use galaxy_protocol::*;
+use proptest::prelude::*;
+
+/// Sender and receiver joined by two lossy links, checking every applied
+/// state against what the sender meant at that tick.
+pub struct Harness {
+    pub sender: DeltaSender,
+    pub receiver: DeltaReceiver,
+    pub down: LinkModel<Vec<u8>>,
+    pub up: LinkModel<Vec<u8>>,
+    truth: HashMap<(u64, UnitId), Option<QuantizedUnit>>,
+    pub tick: u64,
+    pub checked: u64,
+    pub bytes_down: usize,
+}
+
+impl Harness {
+    pub fn new(config: DeltaConfig, down: LinkConditions, up: LinkConditions, seed: u64) -> Self {
+        Self {
+            sender: DeltaSender::new(config),
+            receiver: DeltaReceiver::new(config),
+            down: LinkModel::new(down, seed),
+            up: LinkModel::new(up, seed ^ 0xabcdef),
+            truth: HashMap::new(),
+            tick: 0,
+            checked: 0,
+            bytes_down: 0,
+        }
+    }
+
+    /// One tick: send this tick's updates, deliver what arrives, ack.
+    pub fn step(&mut self) -> Vec<UnitUpdate> {
+        self.tick += 1;
+        let tick = self.tick;
+        let updates = self.sender.write_updates(tick);
+        for u in &updates {
+            for d in &u.updates {
+                self.truth
+                    .insert((tick, d.unit_id), self.sender.unit(d.unit_id).copied());
+            }
+            let bytes =
+                encode(&NetworkMessage::UnitUpdate(u.clone())).expect("sender output encodes");
+            assert!(
+                bytes.len() <= MAX_UNIT_UPDATE_BYTES,
+                "{} bytes",
+                bytes.len()
+            );
+            self.bytes_down += bytes.len();
+            self.down.send(tick, bytes);
+        }
+        for bytes in self.down.deliver(tick) {
+            let Ok(NetworkMessage::UnitUpdate(u)) = decode(&bytes) else {
+                panic!("update did not decode")
+            };
+            match self.receiver.receive(&u) {
+                Ok(ReceiveOutcome::Applied(_)) => {
+                    for d in &u.updates {
+                        if let Some(got) = self.receiver.recorded(d.unit_id, u.timestamp) {
+                            let want = self.truth[&(u.timestamp, d.unit_id)];
+                            assert_eq!(
+                                got.copied(),
+                                want,
+                                "unit {} at tick {}",
+                                d.unit_id,
+                                u.timestamp
+                            );
+                            self.checked += 1;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => panic!("a correct sender's update was refused: {e}"),
+            }
+        }
+        for ack in self.receiver.take_acks() {
+            self.up
+                .send(tick, encode(&NetworkMessage::UpdateAck(ack)).unwrap());
+        }
+        for bytes in self.up.deliver(tick) {
+            let Ok(NetworkMessage::UpdateAck(ack)) = decode(&bytes) else {
+                panic!("ack did not decode")
+            };
+            self.sender.receive_ack(&ack);
+        }
+        updates
+    }
+
+    /// Ticks with no changes until the sender knows the receiver has
+    /// everything; false if that takes more than `max_ticks`.
+    pub fn settle(&mut self, max_ticks: u64) -> bool {
+        for _ in 0..max_ticks {
+            if self.sender.is_settled() {
+                return true;
+            }
+            self.step();
+        }
+        self.sender.is_settled()
+    }
+
+    /// True if the receiver sees exactly what the sender holds.
+    pub fn converged(&self) -> bool {
+        let want: BTreeMap<_, _> = self.sender.visible_units().collect();
+        let got: BTreeMap<_, _> = self.receiver.units().collect();
+        want == got
+    }
+}
+
+/// A world of units that wander, fight, leave view, come back, spawn and change kind.
+struct World {
+    rng: SplitMix64,
+    in_view: BTreeMap<UnitId, QuantizedUnit>,
+    away: BTreeMap<UnitId, QuantizedUnit>,
+    next_id: UnitId,
+}
+
+impl World {
+    fn new(seed: u64, units: u64) -> Self {
+        let mut w = Self {
+            rng: SplitMix64::new(seed),
+            in_view: BTreeMap::new(),
+            away: BTreeMap::new(),
+            next_id: 1,
+        };
+        for _ in 0..units {
+            w.spawn();
+        }
+        w
+    }
+
+    fn spawn(&mut self) {
+        let r = &mut self.rng;
+        let u = quantize(&UnitSample {
+            owner: r.below(4),
+            kind: r.below(3) as u8,
+            position: WorldPos::new(
+                r.below(300_000) as i64 - 150_000,
+                r.below(300_000) as i64 - 150_000,
+            ),
+            health: r.below(1000) as f32,
+            state: UnitState(r.below(4) as u8),
+            target: None,
+        });
+        self.in_view.insert(self.next_id, u);
+        self.next_id += 1 + self.rng.below(3);
+    }
+
+    fn step(&mut self, sender: &mut DeltaSender) {
+        let ids: Vec<UnitId> = self.in_view.keys().copied().collect();
+        for id in ids {
+            let r = &mut self.rng;
+            let mut s = self.in_view[&id].to_sample();
+            if r.chance(0.7) {
+                let step = if r.chance(0.02) { 5_000_000 } else { 80 };
+                s.position.x += r.below(step * 2) as i64 - step as i64;
+                s.position.y += r.below(step * 2) as i64 - step as i64;
+            }
+            if r.chance(0.2) {
+                s.health = (s.health - r.below(60) as f32 + 20.0).max(0.0);
+            }
+            if r.chance(0.05) {
+                s.state = UnitState(r.below(5) as u8);
+            }
+            if r.chance(0.05) {
+                s.target = if r.chance(0.3) {
+                    None
+                } else {
+                    Some(r.below(self.next_id))
+                };
+            }
+            if r.chance(0.01) {
+                s.kind = s.kind.wrapping_add(1);
+            }
+            if r.chance(0.02) {
+                self.in_view.remove(&id);
+                self.away.insert(id, quantize(&s));
+            } else {
+                self.in_view.insert(id, quantize(&s));
+            }
+        }
+        let back: Vec<UnitId> = self
+            .away
+            .keys()
+            .copied()
+            .filter(|_| self.rng.chance(0.05))
+            .collect();
+        for id in back {
+            let u = self.away.remove(&id).expect("listed");
+            self.in_view.insert(id, u);
+        }
+        if self.rng.chance(0.2) {
+            self.spawn();
+        }
+        for (&id, u) in &self.in_view {
+            sender.set_unit(id, *u);
+        }
+        for &id in self.away.keys() {
+            sender.remove_unit(id);
+        }
+    }
+}
+
+fn conditions(loss: f64, dup: f64, latency: u64, jitter: u64) -> LinkConditions {
+    LinkConditions {
+        loss,
+        duplicate: dup,
+        latency_ticks: latency,
+        jitter_ticks: jitter,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random worlds over random bad links: every state the receiver records
+    /// equals what the sender sent for that tick, and once the links let the
+    /// acks through, the receiver equals the sender exactly.
+    #[test]
+    fn receiver_never_drifts(
+        seed in any::<u64>(),
+        units in 1u64..60,
+        ticks in 10u64..120,
+        loss in 0.0f64..0.5,
+        dup in 0.0f64..0.2,
+        latency in 0u64..4,
+        jitter in 0u64..5,
+        ack_loss in 0.0f64..0.5,
+        history_cap in 3usize..40,
+        window in 3u64..300,
+    ) {
+        let config = DeltaConfig { history_cap, baseline_window_ticks: window, ..DeltaConfig::default() };
+        let mut h = Harness::new(config, conditions(loss, dup, latency, jitter), conditions(ack_loss, dup, latency, jitter), seed);
+        let mut world = World::new(seed, units);
+        for _ in 0..ticks {
+            world.step(&mut h.sender);
+            h.step();
+        }
+        prop_assert!(h.settle(3000), "sender never settled: {} units unacked", h.sender.unsettled_units());
+        prop_assert!(h.converged());
+        prop_assert!(h.checked > 0);
+    }
+}
+
+#[test]
+fn heals_after_a_burst_of_total_loss() {
+    let mut h = Harness::new(
+        DeltaConfig::default(),
+        LinkConditions::PERFECT,
+        LinkConditions::PERFECT,
+        1,
+    );
+    let mut world = World::new(5, 200);
+    for t in 0..200 {
+        // Ticks 50..90 lose everything in both directions.
+        let dead = (50..90).contains(&t);
+        h.down.conditions.loss = if dead { 1.0 } else { 0.0 };
+        h.up.conditions.loss = if dead { 1.0 } else { 0.0 };
+        world.step(&mut h.sender);
+        h.step();
+    }
+    assert!(h.settle(100));
+    assert!(h.converged());
+    assert!(h.sender.stats().lost_packets > 0 && h.sender.stats().resends > 0);
+}
+
+fn unit_at(x: i64, kind: u8) -> QuantizedUnit {
+    quantize(&UnitSample {
+        owner: 1,
+        kind,
+        position: WorldPos::new(x, 0),
+        health: 100.0,
+        state: UnitState::IDLE,
+        target: None,
+    })
+}
+
+fn only_body(updates: &[UnitUpdate]) -> DeltaBody {
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].updates.len(), 1);
+    updates[0].updates[0].body
+}
+
+fn perfect(config: DeltaConfig) -> Harness {
+    Harness::new(config, LinkConditions::PERFECT, LinkConditions::PERFECT, 3)
+}
+
+#[test]
+fn new_units_go_whole_then_as_deltas() {
+    let mut h = perfect(DeltaConfig::default());
+    h.sender.set_unit(7, unit_at(0, 1));
+    assert!(matches!(only_body(&h.step()), DeltaBody::Full(_)));
+    h.sender.set_unit(7, unit_at(30, 1));
+    let body = only_body(&h.step());
+    assert!(
+        matches!(body, DeltaBody::Changes(c) if c.position == Some(PositionChange::Delta(30, 0)) && c.health_delta.is_none())
+    );
+    // Nothing changed, everything acked: nothing is sent.
+    assert!(h.step().is_empty());
+    assert!(h.converged());
+}
+
+#[test]
+fn unit_back_in_view_is_sent_whole() {
+    let mut h = perfect(DeltaConfig::default());
+    h.sender.set_unit(7, unit_at(0, 1));
+    h.step();
+    h.sender.remove_unit(7);
+    assert_eq!(only_body(&h.step()), DeltaBody::Removed);
+    assert!(h.receiver.unit(7).is_none());
+    h.step();
+    h.sender.set_unit(7, unit_at(5, 1));
+    assert!(matches!(only_body(&h.step()), DeltaBody::Full(_)));
+    assert!(h.converged());
+}
+
+#[test]
+fn baseline_older_than_the_window_is_not_used() {
+    let config = DeltaConfig {
+        baseline_window_ticks: 10,
+        history_cap: 1000,
+        ..DeltaConfig::default()
+    };
+    let mut h = perfect(config);
+    h.sender.set_unit(1, unit_at(0, 1));
+    h.step(); // tick 1, acked at once
+    h.up.conditions.loss = 1.0; // acks stop arriving
+    let mut bodies = Vec::new();
+    for x in 1..=12 {
+        h.sender.set_unit(1, unit_at(x, 1));
+        bodies.push(only_body(&h.step()));
+    }
+    // Ticks 2..=11 are within 10 ticks of the baseline at tick 1; ticks 12 and 13 are not.
+    assert!(
+        bodies[..10]
+            .iter()
+            .all(|b| matches!(b, DeltaBody::Changes(c) if c.baseline_tick == 1))
+    );
+    assert!(bodies[10..].iter().all(|b| matches!(b, DeltaBody::Full(_))));
+    h.up.conditions.loss = 0.0;
+    assert!(h.settle(50) && h.converged());
+}
+
+#[test]
+fn too_many_unacked_states_fall_back_to_whole() {
+    let config = DeltaConfig {
+        history_cap: 4,
+        ..DeltaConfig::default()
+    };
+    let mut h = perfect(config);
+    h.sender.set_unit(1, unit_at(0, 1));
+    h.step();
+    h.up.conditions.loss = 1.0;
+    let mut bodies = Vec::new();
+    for x in 1..=5 {
+        h.sender.set_unit(1, unit_at(x, 1));
+        bodies.push(only_body(&h.step()));
+    }
+    // With 3 states in flight the receiver may have pushed the baseline out.
+    assert!(
+        bodies[..3]
+            .iter()
+            .all(|b| matches!(b, DeltaBody::Changes(_)))
+    );
+    assert!(bodies[3..].iter().all(|b| matches!(b, DeltaBody::Full(_))));
+    h.up.conditions.loss = 0.0;
+    assert!(h.settle(50) && h.converged());
+}
+
+#[test]
+fn kind_change_and_teleport() {
+    let mut h = perfect(DeltaConfig::default());
+    h.sender.set_unit(1, unit_at(0, 1));
+    h.step();
+    h.sender.set_unit(1, unit_at(0, 2));
+    assert!(matches!(only_body(&h.step()), DeltaBody::Full(_)));
+    h.sender.set_unit(1, unit_at(40_000, 2));
+    let updates = h.step();
+    assert_eq!(
+        updates[0].updates[0].changes(),
+        POSITION_CHANGED | POSITION_ABSOLUTE
+    );
+    assert!(h.converged());
+}
+
+#[test]
+fn duplicated_and_reordered_packets_are_harmless() {
+    let mut h = perfect(DeltaConfig::default());
+    let mut world = World::new(9, 50);
+    let mut all = Vec::new();
+    for _ in 0..30 {
+        world.step(&mut h.sender);
+        all.extend(h.step());
+    }
+    // Replay every update again, newest first, to a receiver that has them.
+    let before: BTreeMap<_, _> = h.receiver.units().map(|(id, u)| (id, *u)).collect();
+    for u in all.iter().rev() {
+        assert_eq!(h.receiver.receive(u), Ok(ReceiveOutcome::Duplicate));
+    }
+    let after: BTreeMap<_, _> = h.receiver.units().map(|(id, u)| (id, *u)).collect();
+    assert_eq!(before, after);
+    assert_eq!(h.receiver.stats().duplicates, all.len() as u64);
+}
+
+#[test]
+fn forged_baseline_is_refused_whole() {
+    let mut r = DeltaReceiver::default();
+    let good = UnitDelta::full(1, unit_at(0, 1));
+    let bad = UnitDelta {
+        unit_id: 2,
+        body: DeltaBody::Changes(FieldChanges {
+            baseline_tick: 3,
+            position: None,
+            health_delta: Some(1),
+            state_changes: None,
+            target: None,
+        }),
+    };
+    let u = UnitUpdate {
+        sector_id: SectorId::new(0, 0, 0),
+        sequence: 0,
+        timestamp: 5,
+        updates: vec![good, bad],
+    };
+    assert_eq!(
+        r.receive(&u),
+        Err(ReceiveError::MissingBaseline { unit: 2, tick: 3 })
+    );
+    // Nothing of it was applied or acknowledged.
+    assert!(r.unit(1).is_none());
+    assert!(r.take_acks().is_empty());
+    assert_eq!(r.stats().refused, 1);
+}

@@ -1,0 +1,12 @@
+//! Integration tests of `galaxy_protocol`: one binary, one module per area.
+
+mod alloc_counter;
+mod bad_input;
+mod delta_healing;
+mod packing;
+mod roundtrip;
+mod sectors;
+mod strategies;
+
+#[global_allocator]
+static ALLOC: alloc_counter::Counting = alloc_counter::Counting;

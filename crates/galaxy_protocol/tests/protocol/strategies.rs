@@ -1,0 +1,218 @@
+//! proptest strategies for every message of the protocol.
+
+use std::collections::BTreeMap;
+
+use galaxy_protocol::command::MAX_COMMAND_UNITS;
+use galaxy_protocol::*;
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+pub fn world_pos() -> impl Strategy<Value = WorldPos> {
+    prop_oneof![
+        (any::<i64>(), any::<i64>()).prop_map(|(x, y)| WorldPos::new(x, y)),
+        (-10_000_000i64..10_000_000, -10_000_000i64..10_000_000)
+            .prop_map(|(x, y)| WorldPos::new(x, y)),
+    ]
+}
+
+pub fn sector() -> impl Strategy<Value = SectorId> {
+    (world_pos(), 0..=MAX_SCALE)
+        .prop_map(|(p, s)| SectorId::containing(p, s).expect("scale in range"))
+}
+
+pub fn unit() -> impl Strategy<Value = QuantizedUnit> {
+    (
+        any::<u64>(),
+        any::<u8>(),
+        world_pos(),
+        -10.0f32..40_000.0,
+        any::<u8>(),
+        proptest::option::of(any::<u64>()),
+    )
+        .prop_map(|(owner, kind, position, health, state, target)| {
+            quantize(&UnitSample {
+                owner,
+                kind,
+                position,
+                health,
+                state: UnitState(state),
+                target,
+            })
+        })
+}
+
+pub fn compressed_unit() -> impl Strategy<Value = CompressedUnit> {
+    (any::<u64>(), unit()).prop_map(|(unit_id, unit)| CompressedUnit { unit_id, unit })
+}
+
+fn position_change() -> impl Strategy<Value = PositionChange> {
+    prop_oneof![
+        (any::<i16>(), any::<i16>()).prop_map(|(x, y)| PositionChange::Delta(x, y)),
+        (-40i16..40, -40i16..40).prop_map(|(x, y)| PositionChange::Delta(x, y)),
+        world_pos().prop_map(PositionChange::Absolute),
+    ]
+}
+
+fn body(timestamp: u64) -> impl Strategy<Value = DeltaBody> {
+    let changes = (
+        1..=timestamp.max(1),
+        proptest::option::of(position_change()),
+        proptest::option::of(any::<i16>()),
+        proptest::option::of(any::<u8>().prop_map(UnitState)),
+        proptest::option::of(proptest::option::of(any::<u64>())),
+    )
+        .prop_map(
+            move |(age, position, health_delta, state_changes, target)| {
+                DeltaBody::Changes(FieldChanges {
+                    baseline_tick: timestamp - age,
+                    position,
+                    health_delta,
+                    state_changes,
+                    target,
+                })
+            },
+        );
+    if timestamp == 0 {
+        prop_oneof![unit().prop_map(DeltaBody::Full), Just(DeltaBody::Removed)].boxed()
+    } else {
+        prop_oneof![4 => changes, 1 => unit().prop_map(DeltaBody::Full), 1 => Just(DeltaBody::Removed)].boxed()
+    }
+}
+
+pub fn unit_update() -> impl Strategy<Value = UnitUpdate> {
+    (sector(), any::<u16>(), prop_oneof![0u64..5, any::<u64>()]).prop_flat_map(
+        |(sector_id, sequence, timestamp)| {
+            (vec(any::<u64>(), 0..60), vec(body(timestamp), 60)).prop_map(
+                move |(mut ids, bodies)| {
+                    ids.sort_unstable();
+                    ids.dedup();
+                    UnitUpdate {
+                        sector_id,
+                        sequence,
+                        timestamp,
+                        updates: ids
+                            .into_iter()
+                            .zip(bodies)
+                            .map(|(unit_id, body)| UnitDelta { unit_id, body })
+                            .collect(),
+                    }
+                },
+            )
+        },
+    )
+}
+
+pub fn id_list() -> impl Strategy<Value = UnitIdList> {
+    prop_oneof![
+        vec(any::<u64>(), 0..50),
+        (any::<u64>(), 0..2000u64).prop_map(|(s, n)| (0..n).map(|i| s.saturating_add(i)).collect()),
+        (0..MAX_COMMAND_UNITS).prop_map(|n| vec![u64::MAX - n, u64::MAX]),
+    ]
+    .prop_map(|ids| UnitIdList::from_ids(ids).expect("within the limit"))
+}
+
+pub fn command() -> impl Strategy<Value = CompressedCommand> {
+    prop_oneof![
+        (id_list(), world_pos()).prop_map(|(units, to)| CompressedCommand::Move { units, to }),
+        (id_list(), world_pos())
+            .prop_map(|(units, to)| CompressedCommand::AttackMove { units, to }),
+        (id_list(), any::<u64>())
+            .prop_map(|(units, target)| CompressedCommand::Attack { units, target }),
+        id_list().prop_map(|units| CompressedCommand::Stop { units }),
+    ]
+}
+
+fn event_type() -> impl Strategy<Value = CombatEventType> {
+    prop_oneof![
+        Just(CombatEventType::UnitDestroyed),
+        Just(CombatEventType::MassiveBattle),
+        Just(CombatEventType::ResourceCapture),
+        Just(CombatEventType::BaseDestroyed),
+    ]
+}
+
+fn snapshot() -> impl Strategy<Value = SectorSnapshot> {
+    (any::<u64>(), any::<u64>(), vec(compressed_unit(), 0..8))
+        .prop_map(|(tick, epoch, units)| SectorSnapshot { tick, epoch, units })
+}
+
+/// Any message, with every variant represented.
+pub fn message() -> impl Strategy<Value = NetworkMessage> {
+    prop_oneof![
+        (any::<u64>(), "\\PC{0,40}", any::<u16>()).prop_map(
+            |(player_id, auth_token, protocol_version)| {
+                NetworkMessage::Connect(Connect {
+                    player_id,
+                    auth_token,
+                    protocol_version,
+                })
+            }
+        ),
+        unit_update().prop_map(NetworkMessage::UnitUpdate),
+        (any::<u16>(), any::<u64>())
+            .prop_map(|(latest, mask)| NetworkMessage::UpdateAck(UpdateAck { latest, mask })),
+        (world_pos(), world_pos(), any::<u8>()).prop_map(|(a, b, max_update_hz)| {
+            NetworkMessage::ViewUpdate(ViewUpdate {
+                view: WorldRect::from_corners(a, b),
+                max_update_hz,
+            })
+        }),
+        (sector(), vec(command(), 0..6), any::<u64>()).prop_map(
+            |(sector_id, commands, player_id)| {
+                NetworkMessage::BatchCommand(BatchCommand {
+                    sector_id,
+                    commands,
+                    player_id,
+                })
+            }
+        ),
+        (
+            sector(),
+            event_type(),
+            vec(any::<u64>(), 0..20),
+            any::<u64>()
+        )
+            .prop_map(|(sector_id, event_type, participants, timestamp)| {
+                NetworkMessage::CombatEvent(CombatEvent {
+                    sector_id,
+                    event_type,
+                    participants,
+                    timestamp,
+                })
+            }),
+        (
+            any::<u32>(),
+            vec((sector(), snapshot()), 0..4),
+            any::<u64>()
+        )
+            .prop_map(|(server_id, states, timestamp)| {
+                NetworkMessage::ServerSync(ServerSync {
+                    server_id,
+                    sector_states: states.into_iter().collect::<BTreeMap<_, _>>(),
+                    timestamp,
+                })
+            }),
+        (any::<u32>(), vec(sector(), 0..20)).prop_map(|(target_server, sectors_to_migrate)| {
+            NetworkMessage::LoadBalance(LoadBalance {
+                target_server,
+                sectors_to_migrate,
+            })
+        }),
+        (
+            any::<u64>(),
+            sector(),
+            sector(),
+            any::<u64>(),
+            vec(compressed_unit(), 0..10)
+        )
+            .prop_map(|(player_id, from_sector, to_sector, epoch, units)| {
+                NetworkMessage::SectorTransfer(SectorTransfer {
+                    player_id,
+                    from_sector,
+                    to_sector,
+                    epoch,
+                    units,
+                })
+            }),
+    ]
+}
