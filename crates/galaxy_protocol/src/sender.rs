@@ -56,7 +56,7 @@ pub struct SenderStats {
     pub delta_units: u64,
     /// Removals sent.
     pub removals: u64,
-    /// Units sent again because their packet was lost.
+    /// Units sent again, unchanged, because their packet was lost.
     pub resends: u64,
     /// Packets acknowledged.
     pub acked_packets: u64,
@@ -92,6 +92,9 @@ struct SentPacket {
     seq: u16,
     tick: u64,
     units: Vec<UnitId>,
+    /// A later ack skipped it: its units were queued again, but a late ack
+    /// may still arrive and advance the baselines.
+    skipped: bool,
 }
 
 /// Delta-compresses one client's view of the world; see the module docs.
@@ -198,21 +201,29 @@ impl DeltaSender {
     }
 
     /// Takes an acknowledgement from the client: acked packets become
-    /// baselines; unacked packets the ack skips over count as lost, and their
-    /// units are sent again next tick.
+    /// baselines; unacked packets the ack skips over are probably lost, and
+    /// their units are sent again next tick (the record stays until it
+    /// expires, in case the packet was only reordered).
     pub fn receive_ack(&mut self, ack: &UpdateAck) {
         let mut i = 0;
         while i < self.sent.len() {
-            let seq = self.sent[i].seq;
-            if ack.acks(seq) {
+            let rec = &mut self.sent[i];
+            if ack.acks(rec.seq) {
                 let rec = self.sent.remove(i).expect("index checked");
                 self.on_acked(rec);
-            } else if ack.covers(seq) && sequence_greater(ack.latest, seq) {
-                let rec = self.sent.remove(i).expect("index checked");
-                self.on_lost(rec);
-            } else {
-                i += 1;
+                continue;
             }
+            if !rec.skipped && ack.covers(rec.seq) && sequence_greater(ack.latest, rec.seq) {
+                rec.skipped = true;
+                self.stats.lost_packets += 1;
+                for &id in &rec.units {
+                    if let Some(t) = self.units.get_mut(&id) {
+                        t.resend = true;
+                        Self::enqueue(&mut self.due, id, t);
+                    }
+                }
+            }
+            i += 1;
         }
     }
 
@@ -236,11 +247,13 @@ impl DeltaSender {
     }
 
     fn on_lost(&mut self, mut rec: SentPacket) {
-        self.stats.lost_packets += 1;
-        for &id in &rec.units {
-            if let Some(t) = self.units.get_mut(&id) {
-                t.resend = true;
-                Self::enqueue(&mut self.due, id, t);
+        if !rec.skipped {
+            self.stats.lost_packets += 1;
+            for &id in &rec.units {
+                if let Some(t) = self.units.get_mut(&id) {
+                    t.resend = true;
+                    Self::enqueue(&mut self.due, id, t);
+                }
             }
         }
         rec.units.clear();
@@ -288,14 +301,15 @@ impl DeltaSender {
                 }
                 continue;
             }
-            let last_sent = t.in_flight.back().map(|e| e.1).or(t.acked.map(|a| a.1));
-            if !t.resend && last_sent == Some(t.current) {
+            let unchanged =
+                t.in_flight.back().map(|e| e.1).or(t.acked.map(|a| a.1)) == Some(t.current);
+            if unchanged && !t.resend {
                 continue; // in flight already; wait for its ack or loss
             }
-            if t.resend {
+            if unchanged {
                 self.stats.resends += 1;
-                t.resend = false;
             }
+            t.resend = false;
             if t.in_flight.len() + 1 >= cap {
                 // The client may have pushed the baseline out of its history:
                 // forget it, so only whole states go until a new ack arrives.
@@ -382,6 +396,7 @@ impl DeltaSender {
             seq,
             tick,
             units: ids,
+            skipped: false,
         });
         self.next_seq = self.next_seq.wrapping_add(1);
         self.stats.messages += 1;
