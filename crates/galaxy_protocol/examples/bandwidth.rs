@@ -50,14 +50,15 @@ enum Kind {
     Idle,
 }
 
-struct Scenario {
-    name: &'static str,
+/// One workload: what the units do, how long, and the link in each direction.
+pub struct Scenario {
+    pub name: &'static str,
     kind: Kind,
-    units: usize,
-    ticks: u64,
-    hz: u64,
-    down: LinkConditions,
-    up: LinkConditions,
+    pub units: usize,
+    pub ticks: u64,
+    pub hz: u64,
+    pub down: LinkConditions,
+    pub up: LinkConditions,
 }
 
 /// A simulated unit in float metres (the "game"), quantized every tick.
@@ -200,23 +201,24 @@ impl World {
     }
 }
 
+/// What one scenario measured.
 #[derive(Serialize)]
-struct Report {
-    scenario: &'static str,
-    units: usize,
-    moving: usize,
-    hz: u64,
-    ticks: u64,
-    loss: f64,
-    bytes_per_moving_unit: Option<f64>,
-    kbps: f64,
-    naive_bytes_per_moving_unit: Option<f64>,
-    naive_kbps: f64,
-    join_bytes: usize,
-    messages: u64,
-    resends: u64,
-    settle_ticks: u64,
-    converged: bool,
+pub struct Report {
+    pub scenario: &'static str,
+    pub units: usize,
+    pub moving: usize,
+    pub hz: u64,
+    pub ticks: u64,
+    pub loss: f64,
+    pub bytes_per_moving_unit: Option<f64>,
+    pub kbps: f64,
+    pub naive_bytes_per_moving_unit: Option<f64>,
+    pub naive_kbps: f64,
+    pub join_bytes: usize,
+    pub messages: u64,
+    pub resends: u64,
+    pub settle_ticks: u64,
+    pub converged: bool,
 }
 
 fn naive_bytes(world: &World, moved: &[UnitId], tick: u64) -> usize {
@@ -248,7 +250,8 @@ fn naive_bytes(world: &World, moved: &[UnitId], tick: u64) -> usize {
         .sum()
 }
 
-fn run(s: &Scenario, seed: u64) -> Report {
+/// Runs one scenario with a seed; equal seeds give equal reports.
+pub fn run(s: &Scenario, seed: u64) -> Report {
     let mut world = World::new(s.kind, s.units, seed);
     let mut sender = DeltaSender::default();
     let mut receiver = DeltaReceiver::default();
@@ -342,23 +345,8 @@ fn run(s: &Scenario, seed: u64) -> Report {
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: bandwidth [--json] [--scenario march|battle|idle|lossy] [--seed N]");
-        return;
-    }
-    let json = args.iter().any(|a| a == "--json");
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let only = value("--scenario");
-    let seed = value("--seed")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(42u64);
+/// The report's scenarios: march, battle, idle and lossy.
+pub fn standard_scenarios() -> [Scenario; 4] {
     // Client-to-server and back one tick each: acks arrive ~100 ms after the update at 20 Hz.
     let clean = LinkConditions {
         latency_ticks: 1,
@@ -370,7 +358,7 @@ fn main() {
         latency_ticks: 1,
         jitter_ticks: 2,
     };
-    let scenarios = [
+    [
         Scenario {
             name: "march",
             kind: Kind::March,
@@ -407,7 +395,27 @@ fn main() {
             down: bad,
             up: bad,
         },
-    ];
+    ]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("usage: bandwidth [--json] [--scenario march|battle|idle|lossy] [--seed N]");
+        return;
+    }
+    let json = args.iter().any(|a| a == "--json");
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let only = value("--scenario");
+    let seed = value("--seed")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(42u64);
+    let scenarios = standard_scenarios();
     let mut reports = Vec::new();
     for s in scenarios
         .iter()

@@ -280,10 +280,11 @@ fn validate(msg: &NetworkMessage) -> Result<(), DecodeError> {
 
 /// Serde helpers that refuse over-long collections before allocating for them.
 pub(crate) mod bounded {
+    use std::collections::BTreeMap;
     use std::fmt;
     use std::marker::PhantomData;
 
-    use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
+    use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
 
     /// A `Vec<T>` of at most `MAX` elements; capacity grows only with elements
     /// actually decoded, so a forged length cannot reserve memory.
@@ -316,6 +317,38 @@ pub(crate) mod bounded {
             }
         }
         d.deserialize_seq(V::<T, MAX>(PhantomData))
+    }
+
+    /// A `BTreeMap` of at most `MAX` entries (a map never pre-allocates).
+    pub fn map<'de, D, K, V, const MAX: usize>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+    {
+        struct M<K, V, const MAX: usize>(PhantomData<(K, V)>);
+        impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>, const MAX: usize> Visitor<'de>
+            for M<K, V, MAX>
+        {
+            type Value = BTreeMap<K, V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a map of at most {MAX} entries")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BTreeMap<K, V>, A::Error> {
+                if map.size_hint().is_some_and(|n| n > MAX) {
+                    return Err(A::Error::custom(format_args!("more than {MAX} entries")));
+                }
+                let mut out = BTreeMap::new();
+                while let Some((k, v)) = map.next_entry()? {
+                    if out.len() == MAX {
+                        return Err(A::Error::custom(format_args!("more than {MAX} entries")));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(M::<K, V, MAX>(PhantomData))
     }
 
     /// A `String` of at most `MAX` bytes, borrowed from the input while checked.

@@ -78,6 +78,7 @@ pub struct ServerSync {
     /// The sending server.
     pub server_id: u32,
     /// Snapshots of the sectors it owns on the border.
+    #[serde(deserialize_with = "crate::codec::bounded::map::<_, _, _, MAX_SECTORS_PER_MESSAGE>")]
     pub sector_states: BTreeMap<SectorId, SectorSnapshot>,
     /// Sender's tick.
     pub timestamp: u64,

@@ -2,6 +2,7 @@
 
 mod alloc_counter;
 mod bad_input;
+mod bandwidth_targets;
 mod delta_healing;
 mod packing;
 mod roundtrip;
