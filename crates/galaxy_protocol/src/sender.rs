@@ -278,7 +278,7 @@ impl DeltaSender {
     /// Packets with no ack for too long, or too many outstanding, count as lost.
     fn expire_unacked(&mut self, tick: u64) {
         while let Some(front) = self.sent.front() {
-            let too_old = front.tick + self.config.resend_after_ticks <= tick;
+            let too_old = front.tick.saturating_add(self.config.resend_after_ticks) <= tick;
             let too_many = self.sent.len() >= usize::from(RECEIVE_WINDOW);
             if !(too_old || too_many) {
                 break;
