@@ -1,0 +1,266 @@
+//! `NetworkConfig`: the design's network settings, from a TOML file with
+//! command-line overrides.
+
+use std::path::{Path, PathBuf};
+
+use bevy::prelude::Resource;
+use serde::{Deserialize, Serialize};
+
+/// Network settings of a server or client (the design's `NetworkConfig`).
+#[derive(Resource, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Address to bind (server) or connect to (client).
+    pub server_address: String,
+    /// UDP port.
+    pub port: u16,
+    /// Most clients connected at once.
+    pub max_connections: usize,
+    /// Side of a scale-0 sector in metres. The protocol fixes it at 1,000;
+    /// any other value is refused rather than silently ignored.
+    pub sector_size: f32,
+    /// Base update rate in Hz for active sectors (busy sectors go up to
+    /// three times this, quiet ones down to half).
+    pub update_rate: f32,
+    /// Delta compression against acknowledged baselines; off sends every
+    /// changed unit whole (for debugging and comparison).
+    pub compression_enabled: bool,
+    /// netcode protocol id: clients of another build cannot connect.
+    pub protocol_id: u64,
+    /// Server private key file for secure netcode tokens (32 bytes). `None`
+    /// on a server means an insecure, local-only server.
+    pub key_file: Option<PathBuf>,
+    /// Commands a client may send per second before it is rate limited.
+    pub max_commands_per_second: u32,
+    /// Bytes a client may send per second before it is disconnected.
+    pub max_client_bytes_per_second: u64,
+    /// Seconds without a packet after which a session is dropped.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            server_address: "127.0.0.1".into(),
+            port: 5000,
+            max_connections: 64,
+            sector_size: 1000.0,
+            update_rate: 20.0,
+            compression_enabled: true,
+            protocol_id: 0x6761_6c61_7879_0001,
+            key_file: None,
+            max_commands_per_second: 60,
+            max_client_bytes_per_second: 64 * 1024,
+            idle_timeout_secs: 15,
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this struct.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A command-line override was malformed.
+    #[error("bad option {flag}: {message}")]
+    Flag {
+        /// The flag.
+        flag: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid setting {field}: {message}")]
+    Invalid {
+        /// The setting.
+        field: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// The command-line flags [`NetworkConfig::apply_args`] understands.
+pub const CONFIG_FLAGS: &str = "--server-address ADDR  --port N  --max-connections N  --update-rate HZ  \
+--no-compression  --key-file PATH  --config FILE";
+
+impl NetworkConfig {
+    /// Reads a TOML file; missing keys keep their defaults, unknown keys are errors.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.into(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.into(),
+            })
+        };
+        if self.sector_size != 1000.0 {
+            return invalid("sector_size", "the protocol's scale-0 sector is 1000 m");
+        }
+        if !(1.0..=60.0).contains(&self.update_rate) {
+            return invalid("update_rate", "must be between 1 and 60 Hz");
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Applies command-line overrides (see [`CONFIG_FLAGS`]); `--config FILE`
+    /// loads a file first, then the other flags override it. Returns the
+    /// arguments it did not recognise, in order, for the caller to handle.
+    pub fn apply_args(&mut self, args: &[String]) -> Result<Vec<String>, ConfigError> {
+        if let Some(i) = args.iter().position(|a| a == "--config") {
+            let path = args
+                .get(i + 1)
+                .ok_or_else(|| flag_error("--config", "needs a file"))?;
+            *self = Self::from_file(Path::new(path))?;
+        }
+        let mut rest = Vec::new();
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| flag_error(flag, "needs a value"))
+            };
+            match flag.as_str() {
+                "--config" => {
+                    value()?;
+                }
+                "--server-address" => self.server_address = value()?,
+                "--port" => self.port = parse(flag, &value()?)?,
+                "--max-connections" => self.max_connections = parse(flag, &value()?)?,
+                "--update-rate" => self.update_rate = parse(flag, &value()?)?,
+                "--key-file" => self.key_file = Some(PathBuf::from(value()?)),
+                "--no-compression" => self.compression_enabled = false,
+                _ => rest.push(flag.clone()),
+            }
+        }
+        self.validate()?;
+        Ok(rest)
+    }
+}
+
+fn flag_error(flag: &str, message: &str) -> ConfigError {
+    ConfigError::Flag {
+        flag: flag.into(),
+        message: message.into(),
+    }
+}
+
+fn parse<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse()
+        .map_err(|e: T::Err| flag_error(flag, &format!("{v:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn toml_with_defaults_and_overrides() {
+        let dir = std::env::temp_dir().join(format!("galaxy-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("server.toml");
+        std::fs::write(
+            &file,
+            "port = 6000\nupdate_rate = 10.0\nmax_connections = 8\n",
+        )
+        .unwrap();
+        let mut c = NetworkConfig::default();
+        let rest = c
+            .apply_args(&args(&format!(
+                "--config {} --port 7000 --no-compression --bots 3",
+                file.display()
+            )))
+            .unwrap();
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.update_rate, 10.0);
+        assert_eq!(c.max_connections, 8);
+        assert!(!c.compression_enabled);
+        assert_eq!(c.server_address, "127.0.0.1");
+        assert_eq!(rest, args("--bots 3"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_error() {
+        assert!(matches!(
+            NetworkConfig::from_toml("port = \"x\""),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            NetworkConfig::from_toml("prot = 1"),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            NetworkConfig::from_toml("sector_size = 5.0"),
+            Err(ConfigError::Invalid {
+                field: "sector_size",
+                ..
+            })
+        ));
+        let mut c = NetworkConfig::default();
+        assert!(matches!(
+            c.apply_args(&args("--port 99999")),
+            Err(ConfigError::Flag { .. })
+        ));
+        assert!(matches!(
+            c.apply_args(&args("--port")),
+            Err(ConfigError::Flag { .. })
+        ));
+        assert!(matches!(
+            c.apply_args(&args("--update-rate 0")),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            NetworkConfig::from_file(Path::new("/nonexistent/x.toml")),
+            Err(ConfigError::Io { .. })
+        ));
+    }
+}
