@@ -1,0 +1,174 @@
+//! The client side: apply unit updates to the baseline store, acknowledge
+//! them, collect combat events, and send the view and the player's commands.
+
+use bevy::prelude::*;
+use bevy_renet::RenetClient;
+use bevy_renet::{RenetReceive, RenetSend};
+use galaxy_protocol::{
+    BatchCommand, CombatEvent, CompressedCommand, Connect, DeltaReceiver, NetworkMessage, PlayerId,
+    SectorId, ViewUpdate, WorldRect, codec,
+};
+
+use crate::NetSet;
+use crate::channels::{ACKS, COMMANDS, EVENTS, UPDATES};
+use crate::stats::NetworkStats;
+
+/// Connection state as the design names it.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
+pub enum ConnectionStatus {
+    /// Not connected and not trying.
+    #[default]
+    Disconnected,
+    /// Handshake in progress.
+    Connecting,
+    /// Connected and receiving.
+    Connected,
+    /// The connection failed or was closed, with the reason.
+    Failed(String),
+}
+
+/// The units this client sees, reconstructed bit for bit from the server's deltas.
+#[derive(Resource)]
+pub struct ClientReplica {
+    /// The player this client plays as.
+    pub player: PlayerId,
+    /// The baseline store and current states.
+    pub receiver: DeltaReceiver,
+}
+
+/// Combat events received and not yet consumed by the game.
+#[derive(Resource, Default)]
+pub struct ReceivedEvents(pub Vec<CombatEvent>);
+
+/// The world rectangle the player looks at; changes are sent to the server.
+#[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct View(pub WorldRect);
+
+/// Commands the game wants sent this frame (drained by the plugin).
+#[derive(Resource, Default)]
+pub struct OutgoingCommands(pub Vec<CompressedCommand>);
+
+#[derive(Resource, Default)]
+struct SentState {
+    hello: bool,
+    view: Option<WorldRect>,
+}
+
+pub(crate) fn build(app: &mut App, player: PlayerId) {
+    app.insert_resource(ClientReplica {
+        player,
+        receiver: DeltaReceiver::default(),
+    })
+    .init_resource::<ConnectionStatus>()
+    .init_resource::<ReceivedEvents>()
+    .init_resource::<OutgoingCommands>()
+    .init_resource::<SentState>()
+    .add_systems(
+        PreUpdate,
+        receive.in_set(NetSet::Receive).after(RenetReceive),
+    )
+    .add_systems(PostUpdate, send.in_set(NetSet::Send).before(RenetSend));
+}
+
+fn receive(
+    client: Option<ResMut<RenetClient>>,
+    mut status: ResMut<ConnectionStatus>,
+    mut replica: ResMut<ClientReplica>,
+    mut events: ResMut<ReceivedEvents>,
+    mut stats: ResMut<NetworkStats>,
+) {
+    let Some(mut client) = client else {
+        status.set_if_neq(ConnectionStatus::Disconnected);
+        return;
+    };
+    let now = if client.is_connected() {
+        ConnectionStatus::Connected
+    } else if client.is_connecting() {
+        ConnectionStatus::Connecting
+    } else {
+        ConnectionStatus::Failed(
+            client
+                .disconnect_reason()
+                .map_or("disconnected".into(), |r| format!("{r:?}")),
+        )
+    };
+    status.set_if_neq(now);
+    let info = client.network_info();
+    stats.average_latency = (info.rtt * 1000.0) as f32;
+    stats.packet_loss = info.packet_loss as f32;
+    for channel in [EVENTS, UPDATES] {
+        while let Some(bytes) = client.receive_message(channel) {
+            stats.bytes_received += bytes.len() as u64;
+            stats.messages_received += 1;
+            match codec::decode(&bytes) {
+                Ok(NetworkMessage::UnitUpdate(u)) => match replica.receiver.receive(&u) {
+                    Ok(_) => stats.unit_updates += 1,
+                    Err(_) => stats.reject("refused_update", 1),
+                },
+                Ok(NetworkMessage::CombatEvent(e)) => events.0.push(e),
+                Ok(_) => stats.reject("unexpected_message", 1),
+                Err(e) => *stats.decode_errors.entry(e.kind()).or_default() += 1,
+            }
+        }
+    }
+}
+
+fn send(
+    client: Option<ResMut<RenetClient>>,
+    mut replica: ResMut<ClientReplica>,
+    view: Option<Res<View>>,
+    mut outgoing: ResMut<OutgoingCommands>,
+    mut sent: ResMut<SentState>,
+    mut stats: ResMut<NetworkStats>,
+) {
+    let Some(mut client) = client.filter(|c| c.is_connected()) else {
+        sent.hello = false;
+        sent.view = None;
+        return;
+    };
+    let player = replica.player;
+    let mut out = |client: &mut RenetClient, channel: u8, msg: NetworkMessage| {
+        if let Ok(bytes) = codec::encode(&msg) {
+            stats.bytes_sent += bytes.len() as u64;
+            stats.messages_sent += 1;
+            client.send_message(channel, bytes);
+        }
+    };
+    if !sent.hello {
+        sent.hello = true;
+        let hello = Connect {
+            player_id: player,
+            auth_token: String::new(),
+            protocol_version: galaxy_protocol::PROTOCOL_VERSION,
+        };
+        out(&mut client, COMMANDS, NetworkMessage::Connect(hello));
+    }
+    if let Some(view) = view.filter(|v| sent.view != Some(v.0)) {
+        sent.view = Some(view.0);
+        out(
+            &mut client,
+            COMMANDS,
+            NetworkMessage::ViewUpdate(ViewUpdate {
+                view: view.0,
+                max_update_hz: 0,
+            }),
+        );
+    }
+    if !outgoing.0.is_empty() {
+        let sector_id = sent
+            .view
+            .map_or(SectorId::new(0, 0, 0), |v| SectorId::at(v.min));
+        let cmds: Vec<CompressedCommand> = outgoing.0.drain(..).collect();
+        for chunk in cmds.chunks(galaxy_protocol::command::MAX_BATCH_COMMANDS) {
+            let batch = BatchCommand {
+                sector_id,
+                commands: chunk.to_vec(),
+                player_id: player,
+            };
+            out(&mut client, COMMANDS, NetworkMessage::BatchCommand(batch));
+        }
+    }
+    for ack in replica.receiver.take_acks() {
+        out(&mut client, ACKS, NetworkMessage::UpdateAck(ack));
+    }
+}

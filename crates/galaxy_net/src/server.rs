@@ -1,0 +1,478 @@
+//! The server side: receive and validate client messages, step the
+//! authoritative simulation, tag changed units, replicate each client's
+//! sectors of interest as acked-baseline deltas, and send.
+
+use std::collections::{HashMap, HashSet};
+
+use bevy::prelude::*;
+use bevy_renet::RenetServer;
+use bevy_renet::renet::ClientId;
+use bevy_renet::{RenetReceive, RenetSend};
+use galaxy_protocol::{
+    CombatEvent, CompressedCommand, DeltaSender, NetworkMessage, PlayerId, SectorId, UnitId,
+    WorldRect, codec, quantize,
+};
+use galaxy_sim::World;
+
+use crate::NetSet;
+use crate::channels::{ACKS, COMMANDS, EVENTS, UPDATES};
+use crate::components::{Health, NetUnit, Owner, Position, Target, UnitState};
+use crate::config::NetworkConfig;
+use crate::stats::NetworkStats;
+
+/// Most scale-0 sectors one client may have in interest (a 20 km x 20 km view).
+pub const MAX_INTEREST_SECTORS: u128 = 400;
+
+/// Malformed messages a client may send before it is disconnected.
+const MAX_BAD_MESSAGES: u32 = 32;
+
+/// The authoritative simulation.
+#[derive(Resource, Default)]
+pub struct SimWorld(pub World);
+
+/// Commands received this frame, applied at the next simulation tick.
+#[derive(Resource, Default)]
+struct CommandQueue(Vec<(ClientId, CompressedCommand)>);
+
+/// Events from simulation ticks not yet sent.
+#[derive(Resource, Default)]
+struct PendingEvents(Vec<CombatEvent>);
+
+/// Unit id -> entity, and units that died since the last replication.
+#[derive(Resource, Default)]
+struct UnitEntities {
+    entities: HashMap<UnitId, Entity>,
+    departed: Vec<UnitId>,
+}
+
+/// Which units are in which scale-0 sector (kept by the Tag systems).
+#[derive(Resource, Default)]
+pub struct SectorIndex {
+    units: HashMap<SectorId, HashSet<UnitId>>,
+    sector_of: HashMap<UnitId, SectorId>,
+}
+
+impl SectorIndex {
+    /// Units currently in `sector`.
+    pub fn units_in(&self, sector: &SectorId) -> impl Iterator<Item = UnitId> + '_ {
+        self.units.get(sector).into_iter().flatten().copied()
+    }
+
+    fn place(&mut self, id: UnitId, sector: SectorId) {
+        if let Some(old) = self.sector_of.insert(id, sector) {
+            if old == sector {
+                return;
+            }
+            if let Some(set) = self.units.get_mut(&old) {
+                set.remove(&id);
+            }
+        }
+        self.units.entry(sector).or_default().insert(id);
+    }
+
+    fn remove(&mut self, id: UnitId) {
+        if let Some(set) = self
+            .sector_of
+            .remove(&id)
+            .and_then(|old| self.units.get_mut(&old))
+        {
+            set.remove(&id);
+        }
+    }
+}
+
+/// Units whose replicated state changed since the last replication.
+#[derive(Resource, Default)]
+struct Dirty(HashSet<UnitId>);
+
+/// One connected client.
+pub struct Session {
+    /// The player (the netcode client id).
+    pub player: PlayerId,
+    sender: DeltaSender,
+    view: Option<WorldRect>,
+    interest: HashSet<SectorId>,
+    visible: HashSet<UnitId>,
+    bad_messages: u32,
+    window_start: f64,
+    window_bytes: u64,
+    window_commands: u32,
+    logged: HashSet<&'static str>,
+}
+
+impl Session {
+    fn new(player: PlayerId) -> Self {
+        Self {
+            player,
+            sender: DeltaSender::default(),
+            view: None,
+            interest: HashSet::new(),
+            visible: HashSet::new(),
+            bad_messages: 0,
+            window_start: 0.0,
+            window_bytes: 0,
+            window_commands: 0,
+            logged: HashSet::new(),
+        }
+    }
+
+    /// The delta sender for this client (for diagnostics and tests).
+    pub fn sender(&self) -> &DeltaSender {
+        &self.sender
+    }
+
+    /// Units this client currently sees.
+    pub fn visible(&self) -> &HashSet<UnitId> {
+        &self.visible
+    }
+
+    /// Logs a refusal once per client and reason.
+    fn log_once(&mut self, reason: &'static str) {
+        if self.logged.insert(reason) {
+            warn!(
+                "client {}: refused ({reason}); further refusals for this reason are counted, not logged",
+                self.player
+            );
+        }
+    }
+}
+
+/// Every connected client's replication state.
+#[derive(Resource, Default)]
+pub struct Sessions(pub HashMap<ClientId, Session>);
+
+/// Server half of the plugin; added by [`crate::GalaxyNetPlugin`] in server mode.
+pub(crate) fn build(app: &mut App) {
+    app.init_resource::<SimWorld>()
+        .init_resource::<CommandQueue>()
+        .init_resource::<PendingEvents>()
+        .init_resource::<UnitEntities>()
+        .init_resource::<SectorIndex>()
+        .init_resource::<Dirty>()
+        .init_resource::<Sessions>()
+        .add_systems(
+            PreUpdate,
+            (track_sessions, receive_messages)
+                .chain()
+                .in_set(NetSet::Receive)
+                .after(RenetReceive),
+        )
+        .add_systems(
+            FixedUpdate,
+            (apply_commands, step_simulation, mirror_units)
+                .chain()
+                .in_set(NetSet::Simulate),
+        )
+        .add_systems(PostUpdate, tag_changes.in_set(NetSet::Tag))
+        .add_systems(
+            PostUpdate,
+            (replicate, send_events)
+                .chain()
+                .in_set(NetSet::Replicate)
+                .before(RenetSend),
+        );
+}
+
+fn track_sessions(server: Res<RenetServer>, mut sessions: ResMut<Sessions>) {
+    let connected: HashSet<ClientId> = server.clients_id_iter().collect();
+    sessions.0.retain(|id, _| connected.contains(id));
+    for id in connected {
+        sessions.0.entry(id).or_insert_with(|| {
+            info!("player {id} connected");
+            Session::new(id)
+        });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn receive_messages(
+    mut server: ResMut<RenetServer>,
+    mut sessions: ResMut<Sessions>,
+    mut queue: ResMut<CommandQueue>,
+    mut stats: ResMut<NetworkStats>,
+    config: Res<NetworkConfig>,
+    time: Res<Time<Real>>,
+) {
+    let now = time.elapsed_secs_f64();
+    let mut kick = Vec::new();
+    for (&client, session) in sessions.0.iter_mut() {
+        if now - session.window_start >= 1.0 {
+            session.window_start = now;
+            session.window_bytes = 0;
+            session.window_commands = 0;
+        }
+        for channel in [COMMANDS, ACKS] {
+            while let Some(bytes) = server.receive_message(client, channel) {
+                stats.bytes_received += bytes.len() as u64;
+                stats.messages_received += 1;
+                session.window_bytes += bytes.len() as u64;
+                match codec::decode(&bytes) {
+                    Ok(NetworkMessage::UpdateAck(ack)) => session.sender.receive_ack(&ack),
+                    Ok(NetworkMessage::ViewUpdate(v)) => session.view = Some(v.view),
+                    Ok(NetworkMessage::Connect(c))
+                        if c.protocol_version != galaxy_protocol::PROTOCOL_VERSION =>
+                    {
+                        stats.reject("protocol_version", 1);
+                        session.log_once("protocol_version");
+                        kick.push(client);
+                    }
+                    Ok(NetworkMessage::Connect(_)) => {}
+                    Ok(NetworkMessage::BatchCommand(batch)) => {
+                        if batch.player_id != session.player {
+                            stats.reject("claimed_player", 1);
+                            session.log_once("claimed_player");
+                        }
+                        for cmd in batch.commands {
+                            session.window_commands += 1;
+                            if session.window_commands > config.max_commands_per_second {
+                                stats.reject("rate_limited", 1);
+                                session.log_once("rate_limited");
+                            } else {
+                                queue.0.push((client, cmd));
+                            }
+                        }
+                    }
+                    Ok(other) => {
+                        stats.reject("unexpected_message", 1);
+                        session.log_once(other.kind());
+                        session.bad_messages += 1;
+                    }
+                    Err(e) => {
+                        *stats.decode_errors.entry(e.kind()).or_default() += 1;
+                        session.log_once(e.kind());
+                        session.bad_messages += 1;
+                    }
+                }
+            }
+        }
+        let flooding = session.window_bytes > config.max_client_bytes_per_second
+            || session.window_commands > config.max_commands_per_second.saturating_mul(4);
+        if flooding || session.bad_messages > MAX_BAD_MESSAGES {
+            warn!(
+                "player {client} disconnected: {}",
+                if flooding {
+                    "flooding"
+                } else {
+                    "malformed messages"
+                }
+            );
+            kick.push(client);
+        }
+    }
+    for client in kick {
+        if sessions.0.remove(&client).is_some() {
+            stats.kicked_clients += 1;
+        }
+        server.disconnect(client);
+    }
+}
+
+fn apply_commands(
+    mut sim: ResMut<SimWorld>,
+    mut queue: ResMut<CommandQueue>,
+    mut sessions: ResMut<Sessions>,
+    mut stats: ResMut<NetworkStats>,
+) {
+    for (client, cmd) in queue.0.drain(..) {
+        let out = sim.0.apply_command(client, &cmd);
+        let reasons = [
+            ("not_owned", out.not_owned),
+            ("unknown_unit", out.unknown),
+            ("invalid_target", u64::from(out.invalid_target)),
+        ];
+        for (reason, n) in reasons.into_iter().filter(|r| r.1 > 0) {
+            stats.reject(reason, n);
+            if let Some(s) = sessions.0.get_mut(&client) {
+                s.log_once(reason);
+            }
+        }
+    }
+}
+
+fn step_simulation(mut sim: ResMut<SimWorld>, mut events: ResMut<PendingEvents>) {
+    let new = sim.0.step();
+    events.0.extend(new);
+}
+
+/// Writes the simulation into ECS components, touching only what changed.
+fn mirror_units(
+    mut commands: Commands,
+    sim: Res<SimWorld>,
+    mut entities: ResMut<UnitEntities>,
+    mut units: Query<(&mut Position, &mut Health, &mut UnitState, &mut Target)>,
+) {
+    let mut alive = HashSet::with_capacity(sim.0.unit_count());
+    for (id, u) in sim.0.units() {
+        alive.insert(id);
+        match entities
+            .entities
+            .get(&id)
+            .and_then(|&e| units.get_mut(e).ok())
+        {
+            Some((mut p, mut h, mut s, mut t)) => {
+                p.set_if_neq(Position(u.position));
+                h.set_if_neq(Health(u.health));
+                s.set_if_neq(UnitState(u.state));
+                t.set_if_neq(Target(u.target));
+            }
+            None => {
+                let e = commands
+                    .spawn((
+                        NetUnit(id),
+                        Owner(u.owner),
+                        Position(u.position),
+                        Health(u.health),
+                        UnitState(u.state),
+                        Target(u.target),
+                    ))
+                    .id();
+                entities.entities.insert(id, e);
+            }
+        }
+    }
+    let gone: Vec<UnitId> = entities
+        .entities
+        .keys()
+        .copied()
+        .filter(|id| !alive.contains(id))
+        .collect();
+    for id in gone {
+        if let Some(e) = entities.entities.remove(&id) {
+            commands.entity(e).despawn();
+        }
+        entities.departed.push(id);
+    }
+}
+
+/// Tag: units whose replicated components changed are dirty; moved units are re-indexed.
+#[allow(clippy::type_complexity)]
+fn tag_changes(
+    changed: Query<
+        (&NetUnit, &Position, Ref<Position>),
+        Or<(
+            Changed<Position>,
+            Changed<Health>,
+            Changed<UnitState>,
+            Changed<Target>,
+        )>,
+    >,
+    mut dirty: ResMut<Dirty>,
+    mut index: ResMut<SectorIndex>,
+    mut entities: ResMut<UnitEntities>,
+    mut sessions: ResMut<Sessions>,
+) {
+    for (unit, pos, pos_ref) in &changed {
+        dirty.0.insert(unit.0);
+        if pos_ref.is_changed() {
+            index.place(unit.0, SectorId::at(pos.0));
+        }
+    }
+    for id in entities.departed.drain(..) {
+        index.remove(id);
+        for s in sessions.0.values_mut() {
+            if s.visible.remove(&id) {
+                s.sender.remove_unit(id);
+            }
+        }
+    }
+}
+
+/// Replicate: per client, its sectors of interest, as deltas against what it acknowledged.
+fn replicate(
+    mut server: ResMut<RenetServer>,
+    mut sessions: ResMut<Sessions>,
+    mut dirty: ResMut<Dirty>,
+    index: Res<SectorIndex>,
+    sim: Res<SimWorld>,
+    mut stats: ResMut<NetworkStats>,
+    mut last_tick: Local<u64>,
+) {
+    let tick = sim.0.tick();
+    if tick == *last_tick {
+        return;
+    }
+    *last_tick = tick;
+    let mut buf = Vec::with_capacity(1200);
+    for (&client, s) in sessions.0.iter_mut() {
+        let Some(view) = s.view else { continue };
+        s.interest = interest(view);
+        let leaving: Vec<UnitId> = s
+            .visible
+            .iter()
+            .copied()
+            .filter(|id| {
+                index
+                    .sector_of
+                    .get(id)
+                    .is_none_or(|sec| !s.interest.contains(sec))
+            })
+            .collect();
+        for id in leaving {
+            s.visible.remove(&id);
+            s.sender.remove_unit(id);
+        }
+        for sector in &s.interest {
+            for id in index.units_in(sector) {
+                let new = s.visible.insert(id);
+                if let Some(u) = sim.0.unit(id).filter(|_| new || dirty.0.contains(&id)) {
+                    s.sender.set_unit(id, quantize(&u.sample()));
+                }
+            }
+        }
+        for update in s.sender.write_updates(tick) {
+            buf.clear();
+            if codec::encode_into(&NetworkMessage::UnitUpdate(update), &mut buf).is_ok() {
+                stats.bytes_sent += buf.len() as u64;
+                stats.messages_sent += 1;
+                stats.unit_updates += 1;
+                server.send_message(client, UPDATES, buf.clone());
+            }
+        }
+    }
+    dirty.0.clear();
+}
+
+/// The scale-0 sectors around a view (one sector of margin), capped in size.
+fn interest(view: WorldRect) -> HashSet<SectorId> {
+    let margin = galaxy_protocol::SECTOR_SIZE_CM;
+    let center_x = view.min.x / 2 + view.max.x / 2;
+    let center_y = view.min.y / 2 + view.max.y / 2;
+    let half = 10 * galaxy_protocol::SECTOR_SIZE_CM;
+    let clip = |lo: i64, hi: i64, c: i64| {
+        (
+            lo.saturating_sub(margin).max(c.saturating_sub(half)),
+            hi.saturating_add(margin).min(c.saturating_add(half)),
+        )
+    };
+    let (x0, x1) = clip(view.min.x, view.max.x, center_x);
+    let (y0, y1) = clip(view.min.y, view.max.y, center_y);
+    let rect = WorldRect::from_corners(
+        galaxy_protocol::WorldPos::new(x0, y0),
+        galaxy_protocol::WorldPos::new(x1, y1),
+    );
+    match SectorId::covering(rect, 0) {
+        Some(range) if range.remaining() <= MAX_INTEREST_SECTORS => range.collect(),
+        _ => HashSet::new(),
+    }
+}
+
+/// Combat events go reliably, ahead of updates, to clients that see their sector.
+fn send_events(
+    mut server: ResMut<RenetServer>,
+    sessions: Res<Sessions>,
+    mut pending: ResMut<PendingEvents>,
+    mut stats: ResMut<NetworkStats>,
+) {
+    for event in pending.0.drain(..) {
+        let Ok(bytes) = codec::encode(&NetworkMessage::CombatEvent(event.clone())) else {
+            continue;
+        };
+        for (&client, s) in &sessions.0 {
+            if s.interest.contains(&event.sector_id) {
+                stats.bytes_sent += bytes.len() as u64;
+                stats.messages_sent += 1;
+                server.send_message(client, EVENTS, bytes.clone());
+            }
+        }
+    }
+}

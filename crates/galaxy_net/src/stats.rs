@@ -1,0 +1,45 @@
+//! `NetworkStats`: what went over the wire, on either side.
+
+use std::collections::BTreeMap;
+
+use bevy::prelude::Resource;
+
+/// Traffic and trouble counters (the design's `NetworkStats` plus the
+/// rejections the security section asks to count).
+#[derive(Resource, Clone, Debug, Default, PartialEq)]
+pub struct NetworkStats {
+    /// Message bytes sent (our payloads, without renet/netcode headers).
+    pub bytes_sent: u64,
+    /// Message bytes received.
+    pub bytes_received: u64,
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Round-trip time in milliseconds (renet's estimate; averaged over clients on a server).
+    pub average_latency: f32,
+    /// Packet loss fraction 0..1 (renet's estimate; averaged over clients on a server).
+    pub packet_loss: f32,
+    /// Unit updates applied (client) or written (server).
+    pub unit_updates: u64,
+    /// Messages that failed to decode, by `DecodeError::kind`.
+    pub decode_errors: BTreeMap<&'static str, u64>,
+    /// Commands refused, by reason (`not_owned`, `unknown_unit`, `invalid_target`, `rate_limited`, ...).
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Clients disconnected for misbehaving.
+    pub kicked_clients: u64,
+}
+
+impl NetworkStats {
+    /// Total refused commands and messages over all reasons.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// Adds `n` refusals for `reason`.
+    pub fn reject(&mut self, reason: &'static str, n: u64) {
+        if n > 0 {
+            *self.rejected.entry(reason).or_default() += n;
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Units a client can see converge to the server's state; units elsewhere
+//! are never sent; moving the view brings them in; loss does not break it.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use galaxy_net::*;
+use galaxy_protocol::{CompressedCommand, UnitEvent, UnitIdList, WorldPos};
+
+use crate::harness::*;
+
+const FAR: WorldPos = WorldPos::new(5_000_000, -3_000_000); // 50 km, 30 km away
+
+#[test]
+fn clients_see_their_sectors_only_and_converge() {
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    let near = spawn_row(&mut server, 1, WorldPos::new(10_000, 10_000), 30);
+    let far = spawn_row(&mut server, 2, FAR, 20);
+    let near_view = view_at(WorldPos::new(20_000, 10_000));
+    let mut c1 = client(
+        1,
+        ClientAuth::Insecure {
+            player: 1,
+            server: addr,
+        },
+        near_view,
+    );
+    let mut c2 = client(
+        2,
+        ClientAuth::Insecure {
+            player: 2,
+            server: addr,
+        },
+        view_at(FAR),
+    );
+    let mut seen_by_2 = BTreeSet::new();
+    let ok = pump_until(
+        &mut [&mut server, &mut c1, &mut c2],
+        Duration::from_secs(10),
+        |apps| {
+            let c2 = &mut apps[2];
+            for e in c2
+                .world_mut()
+                .resource_mut::<ClientReplica>()
+                .receiver
+                .drain_events()
+            {
+                if let UnitEvent::Spawned(id) = e {
+                    seen_by_2.insert(id);
+                }
+            }
+            client_units(apps[1]).len() == 30 && client_units(apps[2]).len() == 20
+        },
+    );
+    assert!(
+        ok,
+        "clients did not receive their units: {} / {}",
+        client_units(&c1).len(),
+        client_units(&c2).len()
+    );
+    assert_eq!(client_units(&c1), expected_for(&server, near_view));
+    assert_eq!(client_units(&c2).keys().copied().collect::<Vec<_>>(), far);
+    // Client 2 never received a unit from the near sectors, and it received
+    // far fewer bytes than a client that would see everything.
+    assert!(seen_by_2.iter().all(|id| far.contains(id)), "{seen_by_2:?}");
+    assert!(seen_by_2.is_disjoint(&near.iter().copied().collect()));
+
+    // Player 1 orders its units to gather nearby (infantry walks 5 m/s); client 1 follows the server.
+    let order = CompressedCommand::Move {
+        units: UnitIdList::from_ids(near.iter().copied()).unwrap(),
+        to: WorldPos::new(14_000, 11_000),
+    };
+    c1.world_mut()
+        .resource_mut::<OutgoingCommands>()
+        .0
+        .push(order);
+    let ok = pump_until(
+        &mut [&mut server, &mut c1, &mut c2],
+        Duration::from_secs(20),
+        |apps| {
+            let s = server_units(apps[0]);
+            near.iter()
+                .all(|id| s[id].position() == WorldPos::new(14_000, 11_000))
+                && client_units(apps[1]) == expected_for(apps[0], near_view)
+        },
+    );
+    assert!(ok, "client 1 did not follow the move order");
+
+    // Client 2 looks at the near sectors: they come in, its old units go.
+    c2.insert_resource(View(near_view));
+    let ok = pump_until(
+        &mut [&mut server, &mut c1, &mut c2],
+        Duration::from_secs(10),
+        |apps| client_units(apps[2]) == expected_for(apps[0], near_view),
+    );
+    assert!(
+        ok,
+        "moving the view did not bring the units in: {}",
+        client_units(&c2).len()
+    );
+    assert!(client_units(&c2).keys().all(|id| near.contains(id)));
+}
+
+#[test]
+fn converges_through_a_lossy_link() {
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    let faults = LinkFaults::lossy(0.2, 0.05, 10, 20);
+    let proxy = LinkConditioner::start(
+        addr,
+        Faults {
+            up: faults,
+            down: faults,
+        },
+        11,
+    )
+    .unwrap();
+    let units = spawn_block(&mut server, 1, WorldPos::new(0, 0), 8);
+    let view = view_at(WorldPos::new(10_000, 0));
+    let mut c = client(
+        1,
+        ClientAuth::Insecure {
+            player: 1,
+            server: proxy.addr(),
+        },
+        view,
+    );
+    // Keep the units busy: march them back and forth while the link drops packets.
+    let order = |to| CompressedCommand::Move {
+        units: UnitIdList::from_ids(units.iter().copied()).unwrap(),
+        to,
+    };
+    assert!(
+        pump_until(
+            &mut [&mut server, &mut c],
+            Duration::from_secs(15),
+            |apps| connected(apps[1])
+        ),
+        "never connected"
+    );
+    for leg in 0..3 {
+        let to = WorldPos::new(if leg % 2 == 0 { 2_000 } else { 0 }, 500 * leg);
+        c.world_mut()
+            .resource_mut::<OutgoingCommands>()
+            .0
+            .push(order(to));
+        pump_for(&mut [&mut server, &mut c], Duration::from_millis(700));
+    }
+    let ok = pump_until(
+        &mut [&mut server, &mut c],
+        Duration::from_secs(30),
+        |apps| {
+            let s = server_units(apps[0]);
+            units.iter().all(|id| {
+                !matches!(
+                    apps[0]
+                        .world()
+                        .resource::<SimWorld>()
+                        .0
+                        .unit(*id)
+                        .map(|u| u.order),
+                    Some(galaxy_sim::Order::Move(_))
+                )
+            }) && client_units(apps[1]) == expected_for(apps[0], view)
+                && !s.is_empty()
+        },
+    );
+    let (got, want) = (client_units(&c), expected_for(&server, view));
+    let differ = want.iter().filter(|(id, u)| got.get(id) != Some(u)).count();
+    let r = c.world().resource::<ClientReplica>().receiver.stats();
+    assert!(
+        ok,
+        "client did not converge through 20% loss: {} of {} differ, {} extra; receiver {r:?}; client {:?}; server {:?}",
+        differ,
+        want.len(),
+        got.keys().filter(|id| !want.contains_key(id)).count(),
+        c.world().resource::<NetworkStats>(),
+        server.world().resource::<NetworkStats>()
+    );
+    assert!(
+        proxy
+            .stats()
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    assert!(
+        proxy
+            .stats()
+            .duplicated
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+}

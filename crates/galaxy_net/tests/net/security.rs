@@ -1,0 +1,188 @@
+//! Authority and admission: foreign unit ids are refused and counted, a
+//! client without a valid token gets nothing, a flooder is disconnected.
+
+use std::time::Duration;
+
+use galaxy_net::tokens::issue_token;
+use galaxy_net::*;
+use galaxy_protocol::{CompressedCommand, UnitIdList, WorldPos};
+
+use crate::harness::*;
+
+#[test]
+fn commands_for_other_players_units_are_rejected_and_counted() {
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    let mine = spawn_row(&mut server, 1, WorldPos::new(0, 0), 5);
+    let theirs = spawn_row(&mut server, 2, WorldPos::new(0, 5_000), 7);
+    let view = view_at(WorldPos::new(0, 0));
+    let mut cheat = client(
+        1,
+        ClientAuth::Insecure {
+            player: 1,
+            server: addr,
+        },
+        view,
+    );
+    assert!(pump_until(
+        &mut [&mut server, &mut cheat],
+        Duration::from_secs(10),
+        |a| connected(a[1])
+    ));
+    let before = server_units(&server);
+    let order = CompressedCommand::Move {
+        units: UnitIdList::from_ids(theirs.iter().copied()).unwrap(),
+        to: WorldPos::new(90_000, 0),
+    };
+    cheat
+        .world_mut()
+        .resource_mut::<OutgoingCommands>()
+        .0
+        .push(order);
+    let ok = pump_until(
+        &mut [&mut server, &mut cheat],
+        Duration::from_secs(5),
+        |a| {
+            a[0].world()
+                .resource::<NetworkStats>()
+                .rejected
+                .get("not_owned")
+                == Some(&7)
+        },
+    );
+    assert!(
+        ok,
+        "rejections not counted: {:?}",
+        server.world().resource::<NetworkStats>().rejected
+    );
+    pump_for(&mut [&mut server, &mut cheat], Duration::from_millis(300));
+    let after = server_units(&server);
+    for id in &theirs {
+        assert_eq!(
+            after[id].position(),
+            before[id].position(),
+            "a foreign unit moved"
+        );
+    }
+    assert!(mine.iter().all(|id| after.contains_key(id)));
+}
+
+#[test]
+fn without_a_valid_token_no_game_data() {
+    let key = ServerKey::random();
+    let (mut server, addr) = server(ServerAuth::Secure(key.clone()), &[]);
+    spawn_row(&mut server, 1, WorldPos::new(0, 0), 10);
+    let view = view_at(WorldPos::new(0, 0));
+    // A token signed with the wrong key, and no token at all.
+    let forged = issue_token(
+        &ServerKey::random(),
+        config().protocol_id,
+        1,
+        vec![addr],
+        60,
+        5,
+    )
+    .unwrap();
+    let mut bad = client(1, ClientAuth::Token(Box::new(forged)), view);
+    let mut none = client(
+        3,
+        ClientAuth::Insecure {
+            player: 3,
+            server: addr,
+        },
+        view,
+    );
+    let good_token = issue_token(&key, config().protocol_id, 2, vec![addr], 60, 5).unwrap();
+    let mut good = client(2, ClientAuth::Token(Box::new(good_token)), view);
+    let ok = pump_until(
+        &mut [&mut server, &mut bad, &mut none, &mut good],
+        Duration::from_secs(10),
+        |a| client_units(a[3]).len() == 10,
+    );
+    assert!(ok, "the client with a valid token got no units");
+    pump_for(
+        &mut [&mut server, &mut bad, &mut none, &mut good],
+        Duration::from_millis(500),
+    );
+    for app in [&bad, &none] {
+        assert!(client_units(app).is_empty());
+        assert_eq!(app.world().resource::<NetworkStats>().bytes_received, 0);
+        assert!(!connected(app));
+    }
+    assert_eq!(server.world().resource::<Sessions>().0.len(), 1);
+}
+
+#[test]
+fn a_flooding_client_is_disconnected_while_others_play() {
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    let units = spawn_row(&mut server, 1, WorldPos::new(0, 0), 5);
+    let view = view_at(WorldPos::new(0, 0));
+    let mut flood = client(
+        9,
+        ClientAuth::Insecure {
+            player: 9,
+            server: addr,
+        },
+        view,
+    );
+    let mut fair = client(
+        1,
+        ClientAuth::Insecure {
+            player: 1,
+            server: addr,
+        },
+        view,
+    );
+    assert!(pump_until(
+        &mut [&mut server, &mut flood, &mut fair],
+        Duration::from_secs(10),
+        |a| connected(a[1]) && connected(a[2])
+    ));
+    let stop = CompressedCommand::Stop {
+        units: UnitIdList::from_ids([units[0]]).unwrap(),
+    };
+    let ok = pump_until(
+        &mut [&mut server, &mut flood, &mut fair],
+        Duration::from_secs(10),
+        |a| {
+            a[1].world_mut()
+                .resource_mut::<OutgoingCommands>()
+                .0
+                .extend(std::iter::repeat_n(stop.clone(), 100));
+            a[0].world().resource::<NetworkStats>().kicked_clients == 1
+        },
+    );
+    assert!(ok, "the flooder was not disconnected");
+    assert!(pump_until(
+        &mut [&mut server, &mut flood, &mut fair],
+        Duration::from_secs(5),
+        |a| !connected(a[1])
+    ));
+    assert!(
+        server
+            .world()
+            .resource::<NetworkStats>()
+            .rejected
+            .get("rate_limited")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+    // The fair client still plays.
+    fair.world_mut()
+        .resource_mut::<OutgoingCommands>()
+        .0
+        .push(CompressedCommand::Move {
+            units: UnitIdList::from_ids(units.iter().copied()).unwrap(),
+            to: WorldPos::new(2_000, 0),
+        });
+    let ok = pump_until(
+        &mut [&mut server, &mut flood, &mut fair],
+        Duration::from_secs(10),
+        |a| {
+            client_units(a[2])
+                .get(&units[0])
+                .is_some_and(|u| u.position() == WorldPos::new(2_000, 0))
+        },
+    );
+    assert!(ok && connected(&fair));
+}
