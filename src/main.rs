@@ -1,33 +1,69 @@
-//! Galaxy RTS: `cargo run` will start the client (with an embedded server)
-//! and `cargo run --features headless` the dedicated server.
-//!
-//! Neither exists yet: the protocol crate is the first piece. Until the
-//! `galaxy_net` and client issues land, this binary says so and prints what
-//! the protocol can already do, so the README's play command never fails.
+//! Galaxy RTS. `cargo run --features headless` starts the dedicated server
+//! (`galaxy_rts server` does in any build); `cargo run` will start the client
+//! (with an embedded server) once the client issue lands; `galaxy_rts token
+//! ...` issues connect tokens from the server's key file.
 
-use galaxy_protocol::{NetworkMessage, SectorId, UnitUpdate, WorldPos, codec};
+mod cli;
+mod server;
 
-fn main() {
-    let mode = if cfg!(feature = "headless") {
-        "dedicated server"
-    } else {
-        "client"
+use std::process::ExitCode;
+
+use cli::Command;
+use galaxy_net::ServerKey;
+use galaxy_net::tokens::{issue_token, token_to_bytes};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match cli::parse(&args, cfg!(feature = "headless")) {
+        Ok(Command::Help) => {
+            print!("{}", cli::usage());
+            Ok(())
+        }
+        Ok(Command::Token(t)) => make_token(&t),
+        Ok(Command::Client) => {
+            println!(
+                "Galaxy RTS {}: the playable client is not built yet.",
+                env!("CARGO_PKG_VERSION")
+            );
+            println!(
+                "Run the dedicated server with: cargo run --release --features headless -- --insecure"
+            );
+            Ok(())
+        }
+        Ok(Command::Server(opts)) => server::run(opts),
+        Err(e) => Err(e),
     };
-    println!("Galaxy RTS {} ({mode})", env!("CARGO_PKG_VERSION"));
-    println!("The playable {mode} is not built yet; the wire protocol is.");
-    let sector = SectorId::at(WorldPos::from_metres(1_234.5, -42.0));
-    let msg = NetworkMessage::UnitUpdate(UnitUpdate {
-        sector_id: sector,
-        sequence: 0,
-        timestamp: 0,
-        updates: Vec::new(),
-    });
-    match codec::encode(&msg) {
-        Ok(bytes) => println!(
-            "An empty UnitUpdate for sector {sector} is {} bytes on the wire.",
-            bytes.len()
-        ),
-        Err(e) => eprintln!("encode failed: {e}"),
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
-    println!("Try: cargo run --release -p galaxy_protocol --example bandwidth");
+}
+
+fn make_token(t: &cli::TokenOptions) -> Result<(), String> {
+    let key = std::fs::read(&t.key_file)
+        .map_err(|e| format!("key file {}: {e}", t.key_file.display()))?;
+    let key: [u8; 32] = key
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("key file {} must hold 32 bytes", t.key_file.display()))?;
+    let token = issue_token(
+        &ServerKey(key),
+        t.protocol_id,
+        t.player,
+        t.servers.clone(),
+        t.valid_secs,
+        15,
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(&t.out, token_to_bytes(&token))
+        .map_err(|e| format!("{}: {e}", t.out.display()))?;
+    println!(
+        "token for player {} written to {}",
+        t.player,
+        t.out.display()
+    );
+    Ok(())
 }

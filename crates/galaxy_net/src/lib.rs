@@ -28,7 +28,7 @@ use galaxy_protocol::PlayerId;
 pub use client::{ClientReplica, ConnectionStatus, OutgoingCommands, ReceivedEvents, View};
 pub use conditioner::{Faults, LinkConditioner, LinkFaults};
 pub use config::{ConfigError, NetworkConfig};
-pub use server::{Sessions, SimWorld};
+pub use server::{Sessions, SimWorld, TickTimes};
 pub use stats::NetworkStats;
 pub use tokens::ServerKey;
 pub use transport::{ClientAuth, ServerAuth, connect_client, start_server};

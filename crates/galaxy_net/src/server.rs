@@ -81,6 +81,50 @@ impl SectorIndex {
     }
 }
 
+/// How long recent server ticks took (simulation + replication), newest last.
+#[derive(Resource, Default)]
+pub struct TickTimes {
+    samples: std::collections::VecDeque<f32>,
+    step_ms: f32,
+}
+
+impl TickTimes {
+    /// Most samples kept (one minute at 20 Hz).
+    const CAP: usize = 1200;
+
+    fn push(&mut self, ms: f32) {
+        if self.samples.len() == Self::CAP {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(ms);
+    }
+
+    /// The `q` quantile (0..=1) of recent tick times in milliseconds.
+    pub fn quantile(&self, q: f32) -> f32 {
+        if self.samples.is_empty() {
+            return 0.0;
+        }
+        let mut v: Vec<f32> = self.samples.iter().copied().collect();
+        v.sort_by(f32::total_cmp);
+        v[((v.len() - 1) as f32 * q.clamp(0.0, 1.0)).round() as usize]
+    }
+
+    /// Number of ticks measured.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// True before the first tick.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Forgets all samples (e.g. after warm-up).
+    pub fn clear(&mut self) {
+        self.samples.clear();
+    }
+}
+
 /// Units whose replicated state changed since the last replication.
 #[derive(Resource, Default)]
 struct Dirty(HashSet<UnitId>);
@@ -150,6 +194,7 @@ pub(crate) fn build(app: &mut App) {
         .init_resource::<SectorIndex>()
         .init_resource::<Dirty>()
         .init_resource::<Sessions>()
+        .init_resource::<TickTimes>()
         .add_systems(
             PreUpdate,
             (track_sessions, receive_messages)
@@ -289,9 +334,15 @@ fn apply_commands(
     }
 }
 
-fn step_simulation(mut sim: ResMut<SimWorld>, mut events: ResMut<PendingEvents>) {
+fn step_simulation(
+    mut sim: ResMut<SimWorld>,
+    mut events: ResMut<PendingEvents>,
+    mut times: ResMut<TickTimes>,
+) {
+    let start = std::time::Instant::now();
     let new = sim.0.step();
     events.0.extend(new);
+    times.step_ms = start.elapsed().as_secs_f32() * 1000.0;
 }
 
 /// Writes the simulation into ECS components, touching only what changed.
@@ -385,6 +436,7 @@ fn replicate(
     index: Res<SectorIndex>,
     sim: Res<SimWorld>,
     mut stats: ResMut<NetworkStats>,
+    mut times: ResMut<TickTimes>,
     mut last_tick: Local<u64>,
 ) {
     let tick = sim.0.tick();
@@ -392,6 +444,7 @@ fn replicate(
         return;
     }
     *last_tick = tick;
+    let start = std::time::Instant::now();
     let mut buf = Vec::with_capacity(1200);
     for (&client, s) in sessions.0.iter_mut() {
         let Some(view) = s.view else { continue };
@@ -430,6 +483,17 @@ fn replicate(
         }
     }
     dirty.0.clear();
+    let (mut rtt, mut loss, n) = (0.0, 0.0, sessions.0.len().max(1) as f64);
+    for &client in sessions.0.keys() {
+        if let Ok(info) = server.network_info(client) {
+            rtt += info.rtt;
+            loss += info.packet_loss;
+        }
+    }
+    stats.average_latency = (rtt / n * 1000.0) as f32;
+    stats.packet_loss = (loss / n) as f32;
+    let step_ms = times.step_ms;
+    times.push(step_ms + start.elapsed().as_secs_f32() * 1000.0);
 }
 
 /// The scale-0 sectors around a view (one sector of margin), capped in size.

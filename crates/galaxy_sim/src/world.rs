@@ -1,6 +1,6 @@
 //! The simulated world: units, resources and bases, stepped one fixed tick at a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use galaxy_protocol::{
     CombatEvent, CombatEventType, CompressedCommand, PlayerId, SectorId, UnitId, UnitSample,
@@ -145,6 +145,14 @@ fn cell(p: WorldPos) -> (i64, i64) {
     (p.x.div_euclid(CELL_CM), p.y.div_euclid(CELL_CM))
 }
 
+/// Units in one grid cell, and whether they all belong to one player (then
+/// that player's units can skip the cell when looking for enemies).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Cell {
+    units: Vec<(UnitId, PlayerId, WorldPos)>,
+    single_owner: Option<PlayerId>,
+}
+
 /// The simulated world; see the crate docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct World {
@@ -154,7 +162,7 @@ pub struct World {
     units: BTreeMap<UnitId, SimUnit>,
     resources: BTreeMap<UnitId, Resource>,
     bases: BTreeMap<UnitId, Base>,
-    grid: BTreeMap<(i64, i64), Vec<UnitId>>,
+    grid: HashMap<(i64, i64), Cell>,
     last_battle: BTreeMap<SectorId, u64>,
 }
 
@@ -174,7 +182,7 @@ impl World {
             units: BTreeMap::new(),
             resources: BTreeMap::new(),
             bases: BTreeMap::new(),
-            grid: BTreeMap::new(),
+            grid: HashMap::new(),
             last_battle: BTreeMap::new(),
         }
     }
@@ -306,13 +314,19 @@ impl World {
     }
 
     fn rebuild_grid(&mut self) {
-        for v in self.grid.values_mut() {
-            v.clear();
+        for c in self.grid.values_mut() {
+            c.units.clear();
         }
         for (&id, u) in &self.units {
-            self.grid.entry(cell(u.position)).or_default().push(id);
+            let c = self.grid.entry(cell(u.position)).or_default();
+            c.single_owner = if c.units.is_empty() || c.single_owner == Some(u.owner) {
+                Some(u.owner)
+            } else {
+                None
+            };
+            c.units.push((id, u.owner, u.position));
         }
-        self.grid.retain(|_, v| !v.is_empty());
+        self.grid.retain(|_, c| !c.units.is_empty());
     }
 
     /// The nearest enemy of `owner` within `range` of `pos` (ties: lowest id).
@@ -322,12 +336,18 @@ impl World {
         let mut best: Option<(u64, UnitId)> = None;
         for gx in cx.saturating_sub(r)..=cx.saturating_add(r) {
             for gy in cy.saturating_sub(r)..=cy.saturating_add(r) {
-                for &id in self.grid.get(&(gx, gy)).map(Vec::as_slice).unwrap_or(&[]) {
-                    let u = &self.units[&id];
-                    if u.owner == owner {
+                let Some(c) = self
+                    .grid
+                    .get(&(gx, gy))
+                    .filter(|c| c.single_owner != Some(owner))
+                else {
+                    continue;
+                };
+                for &(id, o, p) in &c.units {
+                    if o == owner {
                         continue;
                     }
-                    let d = distance_cm(pos, u.position);
+                    let d = distance_cm(pos, p);
                     if d <= range && best.is_none_or(|b| (d, id) < b) {
                         best = Some((d, id));
                     }

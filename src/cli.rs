@@ -1,0 +1,192 @@
+//! Command-line parsing for the `galaxy_rts` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use galaxy_net::NetworkConfig;
+use galaxy_net::config::CONFIG_FLAGS;
+
+/// What the binary was asked to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Print usage.
+    Help,
+    /// Run a dedicated server.
+    Server(ServerOptions),
+    /// Issue a connect token from the server's key file.
+    Token(TokenOptions),
+    /// Run the client (not built yet).
+    Client,
+}
+
+/// Options of a dedicated server.
+#[derive(Debug)]
+pub struct ServerOptions {
+    /// Network settings (file + overrides).
+    pub config: NetworkConfig,
+    /// AI players to add.
+    pub bots: u32,
+    /// Units each bot starts with.
+    pub units_per_bot: u32,
+    /// Accept clients without tokens (local testing only).
+    pub insecure: bool,
+    /// Seconds between status lines.
+    pub status_every: f32,
+    /// Stop after this many seconds (for scripts and tests).
+    pub exit_after: Option<f32>,
+}
+
+/// Options of the `token` subcommand.
+#[derive(Debug)]
+pub struct TokenOptions {
+    /// The server's private key file.
+    pub key_file: PathBuf,
+    /// The player id the token grants.
+    pub player: u64,
+    /// Server addresses, in the order the client should try them.
+    pub servers: Vec<SocketAddr>,
+    /// Seconds the token stays valid.
+    pub valid_secs: u64,
+    /// Where to write it.
+    pub out: PathBuf,
+    /// netcode protocol id.
+    pub protocol_id: u64,
+}
+
+/// Usage text.
+pub fn usage() -> String {
+    format!(
+        "Galaxy RTS\n\n\
+USAGE:\n  galaxy_rts [OPTIONS]                 the game client (with --features headless: the dedicated server)\n  \
+galaxy_rts server [SERVER OPTIONS]   the dedicated server in any build\n  \
+galaxy_rts token --key-file FILE --player ID --server ADDR [--server ADDR ...] [--valid-secs N] [--out FILE]\n\n\
+SERVER OPTIONS:\n  {CONFIG_FLAGS}\n  \
+--bots N             AI players (default 2)\n  --units-per-bot N    units per AI player (default 200)\n  \
+--insecure           accept clients without tokens (local testing only)\n  --status-every SECS  seconds between status lines (default 5)\n  \
+--exit-after SECS    stop after SECS seconds\n  -h, --help           this text\n"
+    )
+}
+
+fn value<T: std::str::FromStr>(args: &[String], i: usize) -> Result<T, String> {
+    let flag = &args[i];
+    let v = args
+        .get(i + 1)
+        .ok_or_else(|| format!("{flag} needs a value"))?;
+    v.parse()
+        .map_err(|_| format!("{flag}: invalid value {v:?}"))
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse(args: &[String], headless: bool) -> Result<Command, String> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        return Ok(Command::Help);
+    }
+    let args = match args.first().map(String::as_str) {
+        Some("token") => return parse_token(&args[1..]),
+        Some("server") => &args[1..],
+        _ if headless => args,
+        _ => return Ok(Command::Client),
+    };
+    let mut config = NetworkConfig::default();
+    let rest = config.apply_args(args).map_err(|e| e.to_string())?;
+    let mut opts = ServerOptions {
+        config,
+        bots: 2,
+        units_per_bot: 200,
+        insecure: false,
+        status_every: 5.0,
+        exit_after: None,
+    };
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i].as_str() {
+            "--bots" => opts.bots = value(&rest, i)?,
+            "--units-per-bot" => opts.units_per_bot = value(&rest, i)?,
+            "--status-every" => opts.status_every = value(&rest, i)?,
+            "--exit-after" => opts.exit_after = Some(value(&rest, i)?),
+            "--insecure" => {
+                opts.insecure = true;
+                i += 1;
+                continue;
+            }
+            other => return Err(format!("unknown option {other:?}; see --help")),
+        }
+        i += 2;
+    }
+    Ok(Command::Server(opts))
+}
+
+fn parse_token(args: &[String]) -> Result<Command, String> {
+    let mut key_file = None;
+    let mut player = None;
+    let mut servers = Vec::new();
+    let mut valid_secs = 3600;
+    let mut out = PathBuf::from("client.token");
+    let mut protocol_id = NetworkConfig::default().protocol_id;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--key-file" => key_file = Some(value::<PathBuf>(args, i)?),
+            "--player" => player = Some(value(args, i)?),
+            "--server" => servers.push(value(args, i)?),
+            "--valid-secs" => valid_secs = value(args, i)?,
+            "--out" => out = value(args, i)?,
+            "--protocol-id" => protocol_id = value(args, i)?,
+            other => return Err(format!("token: unknown option {other:?}; see --help")),
+        }
+        i += 2;
+    }
+    let key_file = key_file.ok_or("token: --key-file is required")?;
+    let player = player.ok_or("token: --player is required")?;
+    if servers.is_empty() {
+        return Err("token: at least one --server ADDR is required".into());
+    }
+    Ok(Command::Token(TokenOptions {
+        key_file,
+        player,
+        servers,
+        valid_secs,
+        out,
+        protocol_id,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn server_flags() {
+        let Ok(Command::Server(o)) =
+            parse(&a("--port 6000 --bots 3 --insecure --exit-after 2.5"), true)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (o.config.port, o.bots, o.insecure, o.exit_after),
+            (6000, 3, true, Some(2.5))
+        );
+        assert!(parse(&a("--bogus"), true).is_err());
+        assert!(parse(&a("--bots x"), true).is_err());
+        assert!(matches!(parse(&a(""), false), Ok(Command::Client)));
+        assert!(
+            matches!(parse(&a("server --bots 1"), false), Ok(Command::Server(o)) if o.bots == 1)
+        );
+    }
+
+    #[test]
+    fn token_flags() {
+        let Ok(Command::Token(t)) = parse(
+            &a("token --key-file k --player 7 --server 127.0.0.1:5000 --server 127.0.0.1:5001"),
+            true,
+        ) else {
+            panic!()
+        };
+        assert_eq!((t.player, t.servers.len()), (7, 2));
+        assert!(parse(&a("token --player 7"), false).is_err());
+    }
+}

@@ -1,0 +1,66 @@
+//! The dedicated server: the plugin in server mode, a world with bots, a
+//! status line, and a clean shutdown on Ctrl-C.
+
+mod bots;
+mod status;
+
+use std::time::Duration;
+
+use bevy::app::{ScheduleRunnerPlugin, TerminalCtrlCHandlerPlugin};
+use bevy::log::LogPlugin;
+use bevy::prelude::*;
+use galaxy_net::{GalaxyNetPlugin, NetMode, ServerAuth, ServerKey, start_server};
+
+use crate::cli::ServerOptions;
+
+/// Runs a dedicated server until Ctrl-C (or `--exit-after`).
+pub fn run(opts: ServerOptions) -> Result<(), String> {
+    let auth = if opts.insecure {
+        ServerAuth::Insecure
+    } else {
+        let path = opts
+            .config
+            .key_file
+            .clone()
+            .unwrap_or_else(|| "server.key".into());
+        let key = ServerKey::load_or_create(&path)
+            .map_err(|e| format!("key file {}: {e}", path.display()))?;
+        ServerAuth::Secure(key)
+    };
+    let mut app = App::new();
+    app.add_plugins(
+        MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(
+            1.0 / 120.0,
+        ))),
+    )
+    .add_plugins((LogPlugin::default(), TerminalCtrlCHandlerPlugin))
+    .insert_resource(opts.config.clone())
+    .add_plugins(GalaxyNetPlugin {
+        mode: NetMode::Server,
+    })
+    .add_plugins(bots::BotPlugin {
+        bots: opts.bots,
+        units_per_bot: opts.units_per_bot,
+    })
+    .add_plugins(status::StatusPlugin {
+        every: opts.status_every,
+        exit_after: opts.exit_after,
+    });
+    let addr = start_server(app.world_mut(), &opts.config, auth.clone(), &[]).map_err(|e| {
+        format!(
+            "cannot bind {}:{}: {e}",
+            opts.config.server_address, opts.config.port
+        )
+    })?;
+    let mode = match auth {
+        ServerAuth::Secure(_) => "secure tokens",
+        ServerAuth::Insecure => "INSECURE: any client may connect",
+    };
+    info!(
+        "Galaxy RTS server listening on {addr} ({mode}); {} bots",
+        opts.bots
+    );
+    app.run();
+    info!("server stopped");
+    Ok(())
+}

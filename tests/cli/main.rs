@@ -1,0 +1,108 @@
+//! The `galaxy_rts` binary as a user runs it: the dedicated server with its
+//! status line, the token subcommand, and help.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_galaxy_rts"))
+}
+
+#[test]
+fn dedicated_server_logs_status_with_real_numbers_and_stops() {
+    let out = bin()
+        .args([
+            "server",
+            "--insecure",
+            "--port",
+            "0",
+            "--bots",
+            "2",
+            "--units-per-bot",
+            "50",
+            "--status-every",
+            "1",
+            "--exit-after",
+            "3.5",
+        ])
+        .output()
+        .expect("binary runs");
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}\n{log}", out.status);
+    assert!(log.contains("listening on 127.0.0.1:"), "{log}");
+    let status: Vec<&str> = log.lines().filter(|l| l.contains("status:")).collect();
+    assert!(status.len() >= 2, "{log}");
+    let last = status.last().unwrap();
+    assert!(last.contains("100 units"), "{last}");
+    // The tick counter advances at about 20 Hz: more than 40 ticks after 3 s.
+    let tick: u64 = last
+        .split("tick ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("tick number");
+    assert!(tick > 40, "{last}");
+    assert!(log.contains("server stopped"), "{log}");
+}
+
+#[test]
+fn token_subcommand_writes_a_token_for_the_player() {
+    let dir = std::env::temp_dir().join(format!("galaxy-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("server.key");
+    galaxy_net::ServerKey::load_or_create(&key).unwrap();
+    let token = dir.join("p7.token");
+    let out = bin()
+        .args([
+            "token",
+            "--key-file",
+            key.to_str().unwrap(),
+            "--player",
+            "7",
+            "--server",
+            "127.0.0.1:5000",
+            "--out",
+            token.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = galaxy_net::tokens::token_from_bytes(&std::fs::read(&token).unwrap()).unwrap();
+    assert_eq!(t.client_id, 7);
+    // A missing key file is a clear error, not a panic.
+    let out = bin()
+        .args([
+            "token",
+            "--key-file",
+            "/nonexistent",
+            "--player",
+            "1",
+            "--server",
+            "127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key file"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn help_lists_the_options() {
+    let out = bin().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--port",
+        "--bots",
+        "--insecure",
+        "token",
+        "--key-file",
+        "--exit-after",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from --help");
+    }
+}
