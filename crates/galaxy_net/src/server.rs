@@ -429,6 +429,7 @@ fn tag_changes(
 }
 
 /// Replicate: per client, its sectors of interest, as deltas against what it acknowledged.
+#[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is a resource it needs
 fn replicate(
     mut server: ResMut<RenetServer>,
     mut sessions: ResMut<Sessions>,
