@@ -59,7 +59,7 @@ impl Plugin for BotPlugin {
 /// Every ~3 s, each bot sends a random third of its army to a random point near the centre.
 fn think(mut sim: ResMut<SimWorld>, mut bots: ResMut<Bots>) {
     let tick = sim.0.tick();
-    if tick % 60 != 0 {
+    if !tick.is_multiple_of(60) {
         return;
     }
     let Bots { players, rng } = &mut *bots;
