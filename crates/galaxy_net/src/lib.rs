@@ -15,6 +15,7 @@ pub mod client;
 pub mod components;
 pub mod conditioner;
 pub mod config;
+pub mod interest;
 pub mod server;
 pub mod stats;
 pub mod tokens;

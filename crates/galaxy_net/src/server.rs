@@ -18,10 +18,8 @@ use crate::NetSet;
 use crate::channels::{ACKS, COMMANDS, EVENTS, UPDATES};
 use crate::components::{Health, NetUnit, Owner, Position, Target, UnitState};
 use crate::config::NetworkConfig;
+use crate::interest::{SectorIndex, interest, interval_ticks};
 use crate::stats::NetworkStats;
-
-/// Most scale-0 sectors one client may have in interest (a 20 km x 20 km view).
-pub const MAX_INTEREST_SECTORS: u128 = 400;
 
 /// Malformed messages a client may send before it is disconnected.
 const MAX_BAD_MESSAGES: u32 = 32;
@@ -43,42 +41,6 @@ struct PendingEvents(Vec<CombatEvent>);
 struct UnitEntities {
     entities: HashMap<UnitId, Entity>,
     departed: Vec<UnitId>,
-}
-
-/// Which units are in which scale-0 sector (kept by the Tag systems).
-#[derive(Resource, Default)]
-pub struct SectorIndex {
-    units: HashMap<SectorId, HashSet<UnitId>>,
-    sector_of: HashMap<UnitId, SectorId>,
-}
-
-impl SectorIndex {
-    /// Units currently in `sector`.
-    pub fn units_in(&self, sector: &SectorId) -> impl Iterator<Item = UnitId> + '_ {
-        self.units.get(sector).into_iter().flatten().copied()
-    }
-
-    fn place(&mut self, id: UnitId, sector: SectorId) {
-        if let Some(old) = self.sector_of.insert(id, sector) {
-            if old == sector {
-                return;
-            }
-            if let Some(set) = self.units.get_mut(&old) {
-                set.remove(&id);
-            }
-        }
-        self.units.entry(sector).or_default().insert(id);
-    }
-
-    fn remove(&mut self, id: UnitId) {
-        if let Some(set) = self
-            .sector_of
-            .remove(&id)
-            .and_then(|old| self.units.get_mut(&old))
-        {
-            set.remove(&id);
-        }
-    }
 }
 
 /// How long recent server ticks took (simulation + replication), newest last.
@@ -125,17 +87,15 @@ impl TickTimes {
     }
 }
 
-/// Units whose replicated state changed since the last replication.
-#[derive(Resource, Default)]
-struct Dirty(HashSet<UnitId>);
-
 /// One connected client.
 pub struct Session {
     /// The player (the netcode client id).
     pub player: PlayerId,
     sender: DeltaSender,
     view: Option<WorldRect>,
-    interest: HashSet<SectorId>,
+    near: HashSet<SectorId>,
+    far: HashSet<SectorId>,
+    last_sent: HashMap<SectorId, u64>,
     visible: HashSet<UnitId>,
     bad_messages: u32,
     window_start: f64,
@@ -150,7 +110,9 @@ impl Session {
             player,
             sender: DeltaSender::default(),
             view: None,
-            interest: HashSet::new(),
+            near: HashSet::new(),
+            far: HashSet::new(),
+            last_sent: HashMap::new(),
             visible: HashSet::new(),
             bad_messages: 0,
             window_start: 0.0,
@@ -192,7 +154,6 @@ pub(crate) fn build(app: &mut App) {
         .init_resource::<PendingEvents>()
         .init_resource::<UnitEntities>()
         .init_resource::<SectorIndex>()
-        .init_resource::<Dirty>()
         .init_resource::<Sessions>()
         .init_resource::<TickTimes>()
         .add_systems(
@@ -395,11 +356,12 @@ fn mirror_units(
     }
 }
 
-/// Tag: units whose replicated components changed are dirty; moved units are re-indexed.
+/// Tag: units whose replicated components changed touch their sector (so
+/// it is replicated and its activity counted); moved units are re-indexed.
 #[allow(clippy::type_complexity)]
 fn tag_changes(
     changed: Query<
-        (&NetUnit, &Position, Ref<Position>),
+        (&NetUnit, &Position),
         Or<(
             Changed<Position>,
             Changed<Health>,
@@ -407,16 +369,14 @@ fn tag_changes(
             Changed<Target>,
         )>,
     >,
-    mut dirty: ResMut<Dirty>,
+    sim: Res<SimWorld>,
     mut index: ResMut<SectorIndex>,
     mut entities: ResMut<UnitEntities>,
     mut sessions: ResMut<Sessions>,
 ) {
-    for (unit, pos, pos_ref) in &changed {
-        dirty.0.insert(unit.0);
-        if pos_ref.is_changed() {
-            index.place(unit.0, SectorId::at(pos.0));
-        }
+    index.begin_tick(sim.0.tick());
+    for (unit, pos) in &changed {
+        index.place(unit.0, SectorId::at(pos.0));
     }
     for id in entities.departed.drain(..) {
         index.remove(id);
@@ -428,14 +388,16 @@ fn tag_changes(
     }
 }
 
-/// Replicate: per client, its sectors of interest, as deltas against what it acknowledged.
+/// Replicate: per client, each sector of interest when it is due (by its
+/// activity, and less often in the far ring), as deltas against what the
+/// client acknowledged.
 #[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is a resource it needs
 fn replicate(
     mut server: ResMut<RenetServer>,
     mut sessions: ResMut<Sessions>,
-    mut dirty: ResMut<Dirty>,
     index: Res<SectorIndex>,
     sim: Res<SimWorld>,
+    config: Res<NetworkConfig>,
     mut stats: ResMut<NetworkStats>,
     mut times: ResMut<TickTimes>,
     mut last_tick: Local<u64>,
@@ -449,27 +411,51 @@ fn replicate(
     let mut buf = Vec::with_capacity(1200);
     for (&client, s) in sessions.0.iter_mut() {
         let Some(view) = s.view else { continue };
-        s.interest = interest(view);
+        (s.near, s.far) = interest(view);
         let leaving: Vec<UnitId> = s
             .visible
             .iter()
             .copied()
-            .filter(|id| {
+            .filter(|&id| {
                 index
-                    .sector_of
-                    .get(id)
-                    .is_none_or(|sec| !s.interest.contains(sec))
+                    .sector_of(id)
+                    .is_none_or(|sec| !s.near.contains(&sec) && !s.far.contains(&sec))
             })
             .collect();
         for id in leaving {
             s.visible.remove(&id);
             s.sender.remove_unit(id);
         }
-        for sector in &s.interest {
+        let Session {
+            near,
+            far,
+            last_sent,
+            visible,
+            sender,
+            ..
+        } = s;
+        last_sent.retain(|sector, _| near.contains(sector) || far.contains(sector));
+        for (sector, is_far) in near
+            .iter()
+            .map(|s| (s, false))
+            .chain(far.iter().map(|s| (s, true)))
+        {
+            let due = match last_sent.get(sector) {
+                None => true,
+                Some(&sent) => {
+                    index.changed_at(sector) > sent
+                        && tick - sent
+                            >= interval_ticks(index.activity(sector), config.update_rate, is_far)
+                }
+            };
+            if !due {
+                continue;
+            }
+            last_sent.insert(*sector, tick);
             for id in index.units_in(sector) {
-                let new = s.visible.insert(id);
-                if let Some(u) = sim.0.unit(id).filter(|_| new || dirty.0.contains(&id)) {
-                    s.sender.set_unit(id, quantize(&u.sample()));
+                if let Some(u) = sim.0.unit(id) {
+                    visible.insert(id);
+                    sender.set_unit(id, quantize(&u.sample()));
                 }
             }
         }
@@ -483,7 +469,6 @@ fn replicate(
             }
         }
     }
-    dirty.0.clear();
     let (mut rtt, mut loss, n) = (0.0, 0.0, sessions.0.len().max(1) as f64);
     for &client in sessions.0.keys() {
         if let Ok(info) = server.network_info(client) {
@@ -495,30 +480,6 @@ fn replicate(
     stats.packet_loss = (loss / n) as f32;
     let step_ms = times.step_ms;
     times.push(step_ms + start.elapsed().as_secs_f32() * 1000.0);
-}
-
-/// The scale-0 sectors around a view (one sector of margin), capped in size.
-fn interest(view: WorldRect) -> HashSet<SectorId> {
-    let margin = galaxy_protocol::SECTOR_SIZE_CM;
-    let center_x = view.min.x / 2 + view.max.x / 2;
-    let center_y = view.min.y / 2 + view.max.y / 2;
-    let half = 10 * galaxy_protocol::SECTOR_SIZE_CM;
-    let clip = |lo: i64, hi: i64, c: i64| {
-        (
-            lo.saturating_sub(margin).max(c.saturating_sub(half)),
-            hi.saturating_add(margin).min(c.saturating_add(half)),
-        )
-    };
-    let (x0, x1) = clip(view.min.x, view.max.x, center_x);
-    let (y0, y1) = clip(view.min.y, view.max.y, center_y);
-    let rect = WorldRect::from_corners(
-        galaxy_protocol::WorldPos::new(x0, y0),
-        galaxy_protocol::WorldPos::new(x1, y1),
-    );
-    match SectorId::covering(rect, 0) {
-        Some(range) if range.remaining() <= MAX_INTEREST_SECTORS => range.collect(),
-        _ => HashSet::new(),
-    }
 }
 
 /// Combat events go reliably, ahead of updates, to clients that see their sector.
@@ -533,7 +494,7 @@ fn send_events(
             continue;
         };
         for (&client, s) in &sessions.0 {
-            if s.interest.contains(&event.sector_id) {
+            if s.near.contains(&event.sector_id) || s.far.contains(&event.sector_id) {
                 stats.bytes_sent += bytes.len() as u64;
                 stats.messages_sent += 1;
                 server.send_message(client, EVENTS, bytes.clone());

@@ -114,17 +114,15 @@ pub fn view_at(center: WorldPos) -> WorldRect {
     WorldRect::around(center, 50_000)
 }
 
-/// The server's units inside the interest of a view (its sectors plus one ring).
+/// The server's units inside the interest of a view (near and far rings).
 pub fn expected_for(server: &App, view: WorldRect) -> BTreeMap<UnitId, QuantizedUnit> {
-    let margin = galaxy_protocol::SECTOR_SIZE_CM;
-    let grown = WorldRect::from_corners(
-        WorldPos::new(view.min.x - margin, view.min.y - margin),
-        WorldPos::new(view.max.x + margin, view.max.y + margin),
-    );
-    let sectors: Vec<SectorId> = SectorId::covering(grown, 0).unwrap().collect();
+    let (near, far) = galaxy_net::interest::interest(view);
     server_units(server)
         .into_iter()
-        .filter(|(_, u)| sectors.contains(&SectorId::at(u.position())))
+        .filter(|(_, u)| {
+            let s = SectorId::at(u.position());
+            near.contains(&s) || far.contains(&s)
+        })
         .collect()
 }
 

@@ -1,0 +1,246 @@
+//! Where units are and how busy each place is: the sector index kept by the
+//! Tag systems, per-sector activity (the design's 10 / 20 / 60 Hz levels),
+//! and the sectors a client's view is interested in.
+
+use std::collections::{HashMap, HashSet};
+
+use bevy::prelude::Resource;
+use galaxy_protocol::{SECTOR_SIZE_CM, SectorId, UnitId, WorldPos, WorldRect};
+
+/// Most scale-0 sectors in one client's near interest (a 20 km x 20 km view).
+pub const MAX_NEAR_SECTORS: u128 = 400;
+
+/// How busy a sector is (the design's `ActivityLevel`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ActivityLevel {
+    /// Almost nothing changes: 10 Hz.
+    Low,
+    /// Some units change every tick: 20 Hz.
+    Medium,
+    /// A battle: 60 Hz (or every tick if the server ticks slower).
+    High,
+}
+
+impl ActivityLevel {
+    /// The design's update rate for this level.
+    pub fn rate_hz(self) -> f32 {
+        match self {
+            Self::Low => 10.0,
+            Self::Medium => 20.0,
+            Self::High => 60.0,
+        }
+    }
+
+    /// From the average number of units changing per tick.
+    pub fn from_changes_per_tick(changes: f32) -> Self {
+        if changes >= 20.0 {
+            Self::High
+        } else if changes >= 0.5 {
+            Self::Medium
+        } else {
+            Self::Low
+        }
+    }
+}
+
+/// Ticks between updates of a sector at `level` on a server ticking at
+/// `sim_hz`; sectors in the far ring of a view go four times less often.
+pub fn interval_ticks(level: ActivityLevel, sim_hz: f32, far: bool) -> u64 {
+    let base = (sim_hz / level.rate_hz()).ceil().max(1.0) as u64;
+    if far { base * 4 } else { base }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Activity {
+    changed_at: u64,
+    this_tick: u32,
+    average: f32,
+}
+
+/// Which units are in which scale-0 sector, and how busy each sector is.
+#[derive(Resource, Default)]
+pub struct SectorIndex {
+    units: HashMap<SectorId, HashSet<UnitId>>,
+    sector_of: HashMap<UnitId, SectorId>,
+    activity: HashMap<SectorId, Activity>,
+    tick: u64,
+}
+
+impl SectorIndex {
+    /// Units currently in `sector`.
+    pub fn units_in(&self, sector: &SectorId) -> impl Iterator<Item = UnitId> + '_ {
+        self.units.get(sector).into_iter().flatten().copied()
+    }
+
+    /// The sector a unit is in.
+    pub fn sector_of(&self, id: UnitId) -> Option<SectorId> {
+        self.sector_of.get(&id).copied()
+    }
+
+    /// How busy `sector` has been lately.
+    pub fn activity(&self, sector: &SectorId) -> ActivityLevel {
+        ActivityLevel::from_changes_per_tick(self.activity.get(sector).map_or(0.0, |a| a.average))
+    }
+
+    /// The last tick at which a unit in `sector` changed, entered or left.
+    pub fn changed_at(&self, sector: &SectorId) -> u64 {
+        self.activity.get(sector).map_or(0, |a| a.changed_at)
+    }
+
+    /// Starts counting changes for `tick`, folding the previous ticks into the averages.
+    pub(crate) fn begin_tick(&mut self, tick: u64) {
+        if tick <= self.tick {
+            return;
+        }
+        let elapsed = (tick - self.tick).min(64) as i32;
+        self.tick = tick;
+        let units = &self.units;
+        self.activity.retain(|sector, a| {
+            // One step with this tick's count, then decay for skipped ticks.
+            a.average = a.average * 0.8 + a.this_tick as f32 * 0.2;
+            a.average *= 0.8f32.powi(elapsed - 1);
+            a.this_tick = 0;
+            a.average > 0.01 || units.get(sector).is_some_and(|u| !u.is_empty())
+        });
+    }
+
+    /// Records that something in `sector` changed at the current tick.
+    pub(crate) fn touch(&mut self, sector: SectorId) {
+        let a = self.activity.entry(sector).or_default();
+        a.changed_at = self.tick;
+        a.this_tick += 1;
+    }
+
+    /// Puts a unit in `sector` (moving it from its old one).
+    pub(crate) fn place(&mut self, id: UnitId, sector: SectorId) {
+        match self.sector_of.insert(id, sector) {
+            Some(old) if old == sector => {}
+            Some(old) => {
+                if let Some(set) = self.units.get_mut(&old) {
+                    set.remove(&id);
+                }
+                self.touch(old);
+                self.units.entry(sector).or_default().insert(id);
+            }
+            None => {
+                self.units.entry(sector).or_default().insert(id);
+            }
+        }
+        self.touch(sector);
+    }
+
+    /// Forgets a unit that died.
+    pub(crate) fn remove(&mut self, id: UnitId) {
+        if let Some(old) = self.sector_of.remove(&id) {
+            if let Some(set) = self.units.get_mut(&old) {
+                set.remove(&id);
+            }
+            self.touch(old);
+        }
+    }
+}
+
+/// A client's interest: the scale-0 sectors under its view plus one ring
+/// (`near`, full rate) and a wider ring out to three times the view
+/// (`far`, a quarter of the rate). Views larger than 20 km are clipped
+/// around their centre.
+pub fn interest(view: WorldRect) -> (HashSet<SectorId>, HashSet<SectorId>) {
+    let cx = view.min.x / 2 + view.max.x / 2;
+    let cy = view.min.y / 2 + view.max.y / 2;
+    let half_w =
+        ((view.max.x as i128 - view.min.x as i128) / 2).min(10 * SECTOR_SIZE_CM as i128) as i64;
+    let half_h =
+        ((view.max.y as i128 - view.min.y as i128) / 2).min(10 * SECTOR_SIZE_CM as i128) as i64;
+    let rect = |grow: i64, extra: i64| {
+        let (w, h) = (
+            half_w.saturating_mul(grow).saturating_add(extra),
+            half_h.saturating_mul(grow).saturating_add(extra),
+        );
+        // Half-open on the far side, so a view that ends on a sector edge does not spill over it.
+        WorldRect::from_corners(
+            WorldPos::new(cx.saturating_sub(w), cy.saturating_sub(h)),
+            WorldPos::new(
+                cx.saturating_add(w).saturating_sub(1),
+                cy.saturating_add(h).saturating_sub(1),
+            ),
+        )
+    };
+    let cover = |r: WorldRect, max: u128| -> HashSet<SectorId> {
+        match SectorId::covering(r, 0) {
+            Some(range) if range.remaining() <= max => range.collect(),
+            _ => HashSet::new(),
+        }
+    };
+    let near = cover(rect(1, SECTOR_SIZE_CM), MAX_NEAR_SECTORS);
+    let far: HashSet<SectorId> = cover(rect(3, SECTOR_SIZE_CM), MAX_NEAR_SECTORS * 9)
+        .difference(&near)
+        .copied()
+        .collect();
+    (near, far)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_intervals() {
+        assert_eq!(
+            ActivityLevel::from_changes_per_tick(0.0),
+            ActivityLevel::Low
+        );
+        assert_eq!(
+            ActivityLevel::from_changes_per_tick(3.0),
+            ActivityLevel::Medium
+        );
+        assert_eq!(
+            ActivityLevel::from_changes_per_tick(200.0),
+            ActivityLevel::High
+        );
+        // At 20 Hz: 10 Hz = every 2nd tick, 20 and 60 Hz = every tick.
+        assert_eq!(interval_ticks(ActivityLevel::Low, 20.0, false), 2);
+        assert_eq!(interval_ticks(ActivityLevel::Medium, 20.0, false), 1);
+        assert_eq!(interval_ticks(ActivityLevel::High, 20.0, false), 1);
+        // At 60 Hz the three levels are 10, 20 and 60 Hz.
+        assert_eq!(interval_ticks(ActivityLevel::Low, 60.0, false), 6);
+        assert_eq!(interval_ticks(ActivityLevel::Medium, 60.0, false), 3);
+        assert_eq!(interval_ticks(ActivityLevel::High, 60.0, false), 1);
+        assert_eq!(interval_ticks(ActivityLevel::Medium, 20.0, true), 4);
+    }
+
+    #[test]
+    fn activity_follows_changes() {
+        let mut idx = SectorIndex::default();
+        let busy = SectorId::new(0, 0, 0);
+        let quiet = SectorId::new(5, 5, 0);
+        for id in 0..100 {
+            idx.place(id, busy);
+        }
+        idx.place(1000, quiet);
+        for tick in 1..40 {
+            idx.begin_tick(tick);
+            for id in 0..50 {
+                idx.touch(busy);
+                let _ = id;
+            }
+        }
+        idx.begin_tick(40);
+        assert_eq!(idx.activity(&busy), ActivityLevel::High);
+        assert_eq!(idx.activity(&quiet), ActivityLevel::Low);
+        assert_eq!(idx.changed_at(&busy), 39);
+        idx.remove(5);
+        assert_eq!(idx.units_in(&busy).count(), 99);
+    }
+
+    #[test]
+    fn interest_rings() {
+        let (near, far) = interest(WorldRect::around(WorldPos::new(50_000, 50_000), 50_000));
+        // A 1 km view on one sector: 3 x 3 near, out to 5 x 5 far.
+        assert_eq!(near.len(), 9);
+        assert!(near.contains(&SectorId::new(0, 0, 0)));
+        assert_eq!(far.len(), 25 - 9);
+        assert!(near.is_disjoint(&far));
+        let (huge, _) = interest(WorldRect::around(WorldPos::new(0, 0), i64::MAX / 2));
+        assert!(huge.len() as u128 <= MAX_NEAR_SECTORS);
+    }
+}
