@@ -52,7 +52,11 @@ pub struct OutgoingCommands(pub Vec<CompressedCommand>);
 struct SentState {
     hello: bool,
     view: Option<WorldRect>,
+    last_sent: f64,
 }
+
+/// Seconds of silence after which the client sends a heartbeat (its view again).
+const HEARTBEAT_SECS: f64 = 1.0;
 
 pub(crate) fn build(app: &mut App, player: PlayerId) {
     app.insert_resource(ClientReplica {
@@ -113,7 +117,9 @@ fn receive(
     }
 }
 
+#[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is a resource it needs
 fn send(
+    time: Res<Time<Real>>,
     client: Option<ResMut<RenetClient>>,
     mut replica: ResMut<ClientReplica>,
     view: Option<Res<View>>,
@@ -127,11 +133,18 @@ fn send(
         return;
     };
     let player = replica.player;
+    let now = time.elapsed_secs_f64();
+    if now - sent.last_sent >= HEARTBEAT_SECS {
+        // Nothing went out for a while: resend the view so the server knows we are here.
+        sent.view = None;
+    }
+    let mut any = false;
     let mut out = |client: &mut RenetClient, channel: u8, msg: NetworkMessage| {
         if let Ok(bytes) = codec::encode(&msg) {
             stats.bytes_sent += bytes.len() as u64;
             stats.messages_sent += 1;
             client.send_message(channel, bytes);
+            any = true;
         }
     };
     if !sent.hello {
@@ -170,5 +183,8 @@ fn send(
     }
     for ack in replica.receiver.take_acks() {
         out(&mut client, ACKS, NetworkMessage::UpdateAck(ack));
+    }
+    if any {
+        sent.last_sent = now;
     }
 }

@@ -98,6 +98,7 @@ pub struct Session {
     last_sent: HashMap<SectorId, u64>,
     visible: HashSet<UnitId>,
     bad_messages: u32,
+    last_heard: f64,
     window_start: f64,
     window_bytes: u64,
     window_commands: u32,
@@ -105,16 +106,21 @@ pub struct Session {
 }
 
 impl Session {
-    fn new(player: PlayerId) -> Self {
+    fn new(player: PlayerId, config: &NetworkConfig, now: f64) -> Self {
+        let deltas = galaxy_protocol::sender::DeltaConfig {
+            deltas: config.compression_enabled,
+            ..Default::default()
+        };
         Self {
             player,
-            sender: DeltaSender::default(),
+            sender: DeltaSender::new(deltas),
             view: None,
             near: HashSet::new(),
             far: HashSet::new(),
             last_sent: HashMap::new(),
             visible: HashSet::new(),
             bad_messages: 0,
+            last_heard: now,
             window_start: 0.0,
             window_bytes: 0,
             window_commands: 0,
@@ -179,13 +185,25 @@ pub(crate) fn build(app: &mut App) {
         );
 }
 
-fn track_sessions(server: Res<RenetServer>, mut sessions: ResMut<Sessions>) {
+fn track_sessions(
+    server: Res<RenetServer>,
+    mut sessions: ResMut<Sessions>,
+    config: Res<NetworkConfig>,
+    time: Res<Time<Real>>,
+) {
     let connected: HashSet<ClientId> = server.clients_id_iter().collect();
-    sessions.0.retain(|id, _| connected.contains(id));
+    sessions.0.retain(|id, _| {
+        let keep = connected.contains(id);
+        if !keep {
+            info!("player {id} disconnected");
+        }
+        keep
+    });
+    let now = time.elapsed_secs_f64();
     for id in connected {
         sessions.0.entry(id).or_insert_with(|| {
             info!("player {id} connected");
-            Session::new(id)
+            Session::new(id, &config, now)
         });
     }
 }
@@ -209,6 +227,7 @@ fn receive_messages(
         }
         for channel in [COMMANDS, ACKS] {
             while let Some(bytes) = server.receive_message(client, channel) {
+                session.last_heard = now;
                 stats.bytes_received += bytes.len() as u64;
                 stats.messages_received += 1;
                 session.window_bytes += bytes.len() as u64;
@@ -253,15 +272,19 @@ fn receive_messages(
         }
         let flooding = session.window_bytes > config.max_client_bytes_per_second
             || session.window_commands > config.max_commands_per_second.saturating_mul(4);
-        if flooding || session.bad_messages > MAX_BAD_MESSAGES {
-            warn!(
-                "player {client} disconnected: {}",
-                if flooding {
-                    "flooding"
-                } else {
-                    "malformed messages"
-                }
-            );
+        let idle = now - session.last_heard > config.idle_timeout_secs as f64;
+        let reason = if flooding {
+            Some("flooding")
+        } else if session.bad_messages > MAX_BAD_MESSAGES {
+            Some("malformed_messages")
+        } else if idle {
+            Some("idle_timeout")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            warn!("player {client} disconnected: {reason}");
+            stats.reject(reason, 1);
             kick.push(client);
         }
     }

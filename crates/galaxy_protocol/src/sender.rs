@@ -32,6 +32,9 @@ pub struct DeltaConfig {
     pub baseline_window_ticks: u64,
     /// Ticks without any ack after which a packet counts as lost.
     pub resend_after_ticks: u64,
+    /// Encode changes as deltas against acked baselines; off sends every
+    /// changed unit whole (the design's `compression_enabled`, for comparison).
+    pub deltas: bool,
 }
 
 impl Default for DeltaConfig {
@@ -41,6 +44,7 @@ impl Default for DeltaConfig {
             history_cap: 32,
             baseline_window_ticks: 256,
             resend_after_ticks: 8,
+            deltas: true,
         }
     }
 }
@@ -183,6 +187,21 @@ impl DeltaSender {
         self.units.get(&id).and_then(|t| t.current.as_ref())
     }
 
+    /// The newest state the client acknowledged for unit `id`, with its tick
+    /// (`None` state: an acknowledged removal). For diagnostics and load tests.
+    pub fn acked(&self, id: UnitId) -> Option<(u64, Option<&QuantizedUnit>)> {
+        self.units
+            .get(&id)?
+            .acked
+            .as_ref()
+            .map(|(tick, state)| (*tick, state.as_ref()))
+    }
+
+    /// Ids of every unit this sender tracks.
+    pub fn tracked_units(&self) -> impl Iterator<Item = UnitId> + '_ {
+        self.units.keys().copied()
+    }
+
     /// Every unit the client should see.
     pub fn visible_units(&self) -> impl Iterator<Item = (UnitId, &QuantizedUnit)> {
         self.units
@@ -319,7 +338,9 @@ impl DeltaSender {
             let body = match (t.current, t.acked) {
                 (None, _) => DeltaBody::Removed,
                 (Some(cur), Some((bt, Some(base))))
-                    if tick - bt <= self.config.baseline_window_ticks || t.in_flight.is_empty() =>
+                    if self.config.deltas
+                        && (tick - bt <= self.config.baseline_window_ticks
+                            || t.in_flight.is_empty()) =>
                 {
                     FieldChanges::between(bt, &base, &cur)
                         .map_or(DeltaBody::Full(cur), DeltaBody::Changes)

@@ -38,6 +38,18 @@ pub fn distance_cm(a: WorldPos, b: WorldPos) -> u64 {
 /// Longest single step, 10,000 km: keeps the step arithmetic inside `i128`.
 const MAX_STEP_CM: u64 = 1 << 40;
 
+/// Squared distance in cm², exact (saturating at `u128::MAX` for world-spanning pairs).
+pub fn distance_sq(a: WorldPos, b: WorldPos) -> u128 {
+    let dx = (b.x as i128 - a.x as i128).unsigned_abs();
+    let dy = (b.y as i128 - a.y as i128).unsigned_abs();
+    dx.saturating_mul(dx).saturating_add(dy.saturating_mul(dy))
+}
+
+/// True if `a` and `b` are at most `range` cm apart (no square root).
+pub fn within(a: WorldPos, b: WorldPos, range: u64) -> bool {
+    distance_sq(a, b) <= u128::from(range) * u128::from(range)
+}
+
 /// Moves `from` toward `to` by at most `max_cm` (capped at 10,000 km); never
 /// overshoots and never moves farther than `max_cm`, so a unit cannot exceed its speed.
 pub fn step_towards(from: WorldPos, to: WorldPos, max_cm: u64) -> WorldPos {

@@ -13,7 +13,7 @@ mod geometry;
 mod kinds;
 mod world;
 
-pub use geometry::{distance_cm, step_towards};
+pub use geometry::{distance_cm, distance_sq, step_towards, within};
 pub use kinds::{KindStats, kind_stats};
 pub use world::{Base, CommandOutcome, Order, Resource, SimConfig, SimUnit, World};
 

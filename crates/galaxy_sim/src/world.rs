@@ -7,7 +7,7 @@ use galaxy_protocol::{
     UnitState, WorldPos,
 };
 
-use crate::geometry::{distance_cm, step_towards};
+use crate::geometry::{distance_sq, step_towards, within};
 use crate::kinds::kind_stats;
 
 /// Tuning of the rules.
@@ -333,7 +333,8 @@ impl World {
     fn nearest_enemy(&self, owner: PlayerId, pos: WorldPos, range: u64) -> Option<UnitId> {
         let r = (range as i64 / CELL_CM) + 1;
         let (cx, cy) = cell(pos);
-        let mut best: Option<(u64, UnitId)> = None;
+        let limit = u128::from(range) * u128::from(range);
+        let mut best: Option<(u128, UnitId)> = None;
         for gx in cx.saturating_sub(r)..=cx.saturating_add(r) {
             for gy in cy.saturating_sub(r)..=cy.saturating_add(r) {
                 let Some(c) = self
@@ -347,8 +348,8 @@ impl World {
                     if o == owner {
                         continue;
                     }
-                    let d = distance_cm(pos, p);
-                    if d <= range && best.is_none_or(|b| (d, id) < b) {
+                    let d = distance_sq(pos, p);
+                    if d <= limit && best.is_none_or(|b| (d, id) < b) {
                         best = Some((d, id));
                     }
                 }
@@ -383,14 +384,19 @@ impl World {
                 Order::Idle | Order::AttackMove(_) => {
                     let keep = u.target.filter(|&t| {
                         self.target_position(t)
-                            .is_some_and(|p| distance_cm(u.position, p) <= stats.sight_cm)
+                            .is_some_and(|p| within(u.position, p, stats.sight_cm))
                     });
                     let range = if u.order == Order::Idle {
                         stats.attack_range_cm
                     } else {
                         stats.sight_cm
                     };
-                    keep.or_else(|| self.nearest_enemy(u.owner, u.position, range))
+                    // Units without a target look around every fourth tick, staggered by id.
+                    let look = (self.tick + id).is_multiple_of(4);
+                    keep.or_else(|| {
+                        look.then(|| self.nearest_enemy(u.owner, u.position, range))
+                            .flatten()
+                    })
                 }
             };
             let mut next = u;
@@ -400,8 +406,7 @@ impl World {
             }
             next.cooldown = u.cooldown.saturating_sub(1);
             let target_pos = target.and_then(|t| self.target_position(t));
-            let in_range =
-                target_pos.is_some_and(|p| distance_cm(u.position, p) <= stats.attack_range_cm);
+            let in_range = target_pos.is_some_and(|p| within(u.position, p, stats.attack_range_cm));
             if in_range {
                 next.state = UnitState::ATTACKING;
                 fighting
@@ -534,7 +539,7 @@ impl World {
             let near: Vec<(UnitId, PlayerId)> = self
                 .units
                 .iter()
-                .filter(|(_, u)| distance_cm(u.position, r.position) <= radius)
+                .filter(|(_, u)| within(u.position, r.position, radius))
                 .map(|(&id, u)| (id, u.owner))
                 .collect();
             let mut owners: Vec<PlayerId> = near.iter().map(|n| n.1).collect();

@@ -16,13 +16,21 @@ pub fn config() -> NetworkConfig {
 }
 
 pub fn server(auth: ServerAuth, extra_public: &[SocketAddr]) -> (App, SocketAddr) {
+    server_with(config(), auth, extra_public)
+}
+
+pub fn server_with(
+    config: NetworkConfig,
+    auth: ServerAuth,
+    extra_public: &[SocketAddr],
+) -> (App, SocketAddr) {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
-        .insert_resource(config())
+        .insert_resource(config.clone())
         .add_plugins(GalaxyNetPlugin {
             mode: NetMode::Server,
         });
-    let addr = start_server(app.world_mut(), &config(), auth, extra_public).expect("server binds");
+    let addr = start_server(app.world_mut(), &config, auth, extra_public).expect("server binds");
     (app, addr)
 }
 

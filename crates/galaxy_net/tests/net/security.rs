@@ -186,3 +186,68 @@ fn a_flooding_client_is_disconnected_while_others_play() {
     );
     assert!(ok && connected(&fair));
 }
+
+#[test]
+fn a_silent_session_times_out_but_a_quiet_player_does_not() {
+    let cfg = NetworkConfig {
+        idle_timeout_secs: 1,
+        ..config()
+    };
+    let (mut server, addr) = server_with(cfg, ServerAuth::Insecure, &[]);
+    // A transport-level connection that never speaks the game protocol.
+    let mut silent = bevy::prelude::App::new();
+    silent
+        .add_plugins(bevy::prelude::MinimalPlugins)
+        .add_plugins((
+            bevy_renet::RenetClientPlugin,
+            bevy_renet::netcode::NetcodeClientPlugin,
+        ));
+    connect_client(
+        silent.world_mut(),
+        &config(),
+        ClientAuth::Insecure {
+            player: 5,
+            server: addr,
+        },
+    )
+    .unwrap();
+    // A real client looking at an empty place: nothing to ack, but it sends heartbeats.
+    let mut quiet = client(
+        6,
+        ClientAuth::Insecure {
+            player: 6,
+            server: addr,
+        },
+        view_at(WorldPos::new(0, 0)),
+    );
+    let ok = pump_until(
+        &mut [&mut server, &mut silent, &mut quiet],
+        Duration::from_secs(10),
+        |a| {
+            a[0].world()
+                .resource::<NetworkStats>()
+                .rejected
+                .get("idle_timeout")
+                == Some(&1)
+        },
+    );
+    assert!(
+        ok,
+        "the silent session was not dropped: {:?}, sessions {:?}",
+        server.world().resource::<NetworkStats>(),
+        server
+            .world()
+            .resource::<Sessions>()
+            .0
+            .keys()
+            .collect::<Vec<_>>()
+    );
+    pump_for(
+        &mut [&mut server, &mut silent, &mut quiet],
+        Duration::from_millis(1500),
+    );
+    let sessions = server.world().resource::<Sessions>();
+    assert_eq!(sessions.0.len(), 1);
+    assert!(sessions.0.contains_key(&6), "the quiet player was dropped");
+    assert!(connected(&quiet));
+}

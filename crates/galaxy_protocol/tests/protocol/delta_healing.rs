@@ -436,3 +436,31 @@ fn forged_baseline_is_refused_whole() {
     assert!(r.take_acks().is_empty());
     assert_eq!(r.stats().refused, 1);
 }
+
+#[test]
+fn with_deltas_off_every_change_goes_whole() {
+    let config = DeltaConfig {
+        deltas: false,
+        ..DeltaConfig::default()
+    };
+    let mut h = perfect(config);
+    let mut world = World::new(4, 30);
+    let mut bodies = Vec::new();
+    for _ in 0..20 {
+        world.step(&mut h.sender);
+        bodies.extend(
+            h.step()
+                .into_iter()
+                .flat_map(|u| u.updates.into_iter().map(|d| d.body)),
+        );
+    }
+    assert!(h.settle(50) && h.converged());
+    assert!(bodies.iter().all(|b| !matches!(b, DeltaBody::Changes(_))));
+    assert!(
+        bodies
+            .iter()
+            .filter(|b| matches!(b, DeltaBody::Full(_)))
+            .count()
+            > 100
+    );
+}
