@@ -69,6 +69,9 @@ fn army_origin(p: u64) -> WorldPos {
     )
 }
 
+/// A unit the server's sender says a client acknowledged: id, tick, state.
+type AckedState = (UnitId, u64, Option<galaxy_protocol::QuantizedUnit>);
+
 struct ServerReport {
     tick_p50: f32,
     tick_p99: f32,
@@ -77,9 +80,7 @@ struct ServerReport {
     /// Orders naming units that had died by the time they arrived.
     orders_for_dead_units: u64,
     units: usize,
-    acked: Vec<(
-        u64,
-        Vec<(UnitId, u64, Option<galaxy_protocol::QuantizedUnit>)>,
+    acked: Vec<(u64, Vec<AckedState>)>,
     )>,
 }
 
