@@ -81,7 +81,6 @@ struct ServerReport {
     orders_for_dead_units: u64,
     units: usize,
     acked: Vec<(u64, Vec<AckedState>)>,
-    )>,
 }
 
 fn run_server(
