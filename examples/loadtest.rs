@@ -232,6 +232,11 @@ fn run_clients(
                 }
             }
             app.update();
+            // A game shows and drops its combat events.
+            app.world_mut()
+                .resource_mut::<ReceivedEvents>()
+                .events
+                .clear();
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -289,6 +294,12 @@ fn main() {
     let proxy = LinkConditioner::start(addr, Faults { up: f, down: f }, 3).expect("proxy");
     let clients = run_clients(&args, proxy.addr(), args.seconds);
     let rss = rss_mb();
+    eprintln!(
+        "conditioner: {} datagrams forwarded, {} dropped, {} waiting at the end",
+        proxy.stats().forwarded.load(Ordering::Relaxed),
+        proxy.stats().dropped.load(Ordering::Relaxed),
+        proxy.stats().queued.load(Ordering::Relaxed)
+    );
     stop.store(true, Ordering::Relaxed);
     let report = server.join().expect("server thread");
     let mut desynced = 0u64;

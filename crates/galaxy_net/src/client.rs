@@ -36,9 +36,33 @@ pub struct ClientReplica {
     pub receiver: DeltaReceiver,
 }
 
-/// Combat events received and not yet consumed by the game.
+/// Combat events received and not yet consumed by the game (drain `events`).
+/// Holds at most [`ReceivedEvents::CAP`]; if the game never drains it, the
+/// oldest are dropped and counted instead of growing without bound.
 #[derive(Resource, Default)]
-pub struct ReceivedEvents(pub Vec<CombatEvent>);
+pub struct ReceivedEvents {
+    /// Oldest first.
+    pub events: std::collections::VecDeque<CombatEvent>,
+    dropped: u64,
+}
+
+impl ReceivedEvents {
+    /// Most events kept.
+    pub const CAP: usize = 4096;
+
+    fn push(&mut self, e: CombatEvent) {
+        if self.events.len() == Self::CAP {
+            self.events.pop_front();
+            self.dropped += 1;
+        }
+        self.events.push_back(e);
+    }
+
+    /// Events dropped because nobody drained them.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
 
 /// The world rectangle the player looks at; changes are sent to the server.
 #[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +133,7 @@ fn receive(
                     Ok(_) => stats.unit_updates += 1,
                     Err(_) => stats.reject("refused_update", 1),
                 },
-                Ok(NetworkMessage::CombatEvent(e)) => events.0.push(e),
+                Ok(NetworkMessage::CombatEvent(e)) => events.push(e),
                 Ok(_) => stats.reject("unexpected_message", 1),
                 Err(e) => *stats.decode_errors.entry(e.kind()).or_default() += 1,
             }
@@ -186,5 +210,30 @@ fn send(
     }
     if any {
         sent.last_sent = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use galaxy_protocol::CombatEventType;
+
+    #[test]
+    fn undrained_events_are_bounded_and_counted() {
+        let mut r = ReceivedEvents::default();
+        for t in 0..5000 {
+            r.push(CombatEvent {
+                sector_id: SectorId::new(0, 0, 0),
+                event_type: CombatEventType::UnitDestroyed,
+                participants: vec![t],
+                timestamp: t,
+            });
+        }
+        assert_eq!(r.events.len(), ReceivedEvents::CAP);
+        assert_eq!(r.dropped(), 5000 - ReceivedEvents::CAP as u64);
+        assert_eq!(
+            r.events.front().unwrap().timestamp,
+            5000 - ReceivedEvents::CAP as u64
+        );
     }
 }

@@ -62,6 +62,8 @@ pub struct ConditionerStats {
     pub forwarded: AtomicU64,
     /// Bytes forwarded toward clients.
     pub bytes_to_clients: AtomicU64,
+    /// Datagrams waiting in the proxy right now (a backlog means it cannot keep up).
+    pub queued: AtomicU64,
 }
 
 /// Most datagrams waiting at once; more are dropped (a full router queue).
@@ -211,6 +213,9 @@ impl Worker {
                 self.schedule(false, client, &data, faults.down);
             }
             busy |= self.deliver();
+            self.stats
+                .queued
+                .store(self.queue.len() as u64, Ordering::Relaxed);
             if !busy {
                 std::thread::sleep(Duration::from_micros(200));
             }

@@ -51,7 +51,7 @@ fn destroyed_units_are_announced_to_watchers_only_and_first() {
             for e in apps[1]
                 .world_mut()
                 .resource_mut::<ReceivedEvents>()
-                .0
+                .events
                 .drain(..)
             {
                 if e.event_type == CombatEventType::UnitDestroyed {
@@ -92,7 +92,11 @@ fn destroyed_units_are_announced_to_watchers_only_and_first() {
         );
     }
     assert!(
-        elsewhere.world().resource::<ReceivedEvents>().0.is_empty(),
+        elsewhere
+            .world()
+            .resource::<ReceivedEvents>()
+            .events
+            .is_empty(),
         "a client far away got battle events"
     );
 }
