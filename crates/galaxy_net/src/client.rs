@@ -34,6 +34,8 @@ pub struct ClientReplica {
     pub player: PlayerId,
     /// The baseline store and current states.
     pub receiver: DeltaReceiver,
+    /// Unit-update bytes received per sector (what the interest filter let through).
+    pub bytes_by_sector: std::collections::BTreeMap<SectorId, u64>,
 }
 
 /// Combat events received and not yet consumed by the game (drain `events`).
@@ -86,6 +88,7 @@ pub(crate) fn build(app: &mut App, player: PlayerId) {
     app.insert_resource(ClientReplica {
         player,
         receiver: DeltaReceiver::default(),
+        bytes_by_sector: Default::default(),
     })
     .init_resource::<ConnectionStatus>()
     .init_resource::<ReceivedEvents>()
@@ -129,10 +132,13 @@ fn receive(
             stats.bytes_received += bytes.len() as u64;
             stats.messages_received += 1;
             match codec::decode(&bytes) {
-                Ok(NetworkMessage::UnitUpdate(u)) => match replica.receiver.receive(&u) {
-                    Ok(_) => stats.unit_updates += 1,
-                    Err(_) => stats.reject("refused_update", 1),
-                },
+                Ok(NetworkMessage::UnitUpdate(u)) => {
+                    *replica.bytes_by_sector.entry(u.sector_id).or_default() += bytes.len() as u64;
+                    match replica.receiver.receive(&u) {
+                        Ok(_) => stats.unit_updates += 1,
+                        Err(_) => stats.reject("refused_update", 1),
+                    }
+                }
                 Ok(NetworkMessage::CombatEvent(e)) => events.push(e),
                 Ok(_) => stats.reject("unexpected_message", 1),
                 Err(e) => *stats.decode_errors.entry(e.kind()).or_default() += 1,

@@ -67,9 +67,11 @@ pub struct SectorIndex {
 }
 
 impl SectorIndex {
-    /// Units currently in `sector`.
+    /// Units currently in `sector` (at scale 0, or any coarser scale up to 4).
     pub fn units_in(&self, sector: &SectorId) -> impl Iterator<Item = UnitId> + '_ {
-        self.units.get(sector).into_iter().flatten().copied()
+        scale0_cells(sector)
+            .into_iter()
+            .flat_map(|s| self.units.get(&s).into_iter().flatten().copied())
     }
 
     /// The sector a unit is in.
@@ -77,14 +79,24 @@ impl SectorIndex {
         self.sector_of.get(&id).copied()
     }
 
-    /// How busy `sector` has been lately.
+    /// How busy `sector` has been lately (the busiest of its scale-0 cells).
     pub fn activity(&self, sector: &SectorId) -> ActivityLevel {
-        ActivityLevel::from_changes_per_tick(self.activity.get(sector).map_or(0.0, |a| a.average))
+        let busiest = scale0_cells(sector)
+            .iter()
+            .filter_map(|s| self.activity.get(s))
+            .map(|a| a.average)
+            .fold(0.0, f32::max);
+        ActivityLevel::from_changes_per_tick(busiest)
     }
 
     /// The last tick at which a unit in `sector` changed, entered or left.
     pub fn changed_at(&self, sector: &SectorId) -> u64 {
-        self.activity.get(sector).map_or(0, |a| a.changed_at)
+        scale0_cells(sector)
+            .iter()
+            .filter_map(|s| self.activity.get(s))
+            .map(|a| a.changed_at)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Starts counting changes for `tick`, folding the previous ticks into the averages.
@@ -140,9 +152,29 @@ impl SectorIndex {
     }
 }
 
+/// Coarsest scale [`SectorIndex::units_in`] accepts (a 16 km sector = 256 cells).
+pub const MAX_INDEX_SCALE: u8 = 4;
+
+/// The scale-0 sectors inside `sector` (itself at scale 0; none above [`MAX_INDEX_SCALE`]).
+fn scale0_cells(sector: &SectorId) -> Vec<SectorId> {
+    if sector.scale == 0 {
+        return vec![*sector];
+    }
+    if sector.scale > MAX_INDEX_SCALE {
+        return Vec::new();
+    }
+    sector.children().flat_map(|c| scale0_cells(&c)).collect()
+}
+
+/// True if a unit in the scale-0 `sector` is inside the interest `(near, far)`.
+pub fn in_interest(sector: SectorId, near: &HashSet<SectorId>, far: &HashSet<SectorId>) -> bool {
+    near.contains(&sector) || sector.parent().is_some_and(|p| far.contains(&p))
+}
+
 /// A client's interest: the scale-0 sectors under its view plus one ring
-/// (`near`, full rate) and a wider ring out to three times the view
-/// (`far`, a quarter of the rate). Views larger than 20 km are clipped
+/// (`near`, full rate), and scale-1 (2 km) sectors out to three times the
+/// view (`far`, a quarter of the rate; units in a `near` cell of a far
+/// sector are not counted there). Views larger than 20 km are clipped
 /// around their centre.
 pub fn interest(view: WorldRect) -> (HashSet<SectorId>, HashSet<SectorId>) {
     let cx = view.min.x / 2 + view.max.x / 2;
@@ -172,10 +204,12 @@ pub fn interest(view: WorldRect) -> (HashSet<SectorId>, HashSet<SectorId>) {
         }
     };
     let near = cover(rect(1, SECTOR_SIZE_CM), MAX_NEAR_SECTORS);
-    let far: HashSet<SectorId> = cover(rect(3, SECTOR_SIZE_CM), MAX_NEAR_SECTORS * 9)
-        .difference(&near)
-        .copied()
-        .collect();
+    let far: HashSet<SectorId> = match SectorId::covering(rect(3, SECTOR_SIZE_CM), 1) {
+        Some(range) if range.remaining() <= MAX_NEAR_SECTORS * 9 => range
+            .filter(|s| !s.children().all(|c| near.contains(&c)))
+            .collect(),
+        _ => HashSet::new(),
+    };
     (near, far)
 }
 
@@ -230,16 +264,32 @@ mod tests {
         assert_eq!(idx.changed_at(&busy), 39);
         idx.remove(5);
         assert_eq!(idx.units_in(&busy).count(), 99);
+        // A coarse sector sees its cells' units, activity and changes.
+        let parent = busy.parent().unwrap();
+        assert_eq!(idx.units_in(&parent).count(), 99);
+        assert_eq!(idx.activity(&parent), ActivityLevel::High);
+        assert_eq!(idx.changed_at(&parent), 40);
     }
 
     #[test]
     fn interest_rings() {
         let (near, far) = interest(WorldRect::around(WorldPos::new(50_000, 50_000), 50_000));
-        // A 1 km view on one sector: 3 x 3 near, out to 5 x 5 far.
+        // A 1 km view on one sector: 3 x 3 near cells; 2 km far sectors out to 5 x 5 km.
         assert_eq!(near.len(), 9);
         assert!(near.contains(&SectorId::new(0, 0, 0)));
-        assert_eq!(far.len(), 25 - 9);
-        assert!(near.is_disjoint(&far));
+        assert!(far.iter().all(|s| s.scale == 1));
+        // 3 x 3 scale-1 sectors, less the one whose four cells are all near.
+        assert_eq!(far.len(), 8);
+        // Every scale-0 cell of the 5 x 5 km area is in the interest exactly one way.
+        for x in -2..=2 {
+            for y in -2..=2 {
+                assert!(
+                    in_interest(SectorId::new(x, y, 0), &near, &far),
+                    "({x}, {y})"
+                );
+            }
+        }
+        assert!(!in_interest(SectorId::new(9, 9, 0), &near, &far));
         let (huge, _) = interest(WorldRect::around(WorldPos::new(0, 0), i64::MAX / 2));
         assert!(huge.len() as u128 <= MAX_NEAR_SECTORS);
     }

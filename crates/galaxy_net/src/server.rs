@@ -18,7 +18,7 @@ use crate::NetSet;
 use crate::channels::{ACKS, COMMANDS, EVENTS, UPDATES};
 use crate::components::{Health, NetUnit, Owner, Position, Target, UnitState};
 use crate::config::NetworkConfig;
-use crate::interest::{SectorIndex, interest, interval_ticks};
+use crate::interest::{SectorIndex, in_interest, interest, interval_ticks};
 use crate::stats::NetworkStats;
 
 /// Malformed messages a client may send before it is disconnected.
@@ -442,7 +442,7 @@ fn replicate(
             .filter(|&id| {
                 index
                     .sector_of(id)
-                    .is_none_or(|sec| !s.near.contains(&sec) && !s.far.contains(&sec))
+                    .is_none_or(|sec| !in_interest(sec, &s.near, &s.far))
             })
             .collect();
         for id in leaving {
@@ -476,6 +476,10 @@ fn replicate(
             }
             last_sent.insert(*sector, tick);
             for id in index.units_in(sector) {
+                // A far sector's cells that are near go at the near rate instead.
+                if is_far && index.sector_of(id).is_some_and(|c| near.contains(&c)) {
+                    continue;
+                }
                 if let Some(u) = sim.0.unit(id) {
                     visible.insert(id);
                     sender.set_unit(id, quantize(&u.sample()));
@@ -517,7 +521,7 @@ fn send_events(
             continue;
         };
         for (&client, s) in &sessions.0 {
-            if s.near.contains(&event.sector_id) || s.far.contains(&event.sector_id) {
+            if in_interest(event.sector_id, &s.near, &s.far) {
                 stats.bytes_sent += bytes.len() as u64;
                 stats.messages_sent += 1;
                 server.send_message(client, EVENTS, bytes.clone());

@@ -127,10 +127,7 @@ pub fn expected_for(server: &App, view: WorldRect) -> BTreeMap<UnitId, Quantized
     let (near, far) = galaxy_net::interest::interest(view);
     server_units(server)
         .into_iter()
-        .filter(|(_, u)| {
-            let s = SectorId::at(u.position());
-            near.contains(&s) || far.contains(&s)
-        })
+        .filter(|(_, u)| galaxy_net::interest::in_interest(SectorId::at(u.position()), &near, &far))
         .collect()
 }
 

@@ -64,6 +64,28 @@ fn clients_see_their_sectors_only_and_converge() {
     // far fewer bytes than a client that would see everything.
     assert!(seen_by_2.iter().all(|id| far.contains(id)), "{seen_by_2:?}");
     assert!(seen_by_2.is_disjoint(&near.iter().copied().collect()));
+    // Every unit-update byte client 2 received came from sectors of its own interest.
+    let (n2, f2) = galaxy_net::interest::interest(view_at(FAR));
+    let by_sector = c2
+        .world()
+        .resource::<ClientReplica>()
+        .bytes_by_sector
+        .clone();
+    assert!(by_sector.values().sum::<u64>() > 0);
+    assert!(
+        by_sector.keys().all(|s| n2.contains(s) || f2.contains(s)),
+        "{by_sector:?}"
+    );
+    let (n1, f1) = galaxy_net::interest::interest(near_view);
+    let near_bytes: u64 = by_sector
+        .iter()
+        .filter(|(s, _)| n1.contains(s) || f1.contains(s))
+        .map(|(_, b)| b)
+        .sum();
+    assert_eq!(
+        near_bytes, 0,
+        "client 2 was sent bytes about the near sectors"
+    );
 
     // Player 1 orders its units to gather nearby (infantry walks 5 m/s); client 1 follows the server.
     let order = CompressedCommand::Move {
