@@ -60,13 +60,34 @@ fn parse() -> Result<Args, String> {
     })
 }
 
-/// Where player `p`'s army stands: pairs of armies 40 m apart, pairs 3 km apart.
+/// Where player `p`'s army stands: pairs of armies 40 m apart, one battle
+/// every 8 km, so each client's interest (view + rings, about 6 km across)
+/// holds its own battle.
 fn army_origin(p: u64) -> WorldPos {
     let pair = p / 2;
     WorldPos::new(
-        (pair % 8) as i64 * 300_000,
-        (pair / 8) as i64 * 300_000 + (p % 2) as i64 * 4_000,
+        (pair % 8) as i64 * 800_000,
+        (pair / 8) as i64 * 800_000 + (p % 2) as i64 * 4_000,
     )
+}
+
+/// One run's numbers (the JSON line has exactly these fields).
+#[derive(serde::Serialize)]
+struct LoadReport {
+    units: u64,
+    clients: u64,
+    seconds: f64,
+    loss: f64,
+    tick_ms_p50: f32,
+    tick_ms_p99: f32,
+    kbps_per_client_p50: f64,
+    kbps_per_client_max: f64,
+    desynced_units: u64,
+    checked_units: u64,
+    rejected_commands: u64,
+    orders_for_dead_units: u64,
+    units_alive_at_end: usize,
+    rss_mb: f64,
 }
 
 /// A unit the server's sender says a client acknowledged: id, tick, state.
@@ -319,7 +340,22 @@ fn main() {
         .iter()
         .map(|c| c.1 as f64 * 8.0 / args.seconds / 1000.0)
         .collect();
-    let (k50, kmax) = (quantile(&mut kbps, 0.5), quantile(&mut kbps, 1.0));
+    let r = LoadReport {
+        units: args.units,
+        clients: args.clients,
+        seconds: args.seconds,
+        loss: args.loss,
+        tick_ms_p50: report.tick_p50,
+        tick_ms_p99: report.tick_p99,
+        kbps_per_client_p50: quantile(&mut kbps, 0.5),
+        kbps_per_client_max: quantile(&mut kbps, 1.0),
+        desynced_units: desynced,
+        checked_units: checked,
+        rejected_commands: report.rejected,
+        orders_for_dead_units: report.orders_for_dead_units,
+        units_alive_at_end: report.units,
+        rss_mb: (rss * 10.0).round() / 10.0,
+    };
     println!(
         "{:>7} {:>7} {:>7} {:>5} {:>10} {:>10} {:>12} {:>12} {:>9} {:>9} {:>8}",
         "units",
@@ -336,38 +372,23 @@ fn main() {
     );
     println!(
         "{:>7} {:>7} {:>7} {:>5} {:>10.2} {:>10.2} {:>12.1} {:>12.1} {:>9} {:>9} {:>8.0}",
-        args.units,
-        args.clients,
-        args.seconds,
-        args.loss,
-        report.tick_p50,
-        report.tick_p99,
-        k50,
-        kmax,
-        desynced,
-        report.rejected,
-        rss
+        r.units,
+        r.clients,
+        r.seconds,
+        r.loss,
+        r.tick_ms_p50,
+        r.tick_ms_p99,
+        r.kbps_per_client_p50,
+        r.kbps_per_client_max,
+        r.desynced_units,
+        r.rejected_commands,
+        r.rss_mb
     );
     eprintln!(
         "checked {checked} acknowledged unit states; {} units alive at the end; {} unit orders named units already dead",
-        report.units, report.orders_for_dead_units
+        r.units_alive_at_end, r.orders_for_dead_units
     );
     if args.json {
-        println!(
-            "{{\"units\":{},\"clients\":{},\"seconds\":{},\"loss\":{},\"tick_ms_p50\":{:.3},\"tick_ms_p99\":{:.3},\"kbps_per_client_p50\":{:.1},\"kbps_per_client_max\":{:.1},\"desynced_units\":{},\"checked_units\":{},\"rejected_commands\":{},\"orders_for_dead_units\":{},\"rss_mb\":{:.1}}}",
-            args.units,
-            args.clients,
-            args.seconds,
-            args.loss,
-            report.tick_p50,
-            report.tick_p99,
-            k50,
-            kmax,
-            desynced,
-            checked,
-            report.rejected,
-            report.orders_for_dead_units,
-            rss
-        );
+        println!("{}", serde_json::to_string(&r).expect("report serializes"));
     }
 }
