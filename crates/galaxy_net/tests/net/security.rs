@@ -251,3 +251,51 @@ fn a_silent_session_times_out_but_a_quiet_player_does_not() {
     assert!(sessions.0.contains_key(&6), "the quiet player was dropped");
     assert!(connected(&quiet));
 }
+
+#[test]
+fn garbage_is_counted_by_kind_and_repeat_offenders_are_disconnected() {
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    let mut raw = bevy::prelude::App::new();
+    raw.add_plugins(bevy::prelude::MinimalPlugins).add_plugins((
+        bevy_renet::RenetClientPlugin,
+        bevy_renet::netcode::NetcodeClientPlugin,
+    ));
+    connect_client(
+        raw.world_mut(),
+        &config(),
+        ClientAuth::Insecure {
+            player: 4,
+            server: addr,
+        },
+    )
+    .unwrap();
+    let garbage: [&[u8]; 3] = [
+        &[0xff, 1, 2],
+        &[],
+        &[
+            4, 0, 0, 0, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+        ],
+    ];
+    let mut sent = 0;
+    let ok = pump_until(&mut [&mut server, &mut raw], Duration::from_secs(10), |a| {
+        let mut client = a[1].world_mut().resource_mut::<bevy_renet::RenetClient>();
+        if client.is_connected() && sent < 60 {
+            client.send_message(galaxy_net::channels::COMMANDS, garbage[sent % 3].to_vec());
+            sent += 1;
+        }
+        a[0].world()
+            .resource::<NetworkStats>()
+            .rejected
+            .get("malformed_messages")
+            == Some(&1)
+    });
+    let stats = server.world().resource::<NetworkStats>().clone();
+    assert!(ok, "the sender of garbage was not disconnected: {stats:?}");
+    for kind in ["unknown_tag", "empty", "malformed"] {
+        assert!(
+            stats.decode_errors.get(kind).copied().unwrap_or(0) > 0,
+            "{kind} not counted: {stats:?}"
+        );
+    }
+    assert!(server.world().resource::<Sessions>().0.is_empty());
+}
