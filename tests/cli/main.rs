@@ -106,3 +106,60 @@ fn help_lists_the_options() {
         assert!(text.contains(flag), "{flag} missing from --help");
     }
 }
+
+#[test]
+fn ctrl_c_shuts_the_server_down_cleanly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = bin()
+        .args([
+            "server",
+            "--insecure",
+            "--port",
+            "0",
+            "--bots",
+            "1",
+            "--units-per-bot",
+            "10",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the server to say where it listens (the log goes to stdout or stderr).
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(stdout) as Box<dyn std::io::Read + Send>,
+        Box::new(stderr),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut log = String::new();
+    while !log.contains("listening on") && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            log.push_str(&line);
+            log.push('\n');
+        }
+    }
+    assert!(log.contains("listening on"), "{log}");
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(log.contains("server stopped"), "{log}");
+}
