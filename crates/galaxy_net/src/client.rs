@@ -81,6 +81,9 @@ struct SentState {
     last_sent: f64,
 }
 
+/// Most sectors [`ClientReplica::bytes_by_sector`] remembers; beyond it the lowest-keyed go.
+pub const MAX_SECTOR_COUNTERS: usize = 4096;
+
 /// Seconds of silence after which the client sends a heartbeat (its view again).
 const HEARTBEAT_SECS: f64 = 1.0;
 
@@ -133,6 +136,11 @@ fn receive(
             stats.messages_received += 1;
             match codec::decode(&bytes) {
                 Ok(NetworkMessage::UnitUpdate(u)) => {
+                    if replica.bytes_by_sector.len() >= MAX_SECTOR_COUNTERS
+                        && !replica.bytes_by_sector.contains_key(&u.sector_id)
+                    {
+                        replica.bytes_by_sector.pop_first();
+                    }
                     *replica.bytes_by_sector.entry(u.sector_id).or_default() += bytes.len() as u64;
                     match replica.receiver.receive(&u) {
                         Ok(_) => stats.unit_updates += 1,

@@ -128,10 +128,7 @@ impl SectorIndex {
         match self.sector_of.insert(id, sector) {
             Some(old) if old == sector => {}
             Some(old) => {
-                if let Some(set) = self.units.get_mut(&old) {
-                    set.remove(&id);
-                }
-                self.touch(old);
+                self.take_out(id, old);
                 self.units.entry(sector).or_default().insert(id);
             }
             None => {
@@ -141,13 +138,22 @@ impl SectorIndex {
         self.touch(sector);
     }
 
+    /// Removes `id` from `sector`'s set, dropping the set when it empties
+    /// (so the index does not grow with every sector ever visited).
+    fn take_out(&mut self, id: UnitId, sector: SectorId) {
+        if let Some(set) = self.units.get_mut(&sector) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.units.remove(&sector);
+            }
+        }
+        self.touch(sector);
+    }
+
     /// Forgets a unit that died.
     pub(crate) fn remove(&mut self, id: UnitId) {
         if let Some(old) = self.sector_of.remove(&id) {
-            if let Some(set) = self.units.get_mut(&old) {
-                set.remove(&id);
-            }
-            self.touch(old);
+            self.take_out(id, old);
         }
     }
 }
@@ -264,6 +270,8 @@ mod tests {
         assert_eq!(idx.changed_at(&busy), 39);
         idx.remove(5);
         assert_eq!(idx.units_in(&busy).count(), 99);
+        idx.remove(1000);
+        assert!(!idx.units.contains_key(&quiet), "empty sectors are dropped");
         // A coarse sector sees its cells' units, activity and changes.
         let parent = busy.parent().unwrap();
         assert_eq!(idx.units_in(&parent).count(), 99);

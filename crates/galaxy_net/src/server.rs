@@ -257,9 +257,9 @@ fn receive_messages(
                             }
                         }
                     }
-                    Ok(other) => {
+                    Ok(_) => {
                         stats.reject("unexpected_message", 1);
-                        session.log_once(other.kind());
+                        session.log_once("unexpected_message");
                         session.bad_messages += 1;
                     }
                     Err(e) => {
