@@ -97,6 +97,7 @@ pub(crate) fn build(app: &mut App, player: PlayerId) {
     .init_resource::<ReceivedEvents>()
     .init_resource::<OutgoingCommands>()
     .init_resource::<SentState>()
+    .add_systems(PreUpdate, maintain_connection.before(RenetReceive))
     .add_systems(
         PreUpdate,
         receive.in_set(NetSet::Receive).after(RenetReceive),
@@ -104,20 +105,33 @@ pub(crate) fn build(app: &mut App, player: PlayerId) {
     .add_systems(PostUpdate, send.in_set(NetSet::Send).before(RenetSend));
 }
 
+/// Reconnects after a loss; a new session starts from a clean baseline store
+/// (the server sends every unit whole again), so nothing is duplicated.
+fn maintain_connection(world: &mut World) {
+    let now = world.resource::<Time<Real>>().elapsed_secs_f64();
+    if crate::transport::maintain(world, now) {
+        let mut replica = world.resource_mut::<ClientReplica>();
+        replica.receiver = DeltaReceiver::default();
+    }
+}
+
 fn receive(
     client: Option<ResMut<RenetClient>>,
+    connector: Option<Res<crate::transport::ClientConnector>>,
     mut status: ResMut<ConnectionStatus>,
     mut replica: ResMut<ClientReplica>,
     mut events: ResMut<ReceivedEvents>,
     mut stats: ResMut<NetworkStats>,
 ) {
+    // With a connector, a lost connection is being retried: show Connecting.
+    let retrying = connector.is_some();
     let Some(mut client) = client else {
         status.set_if_neq(ConnectionStatus::Disconnected);
         return;
     };
     let now = if client.is_connected() {
         ConnectionStatus::Connected
-    } else if client.is_connecting() {
+    } else if client.is_connecting() || retrying {
         ConnectionStatus::Connecting
     } else {
         ConnectionStatus::Failed(

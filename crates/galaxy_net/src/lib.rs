@@ -16,6 +16,7 @@ pub mod components;
 pub mod conditioner;
 pub mod config;
 pub mod interest;
+pub mod reconnect;
 pub mod server;
 pub mod stats;
 pub mod tokens;
@@ -32,7 +33,9 @@ pub use config::{ConfigError, NetworkConfig};
 pub use server::{Sessions, SimWorld, TickTimes};
 pub use stats::NetworkStats;
 pub use tokens::ServerKey;
-pub use transport::{ClientAuth, ServerAuth, connect_client, start_server};
+pub use transport::{
+    ClientAuth, ClientConnector, ServerAuth, connect_client, connect_with_fallbacks, start_server,
+};
 
 /// The order of the networking work in a frame.
 #[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]

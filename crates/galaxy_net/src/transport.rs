@@ -12,6 +12,7 @@ use galaxy_protocol::PlayerId;
 
 use crate::channels::connection_config;
 use crate::config::NetworkConfig;
+use crate::reconnect::Backoff;
 use crate::tokens::{ServerKey, now};
 
 /// How a server admits clients.
@@ -67,14 +68,62 @@ pub fn start_server(
     Ok(addr)
 }
 
-/// Opens a client socket and starts connecting.
+/// What a client needs to connect again after losing its server: the
+/// settings, the servers to try in turn, and the retry schedule.
+#[derive(Resource)]
+pub struct ClientConnector {
+    config: NetworkConfig,
+    targets: Vec<ClientAuth>,
+    /// The retry schedule.
+    pub backoff: Backoff,
+    local_port: u16,
+    was_connected: bool,
+    /// Successful reconnections so far.
+    pub reconnects: u32,
+}
+
+/// Opens a client socket and starts connecting to `auth`'s server; the
+/// plugin reconnects with backoff if the connection is lost.
 pub fn connect_client(
     world: &mut World,
     config: &NetworkConfig,
     auth: ClientAuth,
 ) -> Result<(), String> {
-    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let authentication = match auth {
+    connect_with_fallbacks(world, config, vec![auth])
+}
+
+/// Like [`connect_client`], with fallback servers tried in turn after a failure.
+pub fn connect_with_fallbacks(
+    world: &mut World,
+    config: &NetworkConfig,
+    targets: Vec<ClientAuth>,
+) -> Result<(), String> {
+    let first = targets.first().ok_or("no server to connect to")?;
+    let local_port = open(world, config, first, 0)?;
+    world.insert_resource(ClientConnector {
+        config: config.clone(),
+        backoff: Backoff::new(targets.len()),
+        targets,
+        local_port,
+        was_connected: false,
+        reconnects: 0,
+    });
+    Ok(())
+}
+
+/// Binds a socket (on `port` if possible, so a secure token stays valid
+/// for the same client address) and inserts a fresh renet client and transport.
+fn open(
+    world: &mut World,
+    config: &NetworkConfig,
+    auth: &ClientAuth,
+    port: u16,
+) -> Result<u16, String> {
+    let socket = UdpSocket::bind(("0.0.0.0", port))
+        .or_else(|_| UdpSocket::bind("0.0.0.0:0"))
+        .map_err(|e| e.to_string())?;
+    let local_port = socket.local_addr().map_err(|e| e.to_string())?.port();
+    let authentication = match auth.clone() {
         ClientAuth::Token(token) => ClientAuthentication::Secure {
             connect_token: *token,
         },
@@ -89,5 +138,45 @@ pub fn connect_client(
         NetcodeClientTransport::new(now(), authentication, socket).map_err(|e| e.to_string())?;
     world.insert_resource(RenetClient::new(connection_config()));
     world.insert_resource(transport);
-    Ok(())
+    Ok(local_port)
+}
+
+/// Watches the connection; after a loss, waits out the backoff and opens a
+/// new one (to the next fallback server). Returns true when it reconnected,
+/// so the caller can reset what it received from the old session.
+pub(crate) fn maintain(world: &mut World, now: f64) -> bool {
+    let Some(mut c) = world.remove_resource::<ClientConnector>() else {
+        return false;
+    };
+    let (connected, disconnected) = world
+        .get_resource::<RenetClient>()
+        .map_or((false, true), |r| (r.is_connected(), r.is_disconnected()));
+    let mut reopened = false;
+    if connected {
+        if !c.was_connected {
+            c.backoff.on_connected();
+        }
+        c.was_connected = true;
+    } else if disconnected {
+        if c.was_connected {
+            warn!("connection lost; reconnecting");
+        }
+        c.was_connected = false;
+        c.backoff.on_failure(now);
+        if c.backoff.due(now) {
+            world.remove_resource::<NetcodeClientTransport>();
+            world.remove_resource::<RenetClient>();
+            let target = c.backoff.target().min(c.targets.len().saturating_sub(1));
+            match open(world, &c.config, &c.targets[target], c.local_port) {
+                Ok(port) => {
+                    c.local_port = port;
+                    c.reconnects += 1;
+                    reopened = true;
+                }
+                Err(e) => warn!("reconnect failed: {e}"),
+            }
+        }
+    }
+    world.insert_resource(c);
+    reopened
 }

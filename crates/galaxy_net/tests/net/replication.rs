@@ -213,3 +213,53 @@ fn converges_through_a_lossy_link() {
             > 0
     );
 }
+
+#[test]
+fn a_dropped_client_reconnects_and_resyncs_without_duplicates() {
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    let units = spawn_block(&mut server, 1, WorldPos::new(0, 0), 5);
+    let view = view_at(WorldPos::new(0, 0));
+    let mut c = client(
+        1,
+        ClientAuth::Insecure {
+            player: 1,
+            server: addr,
+        },
+        view,
+    );
+    assert!(pump_until(
+        &mut [&mut server, &mut c],
+        Duration::from_secs(10),
+        |a| client_units(a[1]).len() == 25
+    ));
+    // The server drops the client, and the world changes while it is away.
+    server
+        .world_mut()
+        .resource_mut::<bevy_renet::RenetServer>()
+        .disconnect(1);
+    let order = CompressedCommand::Move {
+        units: UnitIdList::from_ids(units.iter().copied().take(10)).unwrap(),
+        to: WorldPos::new(500, 500),
+    };
+    server
+        .world_mut()
+        .resource_mut::<SimWorld>()
+        .0
+        .apply_command(1, &order);
+    let mut saw_connecting = false;
+    let ok = pump_until(&mut [&mut server, &mut c], Duration::from_secs(20), |a| {
+        saw_connecting |=
+            *a[1].world().resource::<ConnectionStatus>() == ConnectionStatus::Connecting;
+        a[1].world().resource::<ClientConnector>().reconnects >= 1
+            && connected(a[1])
+            && client_units(a[1]) == expected_for(a[0], view)
+    });
+    assert!(
+        ok,
+        "no resync after reconnecting: {} units",
+        client_units(&c).len()
+    );
+    assert!(saw_connecting, "the client never showed Connecting");
+    assert_eq!(client_units(&c).len(), 25, "duplicated or missing units");
+    assert_eq!(server.world().resource::<Sessions>().0.len(), 1);
+}
