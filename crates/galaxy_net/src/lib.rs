@@ -16,6 +16,8 @@ pub mod components;
 pub mod conditioner;
 pub mod config;
 pub mod interest;
+pub mod interpolation;
+pub mod prediction;
 pub mod reconnect;
 pub mod server;
 pub mod stats;
