@@ -70,6 +70,11 @@ impl ReceivedEvents {
 #[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct View(pub WorldRect);
 
+/// The most unit updates per second this client wants (0 = the server's
+/// default); lower it when the link is poor. Sent with the view.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MaxUpdateRate(pub u8);
+
 /// Commands the game wants sent this frame (drained by the plugin).
 #[derive(Resource, Default)]
 pub struct OutgoingCommands(pub Vec<CompressedCommand>);
@@ -77,7 +82,7 @@ pub struct OutgoingCommands(pub Vec<CompressedCommand>);
 #[derive(Resource, Default)]
 struct SentState {
     hello: bool,
-    view: Option<WorldRect>,
+    view: Option<(WorldRect, u8)>,
     last_sent: f64,
 }
 
@@ -97,6 +102,7 @@ pub(crate) fn build(app: &mut App, player: PlayerId) {
     .init_resource::<ReceivedEvents>()
     .init_resource::<OutgoingCommands>()
     .init_resource::<SentState>()
+    .init_resource::<MaxUpdateRate>()
     .add_systems(PreUpdate, maintain_connection.before(RenetReceive))
     .add_systems(
         PreUpdate,
@@ -175,6 +181,7 @@ fn send(
     client: Option<ResMut<RenetClient>>,
     mut replica: ResMut<ClientReplica>,
     view: Option<Res<View>>,
+    rate: Res<MaxUpdateRate>,
     mut outgoing: ResMut<OutgoingCommands>,
     mut sent: ResMut<SentState>,
     mut stats: ResMut<NetworkStats>,
@@ -208,21 +215,21 @@ fn send(
         };
         out(&mut client, COMMANDS, NetworkMessage::Connect(hello));
     }
-    if let Some(view) = view.filter(|v| sent.view != Some(v.0)) {
-        sent.view = Some(view.0);
+    if let Some(view) = view.filter(|v| sent.view != Some((v.0, rate.0))) {
+        sent.view = Some((view.0, rate.0));
         out(
             &mut client,
             COMMANDS,
             NetworkMessage::ViewUpdate(ViewUpdate {
                 view: view.0,
-                max_update_hz: 0,
+                max_update_hz: rate.0,
             }),
         );
     }
     if !outgoing.0.is_empty() {
         let sector_id = sent
             .view
-            .map_or(SectorId::new(0, 0, 0), |v| SectorId::at(v.min));
+            .map_or(SectorId::new(0, 0, 0), |v| SectorId::at(v.0.min));
         let cmds: Vec<CompressedCommand> = outgoing.0.drain(..).collect();
         for chunk in cmds.chunks(galaxy_protocol::command::MAX_BATCH_COMMANDS) {
             let batch = BatchCommand {

@@ -29,7 +29,9 @@ use bevy_renet::netcode::{NetcodeClientPlugin, NetcodeServerPlugin};
 use bevy_renet::{RenetClientPlugin, RenetServerPlugin};
 use galaxy_protocol::PlayerId;
 
-pub use client::{ClientReplica, ConnectionStatus, OutgoingCommands, ReceivedEvents, View};
+pub use client::{
+    ClientReplica, ConnectionStatus, MaxUpdateRate, OutgoingCommands, ReceivedEvents, View,
+};
 pub use conditioner::{Faults, LinkConditioner, LinkFaults};
 pub use config::{ConfigError, NetworkConfig};
 pub use server::{Sessions, SimWorld, TickTimes};

@@ -93,6 +93,8 @@ pub struct Session {
     pub player: PlayerId,
     sender: DeltaSender,
     view: Option<WorldRect>,
+    /// Highest update rate the client asked for (0 = server default).
+    max_update_hz: u8,
     near: HashSet<SectorId>,
     far: HashSet<SectorId>,
     last_sent: HashMap<SectorId, u64>,
@@ -115,6 +117,7 @@ impl Session {
             player,
             sender: DeltaSender::new(deltas),
             view: None,
+            max_update_hz: 0,
             near: HashSet::new(),
             far: HashSet::new(),
             last_sent: HashMap::new(),
@@ -233,7 +236,10 @@ fn receive_messages(
                 session.window_bytes += bytes.len() as u64;
                 match codec::decode(&bytes) {
                     Ok(NetworkMessage::UpdateAck(ack)) => session.sender.receive_ack(&ack),
-                    Ok(NetworkMessage::ViewUpdate(v)) => session.view = Some(v.view),
+                    Ok(NetworkMessage::ViewUpdate(v)) => {
+                        session.view = Some(v.view);
+                        session.max_update_hz = v.max_update_hz;
+                    }
                     Ok(NetworkMessage::Connect(c))
                         if c.protocol_version != galaxy_protocol::PROTOCOL_VERSION =>
                     {
@@ -458,6 +464,11 @@ fn replicate(
             ..
         } = s;
         last_sent.retain(|sector, _| near.contains(sector) || far.contains(sector));
+        // A client on a poor link may ask for fewer updates per second.
+        let floor = match s.max_update_hz {
+            0 => 1,
+            hz => (config.update_rate / f32::from(hz)).ceil().max(1.0) as u64,
+        };
         for (sector, is_far) in near
             .iter()
             .map(|s| (s, false))
@@ -469,6 +480,7 @@ fn replicate(
                     index.changed_at(sector) > sent
                         && tick - sent
                             >= interval_ticks(index.activity(sector), config.update_rate, is_far)
+                                .max(floor)
                 }
             };
             if !due {

@@ -263,3 +263,52 @@ fn a_dropped_client_reconnects_and_resyncs_without_duplicates() {
     assert_eq!(client_units(&c).len(), 25, "duplicated or missing units");
     assert_eq!(server.world().resource::<Sessions>().0.len(), 1);
 }
+
+#[test]
+fn a_client_on_a_poor_link_can_ask_for_fewer_updates() {
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    let units = spawn_block(&mut server, 1, WorldPos::new(0, 0), 4);
+    let view = view_at(WorldPos::new(0, 0));
+    let mut full = client(
+        1,
+        ClientAuth::Insecure {
+            player: 1,
+            server: addr,
+        },
+        view,
+    );
+    let mut slow = client(
+        2,
+        ClientAuth::Insecure {
+            player: 2,
+            server: addr,
+        },
+        view,
+    );
+    slow.insert_resource(MaxUpdateRate(5));
+    assert!(pump_until(
+        &mut [&mut server, &mut full, &mut slow],
+        Duration::from_secs(10),
+        |a| { client_units(a[1]).len() == 16 && client_units(a[2]).len() == 16 }
+    ));
+    // Keep the units walking so every tick changes them.
+    let walk = |to| CompressedCommand::Move {
+        units: UnitIdList::from_ids(units.iter().copied()).unwrap(),
+        to,
+    };
+    server
+        .world_mut()
+        .resource_mut::<SimWorld>()
+        .0
+        .apply_command(1, &walk(WorldPos::new(100_000, 0)));
+    let before = |a: &bevy::prelude::App| a.world().resource::<NetworkStats>().unit_updates;
+    let (f0, s0) = (before(&full), before(&slow));
+    pump_for(
+        &mut [&mut server, &mut full, &mut slow],
+        Duration::from_secs(3),
+    );
+    let (f, s) = (before(&full) - f0, before(&slow) - s0);
+    // 20 Hz against 5 Hz: about four times fewer updates.
+    assert!(f >= 40 && s * 3 <= f, "full {f} updates, slow {s}");
+    assert!(s >= 10, "the slow client still gets updates: {s}");
+}
