@@ -9,8 +9,18 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-# System packages later tests need (nats-server, Xvfb, Mesa Vulkan) are
-# installed here once those tests exist; the protocol needs none.
+# The client smoke test draws in a real window: Xvfb and Mesa's software
+# Vulkan (lavapipe). Install them from Debian/Ubuntu when missing.
+need=()
+command -v xvfb-run >/dev/null 2>&1 || need+=(xvfb xauth)
+ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need+=(mesa-vulkan-drivers)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "==> installing ${need[*]}"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}"
+fi
 
 echo "==> cargo test --workspace"
 cargo test --workspace "$@"

@@ -15,8 +15,8 @@ pub enum Command {
     Server(ServerOptions),
     /// Issue a connect token from the server's key file.
     Token(TokenOptions),
-    /// Run the client (not built yet).
-    Client,
+    /// Run the game client.
+    Client(ClientOptions),
 }
 
 /// Options of a dedicated server.
@@ -34,6 +34,25 @@ pub struct ServerOptions {
     pub status_every: f32,
     /// Stop after this many seconds (for scripts and tests).
     pub exit_after: Option<f32>,
+}
+
+/// Options of the game client.
+#[derive(Debug, Default)]
+pub struct ClientOptions {
+    /// Join this dedicated server instead of starting an embedded one.
+    pub connect: Option<SocketAddr>,
+    /// Connect token file for `connect` (from `galaxy_rts token`).
+    pub token: Option<PathBuf>,
+    /// Player id to claim on an insecure server (without `--token`).
+    pub player: u64,
+    /// Save a PNG of the window after `exit_after` seconds, then exit.
+    pub screenshot: Option<PathBuf>,
+    /// Stop after this many seconds.
+    pub exit_after: Option<f32>,
+    /// Units per army on the embedded server.
+    pub units: u32,
+    /// AI opponents on the embedded server.
+    pub bots: u32,
 }
 
 /// Options of the `token` subcommand.
@@ -57,9 +76,14 @@ pub struct TokenOptions {
 pub fn usage() -> String {
     format!(
         "Galaxy RTS\n\n\
-USAGE:\n  galaxy_rts [OPTIONS]                 the game client (with --features headless: the dedicated server)\n  \
+USAGE:\n  galaxy_rts [CLIENT OPTIONS]          the game client (with --features headless: the dedicated server)\n  \
 galaxy_rts server [SERVER OPTIONS]   the dedicated server in any build\n  \
 galaxy_rts token --key-file FILE --player ID --server ADDR [--server ADDR ...] [--valid-secs N] [--out FILE]\n\n\
+CLIENT OPTIONS:\n  --connect HOST:PORT  join a dedicated server (default: start an embedded one)\n  \
+--token FILE         connect token for --connect\n  --player ID          player id on an --insecure server\n  \
+--screenshot PATH    save a PNG of the window after --exit-after seconds, exit 0 only if connected with units\n  \
+--exit-after SECS    stop after SECS seconds\n  --units N            units per army on the embedded server (default 60)\n  \
+--bots N             AI opponents on the embedded server (default 2)\n\n\
 SERVER OPTIONS:\n  {CONFIG_FLAGS}\n  \
 --bots N             AI players (default 2)\n  --units-per-bot N    units per AI player (default 200)\n  \
 --insecure           accept clients without tokens (local testing only)\n  --status-every SECS  seconds between status lines (default 5)\n  \
@@ -85,7 +109,7 @@ pub fn parse(args: &[String], headless: bool) -> Result<Command, String> {
         Some("token") => return parse_token(&args[1..]),
         Some("server") => &args[1..],
         _ if headless => args,
-        _ => return Ok(Command::Client),
+        _ => return parse_client(args),
     };
     let mut config = NetworkConfig::default();
     let rest = config.apply_args(args).map_err(|e| e.to_string())?;
@@ -114,6 +138,33 @@ pub fn parse(args: &[String], headless: bool) -> Result<Command, String> {
         i += 2;
     }
     Ok(Command::Server(opts))
+}
+
+fn parse_client(args: &[String]) -> Result<Command, String> {
+    let mut o = ClientOptions {
+        player: 1,
+        units: 60,
+        bots: 2,
+        ..ClientOptions::default()
+    };
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--connect" => o.connect = Some(value(args, i)?),
+            "--token" => o.token = Some(value(args, i)?),
+            "--player" => o.player = value(args, i)?,
+            "--screenshot" => o.screenshot = Some(value(args, i)?),
+            "--exit-after" => o.exit_after = Some(value(args, i)?),
+            "--units" => o.units = value(args, i)?,
+            "--bots" => o.bots = value(args, i)?,
+            other => return Err(format!("unknown option {other:?}; see --help")),
+        }
+        i += 2;
+    }
+    if o.token.is_some() && o.connect.is_none() {
+        return Err("--token needs --connect HOST:PORT".into());
+    }
+    Ok(Command::Client(o))
 }
 
 fn parse_token(args: &[String]) -> Result<Command, String> {
@@ -172,7 +223,11 @@ mod tests {
         );
         assert!(parse(&a("--bogus"), true).is_err());
         assert!(parse(&a("--bots x"), true).is_err());
-        assert!(matches!(parse(&a(""), false), Ok(Command::Client)));
+        assert!(matches!(parse(&a(""), false), Ok(Command::Client(_))));
+        assert!(
+            matches!(parse(&a("--screenshot x.png --exit-after 3"), false), Ok(Command::Client(o)) if o.exit_after == Some(3.0))
+        );
+        assert!(parse(&a("--token t"), false).is_err());
         assert!(
             matches!(parse(&a("server --bots 1"), false), Ok(Command::Server(o)) if o.bots == 1)
         );

@@ -1,9 +1,10 @@
-//! Galaxy RTS. `cargo run --features headless` starts the dedicated server
-//! (`galaxy_rts server` does in any build); `cargo run` will start the client
-//! (with an embedded server) once the client issue lands; `galaxy_rts token
-//! ...` issues connect tokens from the server's key file.
+//! Galaxy RTS. `cargo run` starts the client with an embedded server;
+//! `cargo run --features headless` starts the dedicated server
+//! (`galaxy_rts server` does in any build); `galaxy_rts token ...` issues
+//! connect tokens from the server's key file.
 
 mod cli;
+mod client;
 mod server;
 
 use std::process::ExitCode;
@@ -20,16 +21,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Ok(Command::Token(t)) => make_token(&t),
-        Ok(Command::Client) => {
-            println!(
-                "Galaxy RTS {}: the playable client is not built yet.",
-                env!("CARGO_PKG_VERSION")
-            );
-            println!(
-                "Run the dedicated server with: cargo run --release --features headless -- --insecure"
-            );
-            Ok(())
-        }
+        Ok(Command::Client(opts)) => client::run(opts),
         Ok(Command::Server(opts)) => server::run(opts),
         Err(e) => Err(e),
     };

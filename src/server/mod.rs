@@ -1,7 +1,7 @@
 //! The dedicated server: the plugin in server mode, a world with bots, a
 //! status line, and a clean shutdown on Ctrl-C.
 
-mod bots;
+pub(crate) mod bots;
 mod status;
 
 use std::time::Duration;

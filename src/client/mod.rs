@@ -1,0 +1,152 @@
+//! The playable client: a window onto the replicated world, with its own
+//! embedded server unless `--connect` names one.
+
+mod render;
+mod screenshot;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bevy::app::ScheduleRunnerPlugin;
+use bevy::prelude::*;
+use galaxy_net::tokens::{issue_token, token_from_bytes};
+use galaxy_net::{
+    ClientAuth, GalaxyNetPlugin, NetMode, NetworkConfig, ServerAuth, ServerKey, SimWorld, View,
+    connect_client, start_server,
+};
+use galaxy_protocol::{WorldPos, WorldRect};
+
+use crate::cli::ClientOptions;
+
+/// The local player's id on the embedded server.
+const LOCAL_PLAYER: u64 = 1;
+
+/// Where the local player's army starts.
+pub const HOME: WorldPos = WorldPos::new(0, 0);
+
+/// Starts an embedded server in a thread (bots and an army for the local
+/// player) and returns a token to join it.
+fn embedded_server(units: u32, bots: u32) -> Result<ClientAuth, String> {
+    let key = ServerKey::random();
+    let config = NetworkConfig {
+        port: 0,
+        ..default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
+    let server_key = key.clone();
+    std::thread::Builder::new()
+        .name("embedded-server".into())
+        .spawn(move || {
+            let mut app = App::new();
+            app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(
+                Duration::from_secs_f64(1.0 / 120.0),
+            )))
+            .insert_resource(config.clone())
+            .add_plugins(GalaxyNetPlugin {
+                mode: NetMode::Server,
+            })
+            .add_plugins(crate::server::bots::BotPlugin {
+                bots,
+                units_per_bot: units,
+            });
+            {
+                let mut sim = app.world_mut().resource_mut::<SimWorld>();
+                for i in 0..i64::from(units) {
+                    sim.0.spawn_unit(
+                        LOCAL_PLAYER,
+                        (i % 3) as u8,
+                        WorldPos::new(
+                            HOME.x + (i % 20) * 400 - 4_000,
+                            HOME.y + (i / 20) * 400 - 4_000,
+                        ),
+                    );
+                }
+                // A raiding party of the first bot, 150 m away: a fight to watch at once.
+                for i in 0..i64::from(units / 3) {
+                    let pos =
+                        WorldPos::new(HOME.x + 15_000 + (i % 10) * 400, HOME.y + (i / 10) * 400);
+                    sim.0
+                        .spawn_unit(crate::server::bots::FIRST_BOT_PLAYER, 0, pos);
+                }
+            }
+            match start_server(
+                app.world_mut(),
+                &config,
+                ServerAuth::Secure(server_key),
+                &[],
+            ) {
+                Ok(addr) => {
+                    let _ = tx.send(Ok(addr));
+                    app.run();
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    let addr = rx.recv().map_err(|e| e.to_string())??;
+    let token = issue_token(
+        &key,
+        NetworkConfig::default().protocol_id,
+        LOCAL_PLAYER,
+        vec![addr],
+        24 * 3600,
+        10,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(ClientAuth::Token(Box::new(token)))
+}
+
+/// Runs the client until its window closes (or `--exit-after`).
+pub fn run(opts: ClientOptions) -> Result<(), String> {
+    let (auth, player) = match (&opts.connect, &opts.token) {
+        (Some(_), Some(file)) => {
+            let bytes =
+                std::fs::read(file).map_err(|e| format!("token file {}: {e}", file.display()))?;
+            let token = token_from_bytes(&bytes).map_err(|e| e.to_string())?;
+            let player = token.client_id;
+            (ClientAuth::Token(Box::new(token)), player)
+        }
+        (Some(addr), None) => (
+            ClientAuth::Insecure {
+                player: opts.player,
+                server: *addr,
+            },
+            opts.player,
+        ),
+        (None, _) => (embedded_server(opts.units, opts.bots)?, LOCAL_PLAYER),
+    };
+    let config = NetworkConfig {
+        port: 0,
+        ..default()
+    };
+    let mut app = App::new();
+    app.add_plugins(DefaultPlugins.set(WindowPlugin {
+        primary_window: Some(Window {
+            title: "Galaxy RTS".into(),
+            resolution: (1280, 720).into(),
+            ..default()
+        }),
+        ..default()
+    }))
+    .insert_resource(config.clone())
+    .insert_resource(View(WorldRect::around(HOME, 150_000)))
+    .add_plugins(GalaxyNetPlugin {
+        mode: NetMode::Client(player),
+    })
+    .add_plugins(render::RenderPlugin { player });
+    if let Some(path) = opts.screenshot.clone() {
+        app.add_plugins(screenshot::ScreenshotPlugin {
+            path,
+            after: opts.exit_after.unwrap_or(5.0),
+        });
+    } else if let Some(after) = opts.exit_after {
+        app.add_plugins(screenshot::ExitAfter(after));
+    }
+    connect_client(app.world_mut(), &config, auth)?;
+    match app.run() {
+        AppExit::Success => Ok(()),
+        AppExit::Error(code) => Err(format!("client exited with code {code}")),
+    }
+}
