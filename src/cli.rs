@@ -53,6 +53,8 @@ pub struct ClientOptions {
     pub units: u32,
     /// AI opponents on the embedded server.
     pub bots: u32,
+    /// Key and mouse bindings file (defaults: `config/bindings.toml`).
+    pub bindings: Option<PathBuf>,
 }
 
 /// Options of the `token` subcommand.
@@ -83,7 +85,8 @@ CLIENT OPTIONS:\n  --connect HOST:PORT  join a dedicated server (default: start 
 --token FILE         connect token for --connect\n  --player ID          player id on an --insecure server\n  \
 --screenshot PATH    save a PNG of the window after --exit-after seconds, exit 0 only if connected with units\n  \
 --exit-after SECS    stop after SECS seconds\n  --units N            units per army on the embedded server (default 60)\n  \
---bots N             AI opponents on the embedded server (default 2)\n\n\
+--bots N             AI opponents on the embedded server (default 2)\n  \
+--bindings FILE      key and mouse bindings (format and defaults: config/bindings.toml)\n\n\
 SERVER OPTIONS:\n  {CONFIG_FLAGS}\n  \
 --bots N             AI players (default 2)\n  --units-per-bot N    units per AI player (default 200)\n  \
 --insecure           accept clients without tokens (local testing only)\n  --status-every SECS  seconds between status lines (default 5)\n  \
@@ -157,6 +160,7 @@ fn parse_client(args: &[String]) -> Result<Command, String> {
             "--exit-after" => o.exit_after = Some(value(args, i)?),
             "--units" => o.units = value(args, i)?,
             "--bots" => o.bots = value(args, i)?,
+            "--bindings" => o.bindings = Some(value(args, i)?),
             other => return Err(format!("unknown option {other:?}; see --help")),
         }
         i += 2;

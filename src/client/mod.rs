@@ -1,6 +1,12 @@
 //! The playable client: a window onto the replicated world, with its own
 //! embedded server unless `--connect` names one.
 
+mod camera;
+mod effects;
+mod hud;
+mod input;
+mod orders;
+mod overlay;
 mod render;
 mod screenshot;
 
@@ -14,7 +20,7 @@ use galaxy_net::{
     ClientAuth, GalaxyNetPlugin, NetMode, NetworkConfig, ServerAuth, ServerKey, SimWorld, View,
     connect_client, start_server,
 };
-use galaxy_protocol::{WorldPos, WorldRect};
+use galaxy_protocol::{CompressedCommand, UnitIdList, WorldPos, WorldRect};
 
 use crate::cli::ClientOptions;
 
@@ -56,17 +62,33 @@ fn embedded_server(units: u32, bots: u32) -> Result<ClientAuth, String> {
                         LOCAL_PLAYER,
                         (i % 3) as u8,
                         WorldPos::new(
-                            HOME.x + (i % 20) * 400 - 4_000,
-                            HOME.y + (i / 20) * 400 - 4_000,
+                            HOME.x + (i % 12) * 700 - 4_000,
+                            HOME.y + (i / 12) * 700 - 4_000,
                         ),
                     );
                 }
-                // A raiding party of the first bot, 150 m away: a fight to watch at once.
-                for i in 0..i64::from(units / 3) {
-                    let pos =
-                        WorldPos::new(HOME.x + 15_000 + (i % 10) * 400, HOME.y + (i / 10) * 400);
-                    sim.0
-                        .spawn_unit(crate::server::bots::FIRST_BOT_PLAYER, 0, pos);
+                // The player's base, and a resource point to take, next to the army.
+                sim.0
+                    .spawn_base(LOCAL_PLAYER, WorldPos::new(HOME.x - 8_000, HOME.y));
+                sim.0
+                    .spawn_resource(WorldPos::new(HOME.x + 6_000, HOME.y - 7_000));
+                // A raiding party of the first bot, 110 m away and coming:
+                // a fight to watch within seconds.
+                let raiders: Vec<u64> = (0..i64::from(units / 3))
+                    .map(|i| {
+                        let pos = WorldPos::new(
+                            HOME.x + 11_000 + (i % 10) * 500,
+                            HOME.y + (i / 10) * 500,
+                        );
+                        sim.0
+                            .spawn_unit(crate::server::bots::FIRST_BOT_PLAYER, 0, pos)
+                    })
+                    .collect();
+                if let Ok(units) = UnitIdList::from_ids(raiders) {
+                    sim.0.apply_command(
+                        crate::server::bots::FIRST_BOT_PLAYER,
+                        &CompressedCommand::AttackMove { units, to: HOME },
+                    );
                 }
             }
             match start_server(
@@ -100,6 +122,10 @@ fn embedded_server(units: u32, bots: u32) -> Result<ClientAuth, String> {
 
 /// Runs the client until its window closes (or `--exit-after`).
 pub fn run(opts: ClientOptions) -> Result<(), String> {
+    let bindings = match &opts.bindings {
+        Some(path) => input::Bindings::load(path).map_err(|e| e.to_string())?,
+        None => input::Bindings::defaults(),
+    };
     let (auth, player) = match (&opts.connect, &opts.token) {
         (Some(_), Some(file)) => {
             let bytes =
@@ -135,7 +161,17 @@ pub fn run(opts: ClientOptions) -> Result<(), String> {
     .add_plugins(GalaxyNetPlugin {
         mode: NetMode::Client(player),
     })
-    .add_plugins(render::RenderPlugin { player });
+    .insert_resource(orders::LocalPlayer(player))
+    .add_plugins(bevy_egui::EguiPlugin::default())
+    .add_plugins(input::InputPlugin { bindings })
+    .add_plugins(camera::CameraPlugin { start: HOME })
+    .add_plugins((
+        orders::OrdersPlugin,
+        render::RenderPlugin,
+        overlay::OverlayPlugin,
+        effects::EffectsPlugin,
+        hud::HudPlugin,
+    ));
     if let Some(path) = opts.screenshot.clone() {
         app.add_plugins(screenshot::ScreenshotPlugin {
             path,

@@ -52,7 +52,7 @@ fn client_renders_units_from_its_embedded_server() {
     );
     // The local player's green army is on screen, with units of another owner.
     let green = count(&pixels, [51, 242, 77]);
-    // The first bot's raiders (cyan) stand 150 m away.
+    // The first bot's raiders (cyan) are coming from 110 m away.
     let others = count(&pixels, [51, 230, 230]);
     assert!(
         green > 2_000,
@@ -61,6 +61,15 @@ fn client_renders_units_from_its_embedded_server() {
     assert!(
         others > 200,
         "the other owner's units are not drawn: {others} cyan pixels\n{log}"
+    );
+    // The egui HUD panels (dark grey, 27) are drawn.
+    let panels = pixels
+        .iter()
+        .filter(|p| p.iter().all(|&c| c.abs_diff(27) <= 2))
+        .count();
+    assert!(
+        panels > 20_000,
+        "HUD not drawn: {panels} panel pixels\n{log}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

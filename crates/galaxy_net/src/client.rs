@@ -11,6 +11,8 @@ use galaxy_protocol::{
 
 use crate::NetSet;
 use crate::channels::{ACKS, COMMANDS, EVENTS, UPDATES};
+use crate::degrade::{AutoUpdateRate, adapt_update_rate};
+use crate::smoothing::{Smoothing, SmoothingConfig, SmoothingSet, advance_smoothing};
 use crate::stats::NetworkStats;
 
 /// Connection state as the design names it.
@@ -25,6 +27,25 @@ pub enum ConnectionStatus {
     Connected,
     /// The connection failed or was closed, with the reason.
     Failed(String),
+}
+
+impl ConnectionStatus {
+    /// The status for a transport that is connected, is connecting, has a
+    /// reconnect scheduled (`retrying`), or stopped for `reason`.
+    pub fn from_transport(
+        connected: bool,
+        connecting: bool,
+        retrying: bool,
+        reason: Option<String>,
+    ) -> Self {
+        if connected {
+            Self::Connected
+        } else if connecting || retrying {
+            Self::Connecting
+        } else {
+            Self::Failed(reason.unwrap_or_else(|| "disconnected".into()))
+        }
+    }
 }
 
 /// The units this client sees, reconstructed bit for bit from the server's deltas.
@@ -93,6 +114,11 @@ pub const MAX_SECTOR_COUNTERS: usize = 4096;
 const HEARTBEAT_SECS: f64 = 1.0;
 
 pub(crate) fn build(app: &mut App, player: PlayerId) {
+    let rate = f64::from(app.world().resource::<crate::NetworkConfig>().update_rate);
+    let smoothing = Smoothing::new(SmoothingConfig {
+        tick_secs: 1.0 / rate.max(1.0),
+        ..SmoothingConfig::default()
+    });
     app.insert_resource(ClientReplica {
         player,
         receiver: DeltaReceiver::default(),
@@ -103,7 +129,11 @@ pub(crate) fn build(app: &mut App, player: PlayerId) {
     .init_resource::<OutgoingCommands>()
     .init_resource::<SentState>()
     .init_resource::<MaxUpdateRate>()
+    .insert_resource(smoothing)
     .add_systems(PreUpdate, maintain_connection.before(RenetReceive))
+    .init_resource::<AutoUpdateRate>()
+    .add_systems(Update, advance_smoothing.in_set(SmoothingSet))
+    .add_systems(Update, adapt_update_rate)
     .add_systems(
         PreUpdate,
         receive.in_set(NetSet::Receive).after(RenetReceive),
@@ -118,16 +148,20 @@ fn maintain_connection(world: &mut World) {
     if crate::transport::maintain(world, now) {
         let mut replica = world.resource_mut::<ClientReplica>();
         replica.receiver = DeltaReceiver::default();
+        world.resource_mut::<Smoothing>().resync(now);
     }
 }
 
+#[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is data it needs
 fn receive(
+    time: Res<Time<Real>>,
     client: Option<ResMut<RenetClient>>,
     connector: Option<Res<crate::transport::ClientConnector>>,
     mut status: ResMut<ConnectionStatus>,
     mut replica: ResMut<ClientReplica>,
     mut events: ResMut<ReceivedEvents>,
     mut stats: ResMut<NetworkStats>,
+    mut smoothing: ResMut<Smoothing>,
 ) {
     // With a connector, a lost connection is being retried: show Connecting.
     let retrying = connector.is_some();
@@ -135,21 +169,18 @@ fn receive(
         status.set_if_neq(ConnectionStatus::Disconnected);
         return;
     };
-    let now = if client.is_connected() {
-        ConnectionStatus::Connected
-    } else if client.is_connecting() || retrying {
-        ConnectionStatus::Connecting
-    } else {
-        ConnectionStatus::Failed(
-            client
-                .disconnect_reason()
-                .map_or("disconnected".into(), |r| format!("{r:?}")),
-        )
-    };
-    status.set_if_neq(now);
+    let reason = client.disconnect_reason().map(|r| format!("{r:?}"));
+    status.set_if_neq(ConnectionStatus::from_transport(
+        client.is_connected(),
+        client.is_connecting(),
+        retrying,
+        reason,
+    ));
     let info = client.network_info();
     stats.average_latency = (info.rtt * 1000.0) as f32;
     stats.packet_loss = info.packet_loss as f32;
+    smoothing.set_rtt(info.rtt);
+    let now = time.elapsed_secs_f64();
     for channel in [EVENTS, UPDATES] {
         while let Some(bytes) = client.receive_message(channel) {
             stats.bytes_received += bytes.len() as u64;
@@ -163,7 +194,10 @@ fn receive(
                     }
                     *replica.bytes_by_sector.entry(u.sector_id).or_default() += bytes.len() as u64;
                     match replica.receiver.receive(&u) {
-                        Ok(_) => stats.unit_updates += 1,
+                        Ok(_) => {
+                            stats.unit_updates += 1;
+                            smoothing.on_update(now, u.timestamp, &mut replica.receiver);
+                        }
                         Err(_) => stats.reject("refused_update", 1),
                     }
                 }
@@ -252,6 +286,23 @@ fn send(
 mod tests {
     use super::*;
     use galaxy_protocol::CombatEventType;
+
+    /// Connecting -> Connected -> (link lost, retry scheduled) Connecting ->
+    /// Connected; without a retry a loss is `Failed` with the reason.
+    #[test]
+    fn connection_status_follows_the_transport() {
+        use ConnectionStatus::*;
+        let s = ConnectionStatus::from_transport;
+        assert_eq!(s(false, true, false, None), Connecting);
+        assert_eq!(s(true, false, false, None), Connected);
+        assert_eq!(s(false, false, true, Some("timeout".into())), Connecting);
+        assert_eq!(s(true, false, true, None), Connected);
+        assert_eq!(
+            s(false, false, false, Some("ConnectionDenied".into())),
+            Failed("ConnectionDenied".into())
+        );
+        assert_eq!(s(false, false, false, None), Failed("disconnected".into()));
+    }
 
     #[test]
     fn undrained_events_are_bounded_and_counted() {

@@ -15,11 +15,13 @@ pub mod client;
 pub mod components;
 pub mod conditioner;
 pub mod config;
+pub mod degrade;
 pub mod interest;
 pub mod interpolation;
 pub mod prediction;
 pub mod reconnect;
 pub mod server;
+pub mod smoothing;
 pub mod stats;
 pub mod tokens;
 mod transport;
@@ -34,7 +36,9 @@ pub use client::{
 };
 pub use conditioner::{Faults, LinkConditioner, LinkFaults};
 pub use config::{ConfigError, NetworkConfig};
+pub use degrade::{AutoUpdateRate, suggested_update_hz};
 pub use server::{Sessions, SimWorld, TickTimes};
+pub use smoothing::{DrawnUnit, Smoothing, SmoothingConfig, SmoothingSet};
 pub use stats::NetworkStats;
 pub use tokens::ServerKey;
 pub use transport::{

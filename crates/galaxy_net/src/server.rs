@@ -335,36 +335,50 @@ fn step_simulation(
     times.step_ms = start.elapsed().as_secs_f32() * 1000.0;
 }
 
-/// Writes the simulation into ECS components, touching only what changed.
+/// Writes the simulation (units, then resources and bases) into ECS
+/// components, touching only what changed.
 fn mirror_units(
     mut commands: Commands,
     sim: Res<SimWorld>,
     mut entities: ResMut<UnitEntities>,
-    mut units: Query<(&mut Position, &mut Health, &mut UnitState, &mut Target)>,
+    mut units: Query<(
+        &mut Owner,
+        &mut Position,
+        &mut Health,
+        &mut UnitState,
+        &mut Target,
+    )>,
 ) {
     let mut alive = HashSet::with_capacity(sim.0.unit_count());
-    for (id, u) in sim.0.units() {
+    let samples = sim
+        .0
+        .units()
+        .map(|(id, u)| (id, u.sample()))
+        .chain(sim.0.structures());
+    for (id, sample) in samples {
+        let u = quantize(&sample);
         alive.insert(id);
         match entities
             .entities
             .get(&id)
             .and_then(|&e| units.get_mut(e).ok())
         {
-            Some((mut p, mut h, mut s, mut t)) => {
-                p.set_if_neq(Position(u.position));
-                h.set_if_neq(Health(u.health));
-                s.set_if_neq(UnitState(u.state));
-                t.set_if_neq(Target(u.target));
+            Some((mut o, mut p, mut h, mut s, mut t)) => {
+                o.set_if_neq(Owner(u.owner()));
+                p.set_if_neq(Position(u.position()));
+                h.set_if_neq(Health(u.health()));
+                s.set_if_neq(UnitState(u.state()));
+                t.set_if_neq(Target(u.target()));
             }
             None => {
                 let e = commands
                     .spawn((
                         NetUnit(id),
-                        Owner(u.owner),
-                        Position(u.position),
-                        Health(u.health),
-                        UnitState(u.state),
-                        Target(u.target),
+                        Owner(u.owner()),
+                        Position(u.position()),
+                        Health(u.health()),
+                        UnitState(u.state()),
+                        Target(u.target()),
                     ))
                     .id();
                 entities.entities.insert(id, e);
@@ -392,6 +406,7 @@ fn tag_changes(
     changed: Query<
         (&NetUnit, &Position),
         Or<(
+            Changed<Owner>,
             Changed<Position>,
             Changed<Health>,
             Changed<UnitState>,
@@ -492,9 +507,9 @@ fn replicate(
                 if is_far && index.sector_of(id).is_some_and(|c| near.contains(&c)) {
                     continue;
                 }
-                if let Some(u) = sim.0.unit(id) {
+                if let Some(sample) = sim.0.sample(id) {
                     visible.insert(id);
-                    sender.set_unit(id, quantize(&u.sample()));
+                    sender.set_unit(id, quantize(&sample));
                 }
             }
         }

@@ -270,6 +270,16 @@ impl World {
         self.resources.iter().map(|(&id, r)| (id, r))
     }
 
+    /// A resource point by id.
+    pub fn resource(&self, id: UnitId) -> Option<&Resource> {
+        self.resources.get(&id)
+    }
+
+    /// A base by id.
+    pub fn base(&self, id: UnitId) -> Option<&Base> {
+        self.bases.get(&id)
+    }
+
     /// Every base.
     pub fn bases(&self) -> impl Iterator<Item = (UnitId, &Base)> {
         self.bases.iter().map(|(&id, b)| (id, b))

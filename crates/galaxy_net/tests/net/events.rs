@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use galaxy_net::*;
-use galaxy_protocol::{CombatEventType, UnitEvent, WorldPos};
+use galaxy_protocol::{CombatEventType, WorldPos};
 
 use crate::harness::*;
 
@@ -43,6 +43,7 @@ fn destroyed_units_are_announced_to_watchers_only_and_first() {
     let mut frame = 0u64;
     let mut announced: BTreeMap<u64, u64> = BTreeMap::new();
     let mut despawned: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut seen: BTreeSet<u64> = BTreeSet::new();
     let ok = pump_until(
         &mut [&mut server, &mut watcher, &mut elsewhere],
         Duration::from_secs(60),
@@ -58,16 +59,18 @@ fn destroyed_units_are_announced_to_watchers_only_and_first() {
                     announced.entry(e.participants[0]).or_insert(frame);
                 }
             }
-            for e in apps[1]
-                .world_mut()
-                .resource_mut::<ClientReplica>()
+            // A unit the client saw and no longer sees was despawned.
+            let now: BTreeSet<u64> = apps[1]
+                .world()
+                .resource::<ClientReplica>()
                 .receiver
-                .drain_events()
-            {
-                if let UnitEvent::Despawned(id) = e {
-                    despawned.entry(id).or_insert(frame);
-                }
+                .units()
+                .map(|(id, _)| id)
+                .collect();
+            for id in seen.difference(&now) {
+                despawned.entry(*id).or_insert(frame);
             }
+            seen.extend(now);
             let sim = &apps[0].world().resource::<SimWorld>().0;
             let dead: BTreeSet<u64> = red
                 .iter()
