@@ -14,6 +14,8 @@ fi
 need=()
 command -v xvfb-run >/dev/null 2>&1 || need+=(xvfb xauth)
 ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need+=(mesa-vulkan-drivers)
+# Cluster tests start their own nats-server (with JetStream) on a free port.
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 if [ ${#need[@]} -gt 0 ]; then
     echo "==> installing ${need[*]}"
     sudo_cmd=()

@@ -17,6 +17,17 @@ pub enum Command {
     Token(TokenOptions),
     /// Run the game client.
     Client(ClientOptions),
+    /// Print the cluster's servers and sector owners.
+    ClusterStatus(ClusterStatusOptions),
+}
+
+/// Options of `cluster status`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ClusterStatusOptions {
+    /// NATS URL.
+    pub nats: String,
+    /// Bucket prefix of the universe.
+    pub prefix: String,
 }
 
 /// Options of a dedicated server.
@@ -80,7 +91,8 @@ pub fn usage() -> String {
         "Galaxy RTS\n\n\
 USAGE:\n  galaxy_rts [CLIENT OPTIONS]          the game client (with --features headless: the dedicated server)\n  \
 galaxy_rts server [SERVER OPTIONS]   the dedicated server in any build\n  \
-galaxy_rts token --key-file FILE --player ID --server ADDR [--server ADDR ...] [--valid-secs N] [--out FILE]\n\n\
+galaxy_rts token --key-file FILE --player ID --server ADDR [--server ADDR ...] [--valid-secs N] [--out FILE]\n  \
+galaxy_rts cluster status [--nats URL] [--prefix NAME]   live servers and the sector ownership table\n\n\
 CLIENT OPTIONS:\n  --connect HOST:PORT  join a dedicated server (default: start an embedded one)\n  \
 --token FILE         connect token for --connect\n  --player ID          player id on an --insecure server\n  \
 --screenshot PATH    save a PNG of the window after --exit-after seconds, exit 0 only if connected with units\n  \
@@ -110,6 +122,7 @@ pub fn parse(args: &[String], headless: bool) -> Result<Command, String> {
     }
     let args = match args.first().map(String::as_str) {
         Some("token") => return parse_token(&args[1..]),
+        Some("cluster") => return parse_cluster(&args[1..]),
         Some("server") => &args[1..],
         _ if headless => args,
         _ => return parse_client(args),
@@ -169,6 +182,31 @@ fn parse_client(args: &[String]) -> Result<Command, String> {
         return Err("--token needs --connect HOST:PORT".into());
     }
     Ok(Command::Client(o))
+}
+
+fn parse_cluster(args: &[String]) -> Result<Command, String> {
+    if args.first().map(String::as_str) != Some("status") {
+        return Err("cluster: expected `cluster status --nats URL`; see --help".into());
+    }
+    let mut o = ClusterStatusOptions {
+        nats: "nats://127.0.0.1:4222".into(),
+        prefix: "galaxy".into(),
+    };
+    let rest = &args[1..];
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i].as_str() {
+            "--nats" => o.nats = value(rest, i)?,
+            "--prefix" => o.prefix = value(rest, i)?,
+            other => {
+                return Err(format!(
+                    "cluster status: unknown option {other:?}; see --help"
+                ));
+            }
+        }
+        i += 2;
+    }
+    Ok(Command::ClusterStatus(o))
 }
 
 fn parse_token(args: &[String]) -> Result<Command, String> {

@@ -5,6 +5,7 @@
 
 mod cli;
 mod client;
+mod cluster_status;
 mod server;
 
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         Ok(Command::Token(t)) => make_token(&t),
         Ok(Command::Client(opts)) => client::run(opts),
         Ok(Command::Server(opts)) => server::run(opts),
+        Ok(Command::ClusterStatus(opts)) => cluster_status::run(&opts),
         Err(e) => Err(e),
     };
     match result {

@@ -163,3 +163,70 @@ fn ctrl_c_shuts_the_server_down_cleanly() {
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(log.contains("server stopped"), "{log}");
 }
+
+/// `cluster status` prints live servers and who owns which sector, and
+/// marks sectors whose owner's lease has expired.
+#[test]
+fn cluster_status_prints_servers_and_the_ownership_table() {
+    use galaxy_cluster::{Cluster, ClusterConfig, LoadReport, NatsServer};
+    use galaxy_protocol::SectorId;
+    let nats = NatsServer::start().expect("nats-server (scripts/test.sh installs it)");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Server 7 (live, with a load report) owns two sectors; server 9 owned
+    // one and then went silent.
+    let (_live, _dead) = rt.block_on(async {
+        let mut gone = ClusterConfig::new(nats.url.clone(), 9);
+        gone.lease = std::time::Duration::from_millis(300);
+        let mut dead = Cluster::connect(gone).await.unwrap();
+        dead.renew_lease(&LoadReport::default()).await.unwrap();
+        dead.claim(SectorId::new(5, 5, 0)).await.unwrap();
+        let mut live = Cluster::connect(ClusterConfig::new(nats.url.clone(), 7))
+            .await
+            .unwrap();
+        let load = LoadReport {
+            address: "127.0.0.1:5007".into(),
+            units: 1234,
+            clients: 3,
+            ..LoadReport::default()
+        };
+        live.renew_lease(&load).await.unwrap();
+        live.claim(SectorId::new(0, 0, 0)).await.unwrap();
+        live.claim(SectorId::new(-2, 1, 0)).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        (live, dead)
+    });
+    let out = bin()
+        .args(["cluster", "status", "--nats", &nats.url])
+        .output()
+        .expect("binary runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("live servers: 1"), "{text}");
+    assert!(
+        text.contains("127.0.0.1:5007") && text.contains("units 1234"),
+        "{text}"
+    );
+    assert!(text.contains("owned sectors: 3"), "{text}");
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.contains(name))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(row("0: -2, 1").contains(" live"), "{text}");
+    assert!(row("0: 5, 5").contains("EXPIRED"), "{text}");
+    // Without a reachable NATS it says so and fails.
+    let out = bin()
+        .args(["cluster", "status", "--nats", "nats://127.0.0.1:1"])
+        .output()
+        .expect("binary runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nats"));
+}

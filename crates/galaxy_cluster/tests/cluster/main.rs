@@ -1,0 +1,3 @@
+//! Cluster coordination against a real `nats-server` with JetStream.
+
+mod ownership;
