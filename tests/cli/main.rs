@@ -176,16 +176,19 @@ fn cluster_status_prints_servers_and_the_ownership_table() {
         .build()
         .unwrap();
     // Server 7 (live, with a load report) owns two sectors; server 9 owned
-    // one and then went silent.
+    // one and then went silent. The lease time is the cluster's (the lease
+    // bucket's max age), so both use the same one.
+    let lease = std::time::Duration::from_millis(800);
     let (_live, _dead) = rt.block_on(async {
-        let mut gone = ClusterConfig::new(nats.url.clone(), 9);
-        gone.lease = std::time::Duration::from_millis(300);
-        let mut dead = Cluster::connect(gone).await.unwrap();
+        let config = |id| {
+            let mut c = ClusterConfig::new(nats.url.clone(), id);
+            c.lease = lease;
+            c
+        };
+        let mut dead = Cluster::connect(config(9)).await.unwrap();
         dead.renew_lease(&LoadReport::default()).await.unwrap();
         dead.claim(SectorId::new(5, 5, 0)).await.unwrap();
-        let mut live = Cluster::connect(ClusterConfig::new(nats.url.clone(), 7))
-            .await
-            .unwrap();
+        let mut live = Cluster::connect(config(7)).await.unwrap();
         let load = LoadReport {
             address: "127.0.0.1:5007".into(),
             units: 1234,
@@ -195,7 +198,9 @@ fn cluster_status_prints_servers_and_the_ownership_table() {
         live.renew_lease(&load).await.unwrap();
         live.claim(SectorId::new(0, 0, 0)).await.unwrap();
         live.claim(SectorId::new(-2, 1, 0)).await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        // Server 9's lease runs out; server 7 renews just before the query.
+        tokio::time::sleep(lease + std::time::Duration::from_millis(400)).await;
+        live.renew_lease(&load).await.unwrap();
         (live, dead)
     });
     let out = bin()

@@ -22,6 +22,9 @@ pub struct ClusterConfig {
     /// This server's id (unique in the cluster).
     pub server_id: u32,
     /// Lease time: a server silent this long is dead, and stops acting itself.
+    /// It is the cluster's, not one server's: the first server to connect
+    /// creates the lease bucket with this as its entries' max age, so every
+    /// server of a cluster must use the same value.
     pub lease: Duration,
     /// Bucket name prefix, so several universes can share one NATS.
     pub prefix: String,
