@@ -72,6 +72,11 @@ fn world_xy(p: WorldPos) -> (f64, f64) {
     (p.x as f64, p.y as f64)
 }
 
+/// Whether a drawn unit is one of `player`'s own orderable units (not a structure).
+fn own_unit(player: PlayerId, d: &DrawnUnit) -> bool {
+    d.state.owner() == player && !is_structure(d.state.kind())
+}
+
 /// The player's own orderable units drawn inside the box spanned by `a` and `b`.
 pub fn units_in_box<'a>(
     drawn: impl Iterator<Item = (UnitId, DrawnUnit)> + 'a,
@@ -83,7 +88,7 @@ pub fn units_in_box<'a>(
     let (x0, x1) = (a.0.min(b.0), a.0.max(b.0));
     let (y0, y1) = (a.1.min(b.1), a.1.max(b.1));
     drawn
-        .filter(|(_, d)| d.state.owner() == player && !is_structure(d.state.kind()))
+        .filter(|(_, d)| own_unit(player, d))
         .filter(|(_, d)| {
             let (x, y) = d.position;
             (x0..=x1).contains(&x) && (y0..=y1).contains(&y)
@@ -101,7 +106,7 @@ pub fn unit_at<'a>(
 ) -> Option<UnitId> {
     let at = world_xy(at);
     drawn
-        .filter(|(_, d)| d.state.owner() == player && !is_structure(d.state.kind()))
+        .filter(|(_, d)| own_unit(player, d))
         .map(|(id, d)| (id, (d.position.0 - at.0).hypot(d.position.1 - at.1)))
         .filter(|(_, dist)| *dist <= radius_cm)
         .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
