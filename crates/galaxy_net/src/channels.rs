@@ -1,7 +1,7 @@
 //! renet channels: which messages travel how.
 //!
-//! Server to client: `CombatEvent`s first (reliable, drains before anything
-//! else), control second, unit updates last (unreliable: a lost update is
+//! Server to client: `CombatEvent`s and `Redirect`s first (reliable, drains
+//! before anything else), control second, unit updates last (unreliable: a lost update is
 //! healed by the next delta). Client to server: commands and view changes
 //! (reliable ordered), then acks (unreliable).
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bevy_renet::renet::{ChannelConfig, ConnectionConfig, SendType};
 
-/// Server to client: `CombatEvent`s, reliable ordered, highest priority.
+/// Server to client: `CombatEvent`s and `Redirect`s, reliable ordered, highest priority.
 pub const EVENTS: u8 = 0;
 /// Server to client: `UnitUpdate`s, unreliable.
 pub const UPDATES: u8 = 1;

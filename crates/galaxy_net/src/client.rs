@@ -146,10 +146,15 @@ pub(crate) fn build(app: &mut App, player: PlayerId) {
 fn maintain_connection(world: &mut World) {
     let now = world.resource::<Time<Real>>().elapsed_secs_f64();
     if crate::transport::maintain(world, now) {
-        let mut replica = world.resource_mut::<ClientReplica>();
-        replica.receiver = DeltaReceiver::default();
-        world.resource_mut::<Smoothing>().resync(now);
+        reset_session(world, now);
     }
+}
+
+/// A new session (reconnect or redirect) starts from a clean baseline store;
+/// smoothing keeps drawing the old units until the new state replaces them.
+pub(crate) fn reset_session(world: &mut World, now: f64) {
+    world.resource_mut::<ClientReplica>().receiver = DeltaReceiver::default();
+    world.resource_mut::<Smoothing>().resync(now);
 }
 
 #[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is data it needs
@@ -162,6 +167,7 @@ fn receive(
     mut events: ResMut<ReceivedEvents>,
     mut stats: ResMut<NetworkStats>,
     mut smoothing: ResMut<Smoothing>,
+    mut commands: Commands,
 ) {
     // With a connector, a lost connection is being retried: show Connecting.
     let retrying = connector.is_some();
@@ -181,7 +187,7 @@ fn receive(
     stats.packet_loss = info.packet_loss as f32;
     smoothing.set_rtt(info.rtt);
     let now = time.elapsed_secs_f64();
-    for channel in [EVENTS, UPDATES] {
+    'channels: for channel in [EVENTS, UPDATES] {
         while let Some(bytes) = client.receive_message(channel) {
             stats.bytes_received += bytes.len() as u64;
             stats.messages_received += 1;
@@ -202,6 +208,20 @@ fn receive(
                     }
                 }
                 Ok(NetworkMessage::CombatEvent(e)) => events.push(e),
+                Ok(NetworkMessage::Redirect(r)) => {
+                    let player = replica.player;
+                    let switching = crate::redirect::on_redirect(
+                        &r,
+                        connector.as_deref(),
+                        player,
+                        &mut stats,
+                        &mut commands,
+                    );
+                    if switching {
+                        // The rest is from the session being left.
+                        break 'channels;
+                    }
+                }
                 Ok(_) => stats.reject("unexpected_message", 1),
                 Err(e) => *stats.decode_errors.entry(e.kind()).or_default() += 1,
             }

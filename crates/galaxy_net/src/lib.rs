@@ -9,6 +9,9 @@
 //! `galaxy_sim` tick) -> `Tag` (changed units, sector index) -> `Replicate`
 //! (per client: its sectors of interest as deltas against what it
 //! acknowledged) -> `Send`.
+//!
+//! A server can move a client to another server of the cluster with a
+//! `Redirect` message ([`redirect`]); the client reconnects there at once.
 
 pub mod channels;
 pub mod client;
@@ -20,6 +23,7 @@ pub mod interest;
 pub mod interpolation;
 pub mod prediction;
 pub mod reconnect;
+pub mod redirect;
 pub mod server;
 pub mod smoothing;
 pub mod stats;
@@ -37,12 +41,14 @@ pub use client::{
 pub use conditioner::{Faults, LinkConditioner, LinkFaults};
 pub use config::{ConfigError, NetworkConfig};
 pub use degrade::{AutoUpdateRate, suggested_update_hz};
+pub use redirect::{PendingRedirects, RedirectError, redirect_to, validate_redirect};
 pub use server::{Sessions, SimWorld, TickTimes};
 pub use smoothing::{DrawnUnit, Smoothing, SmoothingConfig, SmoothingSet};
 pub use stats::NetworkStats;
 pub use tokens::ServerKey;
 pub use transport::{
-    ClientAuth, ClientConnector, ServerAuth, connect_client, connect_with_fallbacks, start_server,
+    ClientAuth, ClientConnector, MAX_CONNECT_TARGETS, ServerAuth, connect_client,
+    connect_with_fallbacks, start_server,
 };
 
 /// The order of the networking work in a frame.
@@ -91,6 +97,7 @@ impl Plugin for GalaxyNetPlugin {
             NetMode::Server => {
                 app.add_plugins((RenetServerPlugin, NetcodeServerPlugin));
                 server::build(app);
+                redirect::build_server(app);
             }
             NetMode::Client(player) => {
                 app.add_plugins((RenetClientPlugin, NetcodeClientPlugin));

@@ -28,6 +28,11 @@ pub struct NetworkStats {
     pub rejected: BTreeMap<&'static str, u64>,
     /// Clients disconnected for misbehaving.
     pub kicked_clients: u64,
+    /// Server: redirects sent to clients (player migration to another server).
+    pub redirects_sent: u64,
+    /// Client: redirects followed to another server (refused ones count as
+    /// the `bad_redirect` rejection instead).
+    pub redirects_followed: u64,
 }
 
 impl NetworkStats {

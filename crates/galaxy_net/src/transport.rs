@@ -80,6 +80,43 @@ pub struct ClientConnector {
     was_connected: bool,
     /// Successful reconnections so far.
     pub reconnects: u32,
+    /// Server redirects followed so far (see [`crate::redirect`]).
+    pub redirects: u32,
+}
+
+/// Most servers a [`ClientConnector`] keeps: redirects put the new target
+/// first and keep the older ones as fallbacks, up to this many.
+pub const MAX_CONNECT_TARGETS: usize = 8;
+
+impl ClientConnector {
+    /// The servers to try, the preferred one first.
+    pub fn targets(&self) -> &[ClientAuth] {
+        &self.targets
+    }
+
+    /// The server the client is connected or connecting to now.
+    pub fn current(&self) -> &ClientAuth {
+        let i = self
+            .backoff
+            .target()
+            .min(self.targets.len().saturating_sub(1));
+        &self.targets[i]
+    }
+
+    /// The settings the client connects with.
+    pub fn config(&self) -> &NetworkConfig {
+        &self.config
+    }
+}
+
+impl ClientAuth {
+    /// The first server this connects to.
+    pub fn server(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Token(t) => t.server_addresses.iter().flatten().next().copied(),
+            Self::Insecure { server, .. } => Some(*server),
+        }
+    }
 }
 
 /// Opens a client socket and starts connecting to `auth`'s server; the
@@ -107,6 +144,7 @@ pub fn connect_with_fallbacks(
         local_port,
         was_connected: false,
         reconnects: 0,
+        redirects: 0,
     });
     Ok(())
 }
@@ -179,4 +217,32 @@ pub(crate) fn maintain(world: &mut World, now: f64) -> bool {
     }
     world.insert_resource(c);
     reopened
+}
+
+/// Follows a server's redirect at once: tells the old server we leave,
+/// drops its client and transport, and opens a connection to `auth`, which
+/// becomes the first target with the previous ones kept as fallbacks. If
+/// the new socket cannot be opened, [`maintain`] retries with backoff.
+/// Returns false (changing nothing) without a [`ClientConnector`].
+pub(crate) fn follow(world: &mut World, auth: ClientAuth) -> bool {
+    let Some(mut c) = world.remove_resource::<ClientConnector>() else {
+        return false;
+    };
+    if let Some(mut old) = world.remove_resource::<NetcodeClientTransport>() {
+        old.disconnect();
+    }
+    world.remove_resource::<RenetClient>();
+    let server = auth.server();
+    c.targets.retain(|t| t.server() != server);
+    c.targets.insert(0, auth);
+    c.targets.truncate(MAX_CONNECT_TARGETS);
+    c.backoff = Backoff::new(c.targets.len());
+    c.was_connected = false;
+    c.redirects += 1;
+    match open(world, &c.config, &c.targets[0], c.local_port) {
+        Ok(port) => c.local_port = port,
+        Err(e) => warn!("redirect: cannot open a connection ({e}); retrying"),
+    }
+    world.insert_resource(c);
+    true
 }

@@ -130,6 +130,7 @@ mod tag {
     pub const SERVER_SYNC: u8 = 6;
     pub const LOAD_BALANCE: u8 = 7;
     pub const SECTOR_TRANSFER: u8 = 8;
+    pub const REDIRECT: u8 = 9;
 }
 
 fn put<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), EncodeError> {
@@ -179,6 +180,10 @@ pub fn encode_into(msg: &NetworkMessage, out: &mut Vec<u8>) -> Result<(), Encode
         }
         NetworkMessage::SectorTransfer(m) => {
             out.push(tag::SECTOR_TRANSFER);
+            put(out, m)
+        }
+        NetworkMessage::Redirect(m) => {
+            out.push(tag::REDIRECT);
             put(out, m)
         }
     }
@@ -241,6 +246,7 @@ pub fn decode(bytes: &[u8]) -> Result<NetworkMessage, DecodeError> {
         tag::SERVER_SYNC => NetworkMessage::ServerSync(take_all(body)?),
         tag::LOAD_BALANCE => NetworkMessage::LoadBalance(take_all(body)?),
         tag::SECTOR_TRANSFER => NetworkMessage::SectorTransfer(take_all(body)?),
+        tag::REDIRECT => NetworkMessage::Redirect(take_all(body)?),
         other => return Err(DecodeError::UnknownTag(other)),
     };
     validate(&msg)?;
@@ -274,7 +280,8 @@ fn validate(msg: &NetworkMessage) -> Result<(), DecodeError> {
         NetworkMessage::ViewUpdate(v) if !v.view.is_well_formed() => Err(DecodeError::InvalidRect),
         NetworkMessage::Connect(_)
         | NetworkMessage::UpdateAck(_)
-        | NetworkMessage::ViewUpdate(_) => Ok(()),
+        | NetworkMessage::ViewUpdate(_)
+        | NetworkMessage::Redirect(_) => Ok(()),
     }
 }
 

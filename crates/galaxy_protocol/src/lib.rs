@@ -6,7 +6,7 @@
 //! between the ECS and this crate.
 //!
 //! - [`sector`]: the hierarchical [`SectorId`] grid (scale 0 = 1 km).
-//! - [`unit`]: [`QuantizedUnit`] and [`quantize`], the only way state enters a baseline.
+//! - [`unit`](mod@unit): [`QuantizedUnit`] and [`quantize`], the only way state enters a baseline.
 //! - [`message`]: every message as one [`NetworkMessage`] enum; [`codec`] turns them into bytes.
 //! - [`delta`]: [`UnitDelta`] and its bit-packed form.
 //! - [`DeltaSender`] / [`DeltaReceiver`]: per-client delta compression against
@@ -40,8 +40,8 @@ pub use delta::{
     PositionChange, REMOVED, STATE_CHANGED, TARGET_CHANGED, UnitDelta,
 };
 pub use message::{
-    Connect, LoadBalance, NetworkMessage, PROTOCOL_VERSION, SectorSnapshot, SectorTransfer,
-    ServerSync, UnitUpdate, ViewUpdate,
+    Connect, LoadBalance, MAX_CONNECT_TOKEN_BYTES, MAX_SERVER_ADDR_BYTES, NetworkMessage,
+    PROTOCOL_VERSION, Redirect, SectorSnapshot, SectorTransfer, ServerSync, UnitUpdate, ViewUpdate,
 };
 pub use position::{WorldPos, WorldRect};
 pub use priority::{PriorityAccumulator, PriorityClass};

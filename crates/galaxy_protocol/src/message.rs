@@ -13,7 +13,7 @@ use crate::sector::SectorId;
 use crate::unit::{CompressedUnit, PlayerId};
 
 /// Protocol version a client announces in [`Connect`]; bumped on any wire change.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Longest `auth_token` accepted, in bytes.
 pub const MAX_AUTH_TOKEN_BYTES: usize = 2048;
@@ -23,6 +23,13 @@ pub const MAX_SNAPSHOT_UNITS: usize = 1 << 20;
 
 /// Most sectors named in one cluster message.
 pub const MAX_SECTORS_PER_MESSAGE: usize = 1 << 16;
+
+/// Longest [`Redirect::server_addr`], in bytes (an IPv6 socket address with a
+/// scope id needs at most 58).
+pub const MAX_SERVER_ADDR_BYTES: usize = 64;
+
+/// Longest [`Redirect::connect_token`], in bytes (a netcode connect token is 2048).
+pub const MAX_CONNECT_TOKEN_BYTES: usize = 4096;
 
 /// Client hello (the design's `Connect`). With netcode tokens the transport
 /// already authenticated the player; this carries the version and token id.
@@ -111,6 +118,26 @@ pub struct SectorTransfer {
     pub units: Vec<CompressedUnit>,
 }
 
+/// A server tells a connected client to move to another server of the
+/// cluster (player migration: the sectors it plays in are now owned there).
+/// The client validates it, drops its current connection and connects to
+/// `server_addr` with `connect_token`, keeping the old server as a fallback.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Redirect {
+    /// The target server as `"IP:PORT"`; at most [`MAX_SERVER_ADDR_BYTES`].
+    /// Not parsed by the codec: the client checks it is a socket address.
+    #[serde(deserialize_with = "crate::codec::bounded::string::<_, MAX_SERVER_ADDR_BYTES>")]
+    pub server_addr: String,
+    /// A fresh netcode connect token naming `server_addr`, at most
+    /// [`MAX_CONNECT_TOKEN_BYTES`]. Empty = the target is an insecure server
+    /// (a client connected securely refuses that downgrade).
+    #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_CONNECT_TOKEN_BYTES>")]
+    pub connect_token: Vec<u8>,
+    /// Ownership epoch of the sector that made the server redirect, so logs
+    /// on both servers can be matched and stale redirects recognised.
+    pub epoch: u64,
+}
+
 /// Every message of the protocol.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum NetworkMessage {
@@ -132,6 +159,8 @@ pub enum NetworkMessage {
     LoadBalance(LoadBalance),
     /// Units handed between servers.
     SectorTransfer(SectorTransfer),
+    /// Move to another server (server to client, reliable, on the events channel).
+    Redirect(Redirect),
 }
 
 impl NetworkMessage {
@@ -147,6 +176,7 @@ impl NetworkMessage {
             Self::ServerSync(_) => "ServerSync",
             Self::LoadBalance(_) => "LoadBalance",
             Self::SectorTransfer(_) => "SectorTransfer",
+            Self::Redirect(_) => "Redirect",
         }
     }
 }

@@ -3,5 +3,6 @@
 
 mod events;
 mod harness;
+mod redirect;
 mod replication;
 mod security;

@@ -149,6 +149,18 @@ fn forged_lengths_cannot_reserve_memory() {
         ]
         .concat(),
     );
+    // Redirect with a 2^40-byte address.
+    cases.push([vec![9u8], varint(1 << 40), b"1.2.3.4:5".to_vec()].concat());
+    // Redirect with a 2^40-byte connect token.
+    cases.push(
+        [
+            vec![9u8, 9],
+            b"1.2.3.4:5".to_vec(),
+            varint(1 << 40),
+            vec![1, 2],
+        ]
+        .concat(),
+    );
     // UnitUpdate claiming 65,535 records in a 3-byte payload.
     cases.push(
         [
@@ -224,6 +236,26 @@ fn errors_are_typed() {
     let pos = t.iter().rposition(|&b| b == 5).unwrap();
     t.splice(pos..=pos, [251, 0x40, 0x9c]);
     assert!(matches!(decode(&t), Err(DecodeError::Malformed(_))));
+    // A redirect's address or token one byte over its bound, really present.
+    let long_addr = NetworkMessage::Redirect(Redirect {
+        server_addr: "1".repeat(MAX_SERVER_ADDR_BYTES + 1),
+        connect_token: vec![],
+        epoch: 1,
+    });
+    let long_token = NetworkMessage::Redirect(Redirect {
+        server_addr: "127.0.0.1:5000".into(),
+        connect_token: vec![0; MAX_CONNECT_TOKEN_BYTES + 1],
+        epoch: 1,
+    });
+    for msg in [long_addr, long_token] {
+        let bytes = encode(&msg).unwrap();
+        let (result, peak) = peak_alloc(|| decode(&bytes));
+        assert!(
+            matches!(result, Err(DecodeError::Malformed(_))),
+            "{result:?}"
+        );
+        assert!(peak <= allowance(bytes.len()), "{peak} bytes allocated");
+    }
     // Bits left after the last record of an update.
     let mut u = encode(&NetworkMessage::UnitUpdate(UnitUpdate {
         sector_id: SectorId::new(0, 0, 0),

@@ -62,6 +62,11 @@ fn each_variant_has_its_own_tag() {
             epoch: 1,
             units: vec![],
         }),
+        NetworkMessage::Redirect(Redirect {
+            server_addr: "127.0.0.1:5001".into(),
+            connect_token: vec![1, 2, 3],
+            epoch: 7,
+        }),
     ];
     let mut tags: Vec<u8> = samples.iter().map(|m| encode(m).unwrap()[0]).collect();
     for m in &samples {
@@ -69,6 +74,28 @@ fn each_variant_has_its_own_tag() {
     }
     tags.dedup();
     assert_eq!(tags.len(), samples.len());
+}
+
+#[test]
+fn redirect_layout_and_bounds() {
+    let msg = NetworkMessage::Redirect(Redirect {
+        server_addr: "1.2.3.4:5".into(),
+        connect_token: vec![0xaa, 0xbb],
+        epoch: 300,
+    });
+    // tag 9, address length + bytes, token length + raw bytes, epoch varint.
+    let mut expected = vec![9u8, 9];
+    expected.extend_from_slice(b"1.2.3.4:5");
+    expected.extend_from_slice(&[2, 0xaa, 0xbb, 0xfb, 0x2c, 0x01]);
+    assert_eq!(encode(&msg).unwrap(), expected);
+    assert_eq!(msg.kind(), "Redirect");
+    // The largest address and token are accepted.
+    let max = NetworkMessage::Redirect(Redirect {
+        server_addr: "a".repeat(MAX_SERVER_ADDR_BYTES),
+        connect_token: vec![7; MAX_CONNECT_TOKEN_BYTES],
+        epoch: u64::MAX,
+    });
+    assert_eq!(decode(&encode(&max).unwrap()), Ok(max));
 }
 
 #[test]

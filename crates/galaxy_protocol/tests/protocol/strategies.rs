@@ -136,6 +136,27 @@ fn snapshot() -> impl Strategy<Value = SectorSnapshot> {
         .prop_map(|(tick, epoch, units)| SectorSnapshot { tick, epoch, units })
 }
 
+fn redirect() -> impl Strategy<Value = Redirect> {
+    let addr = prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>())
+            .prop_map(|(ip, port)| { std::net::SocketAddr::from((ip, port)).to_string() }),
+        (any::<[u16; 8]>(), any::<u16>())
+            .prop_map(|(ip, port)| { std::net::SocketAddr::from((ip, port)).to_string() }),
+        // Anything within the bound: the codec does not parse addresses.
+        "\\PC{0,16}",
+    ];
+    let token = prop_oneof![
+        Just(Vec::new()),
+        vec(any::<u8>(), 0..300),
+        vec(any::<u8>(), MAX_CONNECT_TOKEN_BYTES),
+    ];
+    (addr, token, any::<u64>()).prop_map(|(server_addr, connect_token, epoch)| Redirect {
+        server_addr,
+        connect_token,
+        epoch,
+    })
+}
+
 /// Any message, with every variant represented.
 pub fn message() -> impl Strategy<Value = NetworkMessage> {
     prop_oneof![
@@ -214,5 +235,6 @@ pub fn message() -> impl Strategy<Value = NetworkMessage> {
                     units,
                 })
             }),
+        redirect().prop_map(NetworkMessage::Redirect),
     ]
 }
