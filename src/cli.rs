@@ -45,6 +45,8 @@ pub struct ServerOptions {
     pub status_every: f32,
     /// Stop after this many seconds (for scripts and tests).
     pub exit_after: Option<f32>,
+    /// Join a cluster (`--cluster URL --server-id N`).
+    pub cluster: Option<crate::server::cluster::ClusterOptions>,
 }
 
 /// Options of the game client.
@@ -102,7 +104,14 @@ CLIENT OPTIONS:\n  --connect HOST:PORT  join a dedicated server (default: start 
 SERVER OPTIONS:\n  {CONFIG_FLAGS}\n  \
 --bots N             AI players (default 2)\n  --units-per-bot N    units per AI player (default 200)\n  \
 --insecure           accept clients without tokens (local testing only)\n  --status-every SECS  seconds between status lines (default 5)\n  \
---exit-after SECS    stop after SECS seconds\n  -h, --help           this text\n"
+--exit-after SECS    stop after SECS seconds\n\n\
+CLUSTER (server options):\n  --cluster URL        join the cluster on this NATS server (e.g. nats://127.0.0.1:4222)\n  \
+--server-id N        this server's id, unique in the cluster (required with --cluster)\n  \
+--cluster-prefix P   bucket prefix: one universe per prefix (default galaxy)\n  \
+--sector-scale S     scale of the sectors servers own (default 3: 8 km)\n  \
+--snapshot-every S   seconds between snapshots of owned sectors (default 1)\n  \
+--lease-ms MS        lease time, the same on every server (default 2000)\n  \
+-h, --help           this text\n"
     )
 }
 
@@ -136,7 +145,11 @@ pub fn parse(args: &[String], headless: bool) -> Result<Command, String> {
         insecure: false,
         status_every: 5.0,
         exit_after: None,
+        cluster: None,
     };
+    let mut url = None;
+    let mut server_id = None;
+    let mut cluster = crate::server::cluster::ClusterOptions::new(String::new(), 0);
     let mut i = 0;
     while i < rest.len() {
         match rest[i].as_str() {
@@ -144,6 +157,12 @@ pub fn parse(args: &[String], headless: bool) -> Result<Command, String> {
             "--units-per-bot" => opts.units_per_bot = value(&rest, i)?,
             "--status-every" => opts.status_every = value(&rest, i)?,
             "--exit-after" => opts.exit_after = Some(value(&rest, i)?),
+            "--cluster" => url = Some(value::<String>(&rest, i)?),
+            "--server-id" => server_id = Some(value(&rest, i)?),
+            "--cluster-prefix" => cluster.prefix = value(&rest, i)?,
+            "--sector-scale" => cluster.scale = value(&rest, i)?,
+            "--snapshot-every" => cluster.snapshot_every = value(&rest, i)?,
+            "--lease-ms" => cluster.lease_ms = value(&rest, i)?,
             "--insecure" => {
                 opts.insecure = true;
                 i += 1;
@@ -152,6 +171,18 @@ pub fn parse(args: &[String], headless: bool) -> Result<Command, String> {
             other => return Err(format!("unknown option {other:?}; see --help")),
         }
         i += 2;
+    }
+    match (url, server_id) {
+        (Some(url), Some(id)) => {
+            if cluster.scale > 40 {
+                return Err("--sector-scale: at most 40".into());
+            }
+            cluster.url = url;
+            cluster.server_id = id;
+            opts.cluster = Some(cluster);
+        }
+        (None, None) => {}
+        _ => return Err("--cluster URL and --server-id N go together".into()),
     }
     Ok(Command::Server(opts))
 }
@@ -272,6 +303,38 @@ mod tests {
         assert!(parse(&a("--token t"), false).is_err());
         assert!(
             matches!(parse(&a("server --bots 1"), false), Ok(Command::Server(o)) if o.bots == 1)
+        );
+    }
+
+    #[test]
+    fn cluster_flags() {
+        let Ok(Command::Server(o)) = parse(
+            &a(
+                "--cluster nats://127.0.0.1:4222 --server-id 3 --snapshot-every 0.5 --lease-ms 1500",
+            ),
+            true,
+        ) else {
+            panic!()
+        };
+        let c = o.cluster.expect("cluster options");
+        assert_eq!(
+            (
+                c.url.as_str(),
+                c.server_id,
+                c.snapshot_every,
+                c.lease_ms,
+                c.scale
+            ),
+            ("nats://127.0.0.1:4222", 3, 0.5, 1500, 3)
+        );
+        assert!(parse(&a("--cluster nats://x"), true).is_err());
+        assert!(parse(&a("--server-id 2"), true).is_err());
+        assert!(
+            parse(
+                &a("--cluster nats://x --server-id 2 --sector-scale 99"),
+                true
+            )
+            .is_err()
         );
     }
 

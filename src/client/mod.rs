@@ -54,6 +54,8 @@ fn embedded_server(units: u32, bots: u32) -> Result<ClientAuth, String> {
             .add_plugins(crate::server::bots::BotPlugin {
                 bots,
                 units_per_bot: units,
+                first_player: crate::server::bots::FIRST_BOT_PLAYER,
+                home: Some(WorldPos::new(0, 0)),
             });
             {
                 let mut sim = app.world_mut().resource_mut::<SimWorld>();

@@ -15,19 +15,32 @@ pub struct BotPlugin {
     pub bots: u32,
     /// Units each bot starts with.
     pub units_per_bot: u32,
+    /// The first bot's player id (the others follow); cluster members use
+    /// their own range so bots of different servers never share an id.
+    pub first_player: u64,
+    /// Where their bases stand and their raids go (a cluster member's home
+    /// sector); `None`: no bots (a rejoining cluster member).
+    pub home: Option<WorldPos>,
 }
 
 #[derive(Resource)]
 struct Bots {
     players: Vec<u64>,
+    home: WorldPos,
     rng: SplitMix64,
 }
 
 impl Plugin for BotPlugin {
     fn build(&self, app: &mut App) {
+        let Some(home) = self.home else {
+            return;
+        };
         let (bots, per_bot) = (self.bots, self.units_per_bot);
         app.insert_resource(Bots {
-            players: (0..u64::from(bots)).map(|i| FIRST_BOT_PLAYER + i).collect(),
+            players: (0..u64::from(bots))
+                .map(|i| self.first_player + i)
+                .collect(),
+            home,
             rng: SplitMix64::new(7),
         })
         .add_systems(
@@ -36,7 +49,8 @@ impl Plugin for BotPlugin {
                 for (i, &player) in bots.players.iter().enumerate() {
                     // Bases on a circle 1.5 km around the origin; armies next to them.
                     let angle = i as f64 / bots.players.len().max(1) as f64 * std::f64::consts::TAU;
-                    let base = WorldPos::from_metres(angle.cos() * 1500.0, angle.sin() * 1500.0);
+                    let around = WorldPos::from_metres(angle.cos() * 1500.0, angle.sin() * 1500.0);
+                    let base = WorldPos::new(bots.home.x + around.x, bots.home.y + around.y);
                     sim.0.spawn_base(player, base);
                     for u in 0..i64::from(per_bot) {
                         let p =
@@ -46,23 +60,30 @@ impl Plugin for BotPlugin {
                 }
                 for k in 0..4 {
                     sim.0.spawn_resource(WorldPos::new(
-                        (k % 2) * 60_000 - 30_000,
-                        (k / 2) * 60_000 - 30_000,
+                        bots.home.x + (k % 2) * 60_000 - 30_000,
+                        bots.home.y + (k / 2) * 60_000 - 30_000,
                     ));
                 }
             },
         )
-        .add_systems(FixedUpdate, think.before(galaxy_net::NetSet::Simulate));
+        .add_systems(
+            FixedUpdate,
+            think
+                .before(galaxy_net::NetSet::Simulate)
+                .run_if(super::cluster::acting),
+        );
     }
 }
 
-/// Every ~3 s, each bot sends a random third of its army to a random point near the centre.
+/// Every ~3 s, each bot sends a random third of its army to a random point
+/// within 1 km of home.
 fn think(mut sim: ResMut<SimWorld>, mut bots: ResMut<Bots>) {
     let tick = sim.0.tick();
     if !tick.is_multiple_of(60) {
         return;
     }
-    let Bots { players, rng } = &mut *bots;
+    let Bots { players, home, rng } = &mut *bots;
+    let bots_home = *home;
     for &player in players.iter() {
         let units: Vec<u64> = sim
             .0
@@ -75,8 +96,8 @@ fn think(mut sim: ResMut<SimWorld>, mut bots: ResMut<Bots>) {
             continue;
         }
         let to = WorldPos::new(
-            rng.below(200_000) as i64 - 100_000,
-            rng.below(200_000) as i64 - 100_000,
+            bots_home.x + rng.below(200_000) as i64 - 100_000,
+            bots_home.y + rng.below(200_000) as i64 - 100_000,
         );
         if let Ok(units) = UnitIdList::from_ids(units) {
             sim.0

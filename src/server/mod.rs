@@ -1,7 +1,9 @@
 //! The dedicated server: the plugin in server mode, a world with bots, a
-//! status line, and a clean shutdown on Ctrl-C.
+//! status line, and a clean shutdown on Ctrl-C; with `--cluster`, one
+//! member of a cluster sharing the universe by sector.
 
 pub(crate) mod bots;
+pub(crate) mod cluster;
 mod status;
 
 use std::time::Duration;
@@ -10,6 +12,7 @@ use bevy::app::{ScheduleRunnerPlugin, TerminalCtrlCHandlerPlugin};
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
 use galaxy_net::{GalaxyNetPlugin, NetMode, ServerAuth, ServerKey, start_server};
+use galaxy_protocol::WorldPos;
 
 use crate::cli::ServerOptions;
 
@@ -37,14 +40,6 @@ pub fn run(opts: ServerOptions) -> Result<(), String> {
     .insert_resource(opts.config.clone())
     .add_plugins(GalaxyNetPlugin {
         mode: NetMode::Server,
-    })
-    .add_plugins(bots::BotPlugin {
-        bots: opts.bots,
-        units_per_bot: opts.units_per_bot,
-    })
-    .add_plugins(status::StatusPlugin {
-        every: opts.status_every,
-        exit_after: opts.exit_after,
     });
     let addr = start_server(app.world_mut(), &opts.config, auth.clone(), &[]).map_err(|e| {
         format!(
@@ -52,6 +47,30 @@ pub fn run(opts: ServerOptions) -> Result<(), String> {
             opts.config.server_address, opts.config.port
         )
     })?;
+    let home = match &opts.cluster {
+        Some(c) => {
+            let plugin = cluster::ClusterPlugin::join(c.clone(), addr.to_string(), auth.clone())?;
+            let home = plugin.bot_home();
+            app.add_plugins(plugin);
+            home
+        }
+        None => Some(WorldPos::new(0, 0)),
+    };
+    let first_player = bots::FIRST_BOT_PLAYER
+        + opts
+            .cluster
+            .as_ref()
+            .map_or(0, |c| 1000 * u64::from(c.server_id));
+    app.add_plugins(bots::BotPlugin {
+        bots: opts.bots,
+        units_per_bot: opts.units_per_bot,
+        first_player,
+        home,
+    })
+    .add_plugins(status::StatusPlugin {
+        every: opts.status_every,
+        exit_after: opts.exit_after,
+    });
     let mode = match auth {
         ServerAuth::Secure(_) => "secure tokens",
         ServerAuth::Insecure => "INSECURE: any client may connect",

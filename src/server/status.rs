@@ -3,6 +3,8 @@
 use bevy::prelude::*;
 use galaxy_net::{NetworkStats, Sessions, SimWorld, TickTimes};
 
+use super::cluster::ClusterState;
+
 /// Logs a status line every `every` seconds; exits after `exit_after` if set.
 pub struct StatusPlugin {
     /// Seconds between lines.
@@ -33,6 +35,7 @@ impl Plugin for StatusPlugin {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is a resource it reads
 fn status_line(
     time: Res<Time<Real>>,
     mut timer: ResMut<StatusTimer>,
@@ -40,6 +43,7 @@ fn status_line(
     sessions: Res<Sessions>,
     stats: Res<NetworkStats>,
     times: Res<TickTimes>,
+    cluster: Option<Res<ClusterState>>,
     mut exit: MessageWriter<AppExit>,
 ) {
     let now = time.elapsed_secs();
@@ -57,7 +61,7 @@ fn status_line(
     timer.last_sent = stats.bytes_sent;
     timer.last_received = stats.bytes_received;
     info!(
-        "status: {} clients, {} units, tick {} | {:.2} ms p50 {:.2} ms p99 | out {:.1} KiB/s in {:.1} KiB/s | rtt {:.0} ms loss {:.1}% | rejected {} kicked {}",
+        "status: {} clients, {} units, tick {} | {:.2} ms p50 {:.2} ms p99 | out {:.1} KiB/s in {:.1} KiB/s | rtt {:.0} ms loss {:.1}% | rejected {} kicked {}{}",
         sessions.0.len(),
         sim.0.unit_count(),
         sim.0.tick(),
@@ -69,5 +73,34 @@ fn status_line(
         stats.packet_loss * 100.0,
         stats.rejected_total(),
         stats.kicked_clients,
+        cluster.map(|c| cluster_part(&c)).unwrap_or_default(),
     );
+}
+
+/// ` | cluster: server 2 acting, 1 sectors [3:4,0], peers 1,3 | adopted ...`
+fn cluster_part(c: &ClusterState) -> String {
+    let sectors: Vec<String> = c
+        .owned
+        .keys()
+        .map(|s| format!("{}:{},{}", s.scale, s.x, s.y))
+        .collect();
+    let peers: Vec<String> = c
+        .peers
+        .keys()
+        .filter(|&&id| id != c.server_id())
+        .map(u32::to_string)
+        .collect();
+    format!(
+        " | cluster: server {} {}, {} sectors [{}], peers [{}] | adopted {} restored {} lost {} refused writes {} redirects {}",
+        c.server_id(),
+        if c.acting { "acting" } else { "SUSPENDED" },
+        c.owned.len(),
+        sectors.join(" "),
+        peers.join(","),
+        c.adopted,
+        c.restored_units,
+        c.lost,
+        c.refused_writes,
+        c.redirects,
+    )
 }

@@ -1,7 +1,7 @@
 //! One server's handle on the cluster: its lease, the sectors it owns and
 //! the snapshots it writes, all in JetStream key-value buckets.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
@@ -328,6 +328,32 @@ impl Cluster {
         }
     }
 
+    /// The last persisted state of a sector and when NATS stored it (to
+    /// check how old a restored snapshot was).
+    pub async fn read_snapshot_entry(
+        &self,
+        sector: SectorId,
+    ) -> Result<Option<(SectorSnapshot, std::time::SystemTime)>, ClusterError> {
+        let key = sector_key(sector);
+        let Some(entry) = self.snapshots.entry(&key).await.map_err(nats)? else {
+            return Ok(None);
+        };
+        if entry.operation != kv::Operation::Put {
+            return Ok(None);
+        }
+        let corrupt = |message: String| ClusterError::Corrupt {
+            key: key.clone(),
+            message,
+        };
+        match codec::decode(&entry.value).map_err(|e| corrupt(e.to_string()))? {
+            NetworkMessage::ServerSync(mut s) => Ok(s
+                .sector_states
+                .remove(&sector)
+                .map(|snap| (snap, std::time::SystemTime::from(entry.created)))),
+            _ => Err(corrupt("not a ServerSync".into())),
+        }
+    }
+
     /// Forgets our snapshot write position for sectors we no longer own.
     pub fn release(&mut self, sector: SectorId) {
         self.snapshot_revisions.remove(&sector);
@@ -343,27 +369,79 @@ impl Cluster {
     ) -> Result<Vec<(SectorId, Epoch, Option<SectorSnapshot>)>, ClusterError> {
         self.check_lease()?;
         let live = self.live_servers().await?;
-        let live_ids: BTreeSet<u32> = live.keys().copied().collect();
-        let heirs: Vec<u32> = live_ids.iter().copied().collect();
+        let table = self.ownership_table().await?;
+        Ok(self
+            .adopt_orphans_of(&live, &table)
+            .await?
+            .into_iter()
+            .map(|(s, e, snap, _)| (s, e, snap))
+            .collect())
+    }
+
+    /// [`Cluster::adopt_orphans`] against a view already read: `live`
+    /// servers and the ownership `table`. Also returns each sector's dead owner.
+    pub async fn adopt_orphans_of(
+        &mut self,
+        live: &BTreeMap<u32, LoadReport>,
+        table: &BTreeMap<SectorId, Ownership>,
+    ) -> Result<Vec<(SectorId, Epoch, Option<SectorSnapshot>, u32)>, ClusterError> {
+        self.check_lease()?;
+        let heirs: Vec<u32> = live.keys().copied().collect();
         let mut won = Vec::new();
-        for (sector, o) in self.ownership_table().await? {
-            if live_ids.contains(&o.server) || heirs.is_empty() {
+        for (&sector, o) in table {
+            if live.contains_key(&o.server) || heirs.is_empty() {
                 continue;
             }
             let heir = heirs[(hash(sector) % heirs.len() as u64) as usize];
-            if heir != self.config.server_id && live_ids.contains(&heir) {
+            if heir != self.config.server_id && live.contains_key(&heir) {
                 continue;
             }
             match self.take_over(sector, o.epoch).await {
                 Ok(epoch) => {
                     let snapshot = self.read_snapshot(sector).await?;
-                    won.push((sector, epoch, snapshot));
+                    won.push((sector, epoch, snapshot, o.server));
                 }
                 Err(ClusterError::Fenced(_)) => {} // someone else won
                 Err(e) => return Err(e),
             }
         }
         Ok(won)
+    }
+
+    /// Reserves a block of unit ids no other server (or earlier run of this
+    /// one) will use: a counter in the owners bucket, bumped by a
+    /// revision-checked write. Returns the block number (from 1).
+    pub async fn reserve_id_block(&self) -> Result<u64, ClusterError> {
+        const KEY: &str = "ids.next";
+        loop {
+            match self.owners.entry(KEY).await.map_err(nats)? {
+                Some(e) if e.operation == kv::Operation::Put => {
+                    let n: u64 = std::str::from_utf8(&e.value)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| ClusterError::Corrupt {
+                            key: KEY.into(),
+                            message: "not a number".into(),
+                        })?;
+                    let next = Bytes::from((n + 1).to_string());
+                    match self.owners.update(KEY, next, e.revision).await {
+                        Ok(_) => return Ok(n),
+                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                        Err(e) => return Err(nats(e)),
+                    }
+                }
+                _ => match self.owners.create(KEY, Bytes::from("2")).await {
+                    Ok(_) => return Ok(1),
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(nats(e)),
+                },
+            }
+        }
+    }
+
+    /// The cluster's lease time.
+    pub fn lease(&self) -> Duration {
+        self.config.lease
     }
 
     fn check_lease(&self) -> Result<(), ClusterError> {

@@ -19,12 +19,19 @@
 //!   live lease are taken over by revision (exactly one claimant wins) and
 //!   restored from their last snapshot.
 //!
+//! - **Membership** ([`ClusterNode`]): a game server's background member
+//!   that does all of the above on its own thread and tells the game what
+//!   it owns, lost or adopted through channels; the game asks
+//!   [`ClusterNode::acting`] before each tick.
+//!
 //! The crate has no Bevy: a server drives it from its own async runtime.
 
 mod cluster;
 pub mod nats_server;
+mod node;
 mod records;
 
 pub use cluster::{Cluster, ClusterConfig, ClusterError, Epoch};
 pub use nats_server::{NatsServer, NatsServerError};
+pub use node::{ClusterNode, ID_BLOCK_LEN, NodeCommand, NodeConfig, NodeEvent};
 pub use records::{LoadReport, Ownership, sector_from_key, sector_key};

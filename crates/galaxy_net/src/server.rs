@@ -131,6 +131,12 @@ impl Session {
         }
     }
 
+    /// The client's view, once it sent one (a cluster server redirects a
+    /// client whose view is in a sector another server owns).
+    pub fn view(&self) -> Option<WorldRect> {
+        self.view
+    }
+
     /// The delta sender for this client (for diagnostics and tests).
     pub fn sender(&self) -> &DeltaSender {
         &self.sender

@@ -11,11 +11,13 @@
 
 mod geometry;
 mod kinds;
+mod portable;
 mod structures;
 mod world;
 
 pub use geometry::{distance_cm, distance_sq, step_towards, within};
 pub use kinds::{KindStats, kind_stats};
+pub use portable::ImportOutcome;
 pub use structures::{KIND_BASE, KIND_RESOURCE, is_structure};
 pub use world::{Base, CommandOutcome, Order, Resource, SimConfig, SimUnit, World};
 

@@ -159,9 +159,11 @@ pub struct World {
     config: SimConfig,
     tick: u64,
     next_id: UnitId,
-    units: BTreeMap<UnitId, SimUnit>,
-    resources: BTreeMap<UnitId, Resource>,
-    bases: BTreeMap<UnitId, Base>,
+    /// End (exclusive) of the id block `next_id` draws from.
+    id_end: UnitId,
+    pub(crate) units: BTreeMap<UnitId, SimUnit>,
+    pub(crate) resources: BTreeMap<UnitId, Resource>,
+    pub(crate) bases: BTreeMap<UnitId, Base>,
     grid: HashMap<(i64, i64), Cell>,
     last_battle: BTreeMap<SectorId, u64>,
 }
@@ -179,6 +181,7 @@ impl World {
             config,
             tick: 0,
             next_id: 1,
+            id_end: UnitId::MAX,
             units: BTreeMap::new(),
             resources: BTreeMap::new(),
             bases: BTreeMap::new(),
@@ -203,6 +206,21 @@ impl World {
         id
     }
 
+    /// Draws new ids from `first..first + len` from now on: servers of one
+    /// universe each reserve their own block, so ids stay unique everywhere.
+    pub fn use_id_block(&mut self, first: UnitId, len: u64) {
+        self.next_id = first.max(1);
+        self.id_end = first.saturating_add(len);
+    }
+
+    /// Makes sure `id` (inserted from elsewhere) is never handed out again,
+    /// if it lies in our own id block.
+    pub(crate) fn note_id(&mut self, id: UnitId) {
+        if (self.next_id..self.id_end).contains(&id) {
+            self.next_id = id.saturating_add(1);
+        }
+    }
+
     /// Adds a unit and returns its id.
     pub fn spawn_unit(&mut self, owner: PlayerId, kind: u8, position: WorldPos) -> UnitId {
         let id = self.take_id();
@@ -212,7 +230,7 @@ impl World {
 
     /// Puts a unit with a known id (from a snapshot or the server), replacing any.
     pub fn insert_unit(&mut self, id: UnitId, unit: SimUnit) {
-        self.next_id = self.next_id.max(id.saturating_add(1));
+        self.note_id(id);
         self.units.insert(id, unit);
     }
 

@@ -1,0 +1,139 @@
+//! Units leaving and entering a world whole: what a server writes into a
+//! sector snapshot or a `SectorTransfer`, and how another server takes
+//! them in. Units, resources and bases all travel as `CompressedUnit`s
+//! (structures by their reserved kinds), so nothing is left behind.
+
+use galaxy_protocol::{CompressedUnit, UnitState, WorldPos, quantize};
+
+use crate::structures::{KIND_BASE, KIND_RESOURCE};
+use crate::world::{Base, Order, Resource, SimUnit, World};
+
+/// What [`World::import`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    /// Units and structures added.
+    pub added: usize,
+    /// Ids already present, left as they were (a record seen twice is applied once).
+    pub already_present: usize,
+}
+
+impl World {
+    /// Every unit and structure whose position satisfies `inside`, whole and
+    /// quantized, in id order.
+    pub fn export(&self, inside: impl Fn(WorldPos) -> bool) -> Vec<CompressedUnit> {
+        let mut out: Vec<CompressedUnit> = self
+            .units()
+            .map(|(id, u)| (id, u.sample()))
+            .chain(self.structures())
+            .filter(|(_, s)| inside(s.position))
+            .map(|(unit_id, s)| CompressedUnit {
+                unit_id,
+                unit: quantize(&s),
+            })
+            .collect();
+        out.sort_unstable_by_key(|c| c.unit_id);
+        out
+    }
+
+    /// Takes in units and structures from a snapshot or transfer. Ids that
+    /// already exist are skipped, so applying the same records twice never
+    /// duplicates anything. Units arrive idle (orders are not part of the
+    /// replicated state).
+    pub fn import(&mut self, records: &[CompressedUnit]) -> ImportOutcome {
+        let mut out = ImportOutcome::default();
+        for c in records {
+            let id = c.unit_id;
+            if self.units.contains_key(&id)
+                || self.resources.contains_key(&id)
+                || self.bases.contains_key(&id)
+            {
+                out.already_present += 1;
+                continue;
+            }
+            let u = c.unit;
+            match u.kind() {
+                KIND_RESOURCE => {
+                    self.resources.insert(
+                        id,
+                        Resource {
+                            position: u.position(),
+                            owner: (u.owner() != 0).then_some(u.owner()),
+                            capture: None,
+                        },
+                    );
+                }
+                KIND_BASE => {
+                    self.bases.insert(
+                        id,
+                        Base {
+                            position: u.position(),
+                            owner: u.owner(),
+                            health: u32::from(u.health()),
+                        },
+                    );
+                }
+                kind => {
+                    let mut unit = SimUnit::new(u.owner(), kind, u.position());
+                    unit.health = u.health();
+                    unit.order = Order::Idle;
+                    unit.state = UnitState::IDLE;
+                    self.units.insert(id, unit);
+                }
+            }
+            self.note_id(id);
+            out.added += 1;
+        }
+        out
+    }
+
+    /// Removes every unit and structure whose position satisfies `inside`
+    /// (a sector this world no longer owns); returns how many went.
+    pub fn remove_where(&mut self, inside: impl Fn(WorldPos) -> bool) -> usize {
+        let before = self.units.len() + self.resources.len() + self.bases.len();
+        self.units.retain(|_, u| !inside(u.position));
+        self.resources.retain(|_, r| !inside(r.position));
+        self.bases.retain(|_, b| !inside(b.position));
+        before - (self.units.len() + self.resources.len() + self.bases.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_then_import_moves_units_and_structures_once() {
+        let mut a = World::default();
+        let u = a.spawn_unit(7, 1, WorldPos::new(100, 100));
+        let b = a.spawn_base(7, WorldPos::new(200, 100));
+        let r = a.spawn_resource(WorldPos::new(300, 100));
+        let far = a.spawn_unit(7, 0, WorldPos::new(1_000_000, 0));
+        let records = a.export(|p| p.x < 500_000);
+        assert_eq!(
+            records.iter().map(|c| c.unit_id).collect::<Vec<_>>(),
+            vec![u, b, r]
+        );
+        let mut other = World::default();
+        other.use_id_block(1 << 40, 1 << 40);
+        assert_eq!(
+            other.import(&records),
+            ImportOutcome {
+                added: 3,
+                already_present: 0
+            }
+        );
+        assert_eq!(
+            other.import(&records),
+            ImportOutcome {
+                added: 0,
+                already_present: 3
+            }
+        );
+        assert_eq!(other.export(|_| true), records);
+        // Imported ids from another block do not move this world's own ids.
+        assert_eq!(other.spawn_unit(1, 0, WorldPos::new(0, 0)), 1 << 40);
+        assert_eq!(a.remove_where(|p| p.x < 500_000), 3);
+        assert_eq!(a.export(|_| true).len(), 1);
+        assert!(a.unit(far).is_some());
+    }
+}

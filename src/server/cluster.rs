@@ -1,0 +1,423 @@
+//! The dedicated server as a cluster member (`--cluster URL --server-id N`):
+//! it simulates only the sectors it owns, persists them as snapshots,
+//! restores the sectors it adopts from a dead server, and stops acting by
+//! itself when its lease lapses. The coordination itself is
+//! `galaxy_cluster::ClusterNode`; this plugin moves data between it and
+//! the simulation.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bevy::prelude::*;
+use galaxy_cluster::{
+    ClusterConfig, ClusterNode, Epoch, ID_BLOCK_LEN, LoadReport, NodeCommand, NodeConfig,
+    NodeEvent, Ownership,
+};
+use galaxy_net::{
+    NetSet, NetworkConfig, PendingRedirects, ServerAuth, Sessions, SimWorld, TickTimes, redirect_to,
+};
+use galaxy_protocol::{SectorId, SectorSnapshot, WorldPos};
+
+/// How to join a cluster (from the command line).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterOptions {
+    /// NATS URL.
+    pub url: String,
+    /// This server's id, unique in the cluster.
+    pub server_id: u32,
+    /// Bucket prefix (one universe per prefix).
+    pub prefix: String,
+    /// Scale of the sectors servers own (3: 8 km sectors).
+    pub scale: u8,
+    /// Seconds between snapshots of owned sectors.
+    pub snapshot_every: f32,
+    /// Lease time in milliseconds (the same for every server of a cluster).
+    pub lease_ms: u64,
+}
+
+impl ClusterOptions {
+    /// Defaults for a server joining `url` as `server_id`.
+    pub fn new(url: String, server_id: u32) -> Self {
+        Self {
+            url,
+            server_id,
+            prefix: "galaxy".into(),
+            scale: 3,
+            snapshot_every: 1.0,
+            lease_ms: 2000,
+        }
+    }
+
+    /// The sector this server starts in: every other sector along the x
+    /// axis, so two servers' home sectors never touch.
+    pub fn home_sector(&self) -> SectorId {
+        SectorId::new(2 * i64::from(self.server_id), 0, self.scale)
+    }
+}
+
+/// The centre of a sector.
+pub fn centre(s: SectorId) -> WorldPos {
+    let r = s.bounds().expect("cluster sectors are valid");
+    WorldPos::new(
+        r.min.x + (r.max.x - r.min.x) / 2,
+        r.min.y + (r.max.y - r.min.y) / 2,
+    )
+}
+
+/// The cluster as this server sees it, and what it did.
+#[derive(Resource)]
+pub struct ClusterState {
+    node: ClusterNode,
+    scale: u8,
+    snapshot_every: f64,
+    /// Sectors this server owns, with their epochs.
+    pub owned: BTreeMap<SectorId, Epoch>,
+    /// Live servers with their load, as last read.
+    pub peers: BTreeMap<u32, LoadReport>,
+    /// The ownership table, as last read.
+    pub owners: BTreeMap<SectorId, Ownership>,
+    /// Whether the lease is valid and the simulation may step.
+    pub acting: bool,
+    /// Sectors adopted from dead servers.
+    pub adopted: u64,
+    /// Units and structures restored from their snapshots.
+    pub restored_units: u64,
+    /// Sectors lost to another owner (fenced).
+    pub lost: u64,
+    /// Snapshot writes the cluster refused.
+    pub refused_writes: u64,
+    /// Requests dropped because the node's queue was full.
+    pub dropped_requests: u64,
+    /// Clients sent to the server owning their view.
+    pub redirects: u64,
+    last_snapshot: f64,
+    last_load: f64,
+    last_redirect_check: f64,
+    claims_asked: HashMap<SectorId, f64>,
+    /// Client (netcode id) -> (server it was sent to, when), so each is sent once.
+    redirected: HashMap<u64, (u32, f64)>,
+    auth: ServerAuth,
+    errors_logged: u32,
+}
+
+impl ClusterState {
+    /// This server's id.
+    pub fn server_id(&self) -> u32 {
+        self.node.server_id()
+    }
+
+    /// The cluster sector containing `pos`.
+    pub fn sector_of(&self, pos: WorldPos) -> SectorId {
+        SectorId::containing(pos, self.scale).expect("scale is valid")
+    }
+
+    fn send(&mut self, command: NodeCommand) {
+        if !self.node.send(command) {
+            self.dropped_requests += 1;
+        }
+    }
+}
+
+/// Joins the cluster at build time (so a bad URL fails the start).
+pub struct ClusterPlugin {
+    node: std::sync::Mutex<Option<ClusterNode>>,
+    opts: ClusterOptions,
+    auth: ServerAuth,
+}
+
+impl ClusterPlugin {
+    /// Connects to NATS, reserves an id block and claims the home sector.
+    /// `address` is where clients reach this server; `auth` signs the
+    /// tokens of clients redirected to other servers (one key per cluster).
+    pub fn join(opts: ClusterOptions, address: String, auth: ServerAuth) -> Result<Self, String> {
+        let mut cluster = ClusterConfig::new(opts.url.clone(), opts.server_id);
+        cluster.prefix = opts.prefix.clone();
+        cluster.lease = std::time::Duration::from_millis(opts.lease_ms.max(200));
+        let node = ClusterNode::start(NodeConfig {
+            cluster,
+            address,
+            home: vec![opts.home_sector()],
+        })
+        .map_err(|e| format!("cannot join cluster at {}: {e}", opts.url))?;
+        Ok(Self {
+            node: std::sync::Mutex::new(Some(node)),
+            opts,
+            auth,
+        })
+    }
+
+    /// Where this server's bots live: its home sector's centre, if it won
+    /// the sector (a server rejoining finds it adopted by others: no bots).
+    pub fn bot_home(&self) -> Option<WorldPos> {
+        let guard = self.node.lock().unwrap_or_else(|e| e.into_inner());
+        let home = self.opts.home_sector();
+        guard
+            .as_ref()
+            .filter(|n| n.home().contains_key(&home))
+            .map(|_| centre(home))
+    }
+}
+
+impl Plugin for ClusterPlugin {
+    fn build(&self, app: &mut App) {
+        let node = self
+            .node
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("ClusterPlugin is added once");
+        {
+            let mut sim = app.world_mut().resource_mut::<SimWorld>();
+            sim.0.use_id_block(node.first_unit_id(), ID_BLOCK_LEN);
+        }
+        let owned = node.home().clone();
+        info!(
+            "joined cluster at {} as server {}; home {:?}: {}",
+            self.opts.url,
+            node.server_id(),
+            self.opts.home_sector(),
+            if owned.is_empty() {
+                "owned by another server (rejoining: no bots)"
+            } else {
+                "claimed"
+            }
+        );
+        app.insert_resource(ClusterState {
+            node,
+            scale: self.opts.scale,
+            snapshot_every: f64::from(self.opts.snapshot_every.max(0.05)),
+            owned,
+            peers: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            acting: true,
+            adopted: 0,
+            restored_units: 0,
+            lost: 0,
+            refused_writes: 0,
+            dropped_requests: 0,
+            redirects: 0,
+            last_snapshot: 0.0,
+            last_load: 0.0,
+            last_redirect_check: 0.0,
+            claims_asked: HashMap::new(),
+            redirected: HashMap::new(),
+            auth: self.auth.clone(),
+            errors_logged: 0,
+        })
+        .configure_sets(FixedUpdate, NetSet::Simulate.run_if(acting))
+        .add_systems(FixedUpdate, apply_node_events.before(NetSet::Simulate))
+        .add_systems(
+            FixedUpdate,
+            claim_entered_sectors.after(NetSet::Simulate).run_if(acting),
+        )
+        .add_systems(Update, (write_snapshots, report_load, redirect_clients));
+    }
+}
+
+/// Run condition: true on a standalone server, and on a cluster member
+/// whose lease is valid.
+pub fn acting(state: Option<Res<ClusterState>>) -> bool {
+    state.is_none_or(|s| s.acting)
+}
+
+/// Drains the node: sectors won (restored from their snapshots), lost
+/// (their units dropped), refused writes and the cluster view.
+fn apply_node_events(mut state: ResMut<ClusterState>, mut sim: ResMut<SimWorld>) {
+    // Read the gate before the events: anything that made it open again
+    // (a lost sector on resuming) was sent before, and is applied below.
+    let acting = state.node.acting();
+    while let Some(event) = state.node.try_recv() {
+        match event {
+            NodeEvent::Owned {
+                sector,
+                epoch,
+                snapshot,
+                adopted_from,
+            } => {
+                state.owned.insert(sector, epoch);
+                if let Some(from) = adopted_from {
+                    state.adopted += 1;
+                    let (added, tick) = snapshot
+                        .as_ref()
+                        .map_or((0, 0), |s| (sim.0.import(&s.units).added, s.tick));
+                    state.restored_units += added as u64;
+                    info!(
+                        "adopted sector {sector:?} (epoch {epoch}) from dead server {from}: {added} units restored from its snapshot at tick {tick}"
+                    );
+                } else {
+                    info!("claimed sector {sector:?} (epoch {epoch})");
+                }
+            }
+            NodeEvent::Lost { sector, owner } => {
+                state.owned.remove(&sector);
+                state.lost += 1;
+                let dropped = sim.0.remove_where(|p| sector.contains(p));
+                warn!(
+                    "lost sector {sector:?} to {:?}: fenced, {dropped} units dropped",
+                    owner.map(|o| o.server)
+                );
+            }
+            NodeEvent::WriteRefused { sector, reason } => {
+                state.refused_writes += 1;
+                if state.refused_writes <= 5 {
+                    warn!("snapshot of {sector:?} refused: {reason}");
+                }
+            }
+            NodeEvent::Suspended => {
+                warn!("cluster lease lapsed: not acting for any sector until renewed")
+            }
+            NodeEvent::Resumed => info!(
+                "cluster lease renewed: acting again for {} sectors",
+                state.owned.len()
+            ),
+            NodeEvent::View { peers, owners } => {
+                state.peers = peers;
+                state.owners = owners;
+            }
+            NodeEvent::Error(e) => {
+                state.errors_logged += 1;
+                if state.errors_logged <= 5 {
+                    warn!("cluster: {e}");
+                }
+            }
+        }
+    }
+    state.acting = acting;
+}
+
+/// Units that walked into a sector nobody owns: claim it, so it is ours
+/// to simulate and snapshot (asked at most once a second per sector).
+fn claim_entered_sectors(
+    mut state: ResMut<ClusterState>,
+    sim: Res<SimWorld>,
+    time: Res<Time<Real>>,
+) {
+    if !sim.0.tick().is_multiple_of(10) {
+        return;
+    }
+    let now = time.elapsed_secs_f64();
+    let mut wanted = Vec::new();
+    for (_, u) in sim.0.units() {
+        let s = state.sector_of(u.position);
+        if !state.owned.contains_key(&s) && !state.owners.contains_key(&s) {
+            wanted.push(s);
+        }
+    }
+    wanted.sort_unstable();
+    wanted.dedup();
+    for s in wanted {
+        if state.claims_asked.get(&s).is_none_or(|&t| now - t >= 1.0) {
+            state.claims_asked.insert(s, now);
+            state.send(NodeCommand::Claim(s));
+        }
+    }
+}
+
+/// Every `snapshot_every` seconds, persists each owned sector (an empty
+/// one too: its emptiness is state).
+fn write_snapshots(mut state: ResMut<ClusterState>, sim: Res<SimWorld>, time: Res<Time<Real>>) {
+    let now = time.elapsed_secs_f64();
+    if !state.acting || now - state.last_snapshot < state.snapshot_every {
+        return;
+    }
+    state.last_snapshot = now;
+    let mut per_sector: BTreeMap<SectorId, Vec<_>> =
+        state.owned.keys().map(|&s| (s, Vec::new())).collect();
+    for unit in sim.0.export(|_| true) {
+        let s = state.sector_of(unit.unit.position());
+        if let Some(v) = per_sector.get_mut(&s) {
+            v.push(unit);
+        }
+    }
+    let tick = sim.0.tick();
+    for (sector, units) in per_sector {
+        let epoch = state.owned[&sector];
+        state.send(NodeCommand::Snapshot(
+            sector,
+            SectorSnapshot { tick, epoch, units },
+        ));
+    }
+}
+
+/// Keeps the load report in the lease fresh.
+fn report_load(
+    mut state: ResMut<ClusterState>,
+    sim: Res<SimWorld>,
+    sessions: Res<Sessions>,
+    times: Res<TickTimes>,
+    time: Res<Time<Real>>,
+) {
+    let now = time.elapsed_secs_f64();
+    if now - state.last_load < 0.25 {
+        return;
+    }
+    state.last_load = now;
+    let load = LoadReport {
+        server: state.server_id(),
+        address: String::new(),
+        units: sim.0.unit_count() as u64,
+        clients: sessions.0.len() as u64,
+        tick_ms_p99: times.quantile(0.99),
+    };
+    state.send(NodeCommand::Load(load));
+}
+
+/// Player migration: a client whose view is centred in a sector another
+/// live server owns is sent there (a `Redirect` with a fresh token), once
+/// per target, again after 5 s if it is still here.
+fn redirect_clients(
+    mut state: ResMut<ClusterState>,
+    sessions: Res<Sessions>,
+    config: Res<NetworkConfig>,
+    mut pending: ResMut<PendingRedirects>,
+    time: Res<Time<Real>>,
+) {
+    let now = time.elapsed_secs_f64();
+    if !state.acting || now - state.last_redirect_check < 0.25 {
+        return;
+    }
+    state.last_redirect_check = now;
+    state.redirected.retain(|c, _| sessions.0.contains_key(c));
+    let me = state.server_id();
+    for (&client, session) in &sessions.0 {
+        let Some(view) = session.view() else {
+            continue;
+        };
+        let centre = WorldPos::new(
+            view.min.x + (view.max.x - view.min.x) / 2,
+            view.min.y + (view.max.y - view.min.y) / 2,
+        );
+        let sector = state.sector_of(centre);
+        let Some(owner) = state.owners.get(&sector).copied() else {
+            continue;
+        };
+        if owner.server == me || state.owned.contains_key(&sector) {
+            continue;
+        }
+        let Some(target) = state
+            .peers
+            .get(&owner.server)
+            .and_then(|p| p.address.parse().ok())
+        else {
+            continue; // its owner is not live: failover will bring it here or elsewhere
+        };
+        if state
+            .redirected
+            .get(&client)
+            .is_some_and(|&(to, at)| to == owner.server && now - at < 5.0)
+        {
+            continue;
+        }
+        match redirect_to(&state.auth, &config, session.player, target, owner.epoch) {
+            Ok(r) => {
+                info!(
+                    "player {} redirected to server {} at {target}: its view is in {sector:?}",
+                    session.player, owner.server
+                );
+                pending.0.push((client, r));
+                state.redirected.insert(client, (owner.server, now));
+                state.redirects += 1;
+            }
+            Err(e) => warn!("cannot redirect player {}: {e}", session.player),
+        }
+    }
+}
