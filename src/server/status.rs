@@ -73,12 +73,14 @@ fn status_line(
         stats.packet_loss * 100.0,
         stats.rejected_total(),
         stats.kicked_clients,
-        cluster.map(|c| cluster_part(&c)).unwrap_or_default(),
+        cluster
+            .map(|c| cluster_part(&c, &stats))
+            .unwrap_or_default(),
     );
 }
 
 /// ` | cluster: server 2 acting, 1 sectors [3:4,0], peers 1,3 | adopted ...`
-fn cluster_part(c: &ClusterState) -> String {
+fn cluster_part(c: &ClusterState, stats: &NetworkStats) -> String {
     let sectors: Vec<String> = c
         .owned
         .keys()
@@ -91,7 +93,7 @@ fn cluster_part(c: &ClusterState) -> String {
         .map(u32::to_string)
         .collect();
     format!(
-        " | cluster: server {} {}, {} sectors [{}], peers [{}] | adopted {} restored {} lost {} refused writes {} redirects {}",
+        " | cluster: server {} {}, {} sectors [{}], peers [{}] | adopted {} restored {} lost {} refused writes {} redirects {} | handoffs {} takeovers {} | commands applied {} forwarded out {} in {}",
         c.server_id(),
         if c.acting { "acting" } else { "SUSPENDED" },
         c.owned.len(),
@@ -102,5 +104,10 @@ fn cluster_part(c: &ClusterState) -> String {
         c.lost,
         c.refused_writes,
         c.redirects,
+        c.handoffs,
+        c.takeovers,
+        stats.commands_applied,
+        stats.commands_forwarded,
+        c.forwarded_in,
     )
 }

@@ -1,7 +1,8 @@
 //! The dedicated server as a cluster member, as real processes: three
 //! `galaxy_rts server --cluster` children sharing one `nats-server` (with
 //! JetStream, on a free port, with a temporary store), a game client on
-//! real UDP, kill -9 and SIGSTOP.
+//! real UDP, planned migration, kill -9 and SIGSTOP.
 
 mod failover;
 mod harness;
+mod migration;

@@ -80,6 +80,7 @@ fn nats(e: impl std::fmt::Display) -> ClusterError {
 /// One server's connection to the cluster.
 pub struct Cluster {
     config: ClusterConfig,
+    client: async_nats::Client,
     owners: kv::Store,
     leases: kv::Store,
     snapshots: kv::Store,
@@ -92,7 +93,7 @@ impl Cluster {
     /// Connects and opens (or creates) the cluster's buckets.
     pub async fn connect(config: ClusterConfig) -> Result<Self, ClusterError> {
         let client = async_nats::connect(&config.url).await.map_err(nats)?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let bucket = |name: &str| format!("{}_{name}", config.prefix);
         let owners = open(
             &js,
@@ -125,6 +126,7 @@ impl Cluster {
         .await?;
         Ok(Self {
             config,
+            client,
             owners,
             leases,
             snapshots,
@@ -437,6 +439,37 @@ impl Cluster {
                 },
             }
         }
+    }
+
+    /// The NATS subject a server listens on for handoffs, migration
+    /// orders and forwarded commands.
+    pub fn server_subject(&self, server: u32) -> String {
+        format!("{}.server.{server}", self.config.prefix)
+    }
+
+    /// The NATS connection (for the node's subscriptions and requests).
+    pub fn nats_client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// Sends `from` the design's `LoadBalance`: hand these sectors to `to`
+    /// (what the balancer, or an operator, does to move load).
+    pub async fn request_migration(
+        &self,
+        from: u32,
+        to: u32,
+        sectors: Vec<SectorId>,
+    ) -> Result<(), ClusterError> {
+        let msg = NetworkMessage::LoadBalance(galaxy_protocol::LoadBalance {
+            target_server: to,
+            sectors_to_migrate: sectors,
+        });
+        let bytes = codec::encode(&msg).map_err(nats)?;
+        self.client
+            .publish(self.server_subject(from), Bytes::from(bytes))
+            .await
+            .map_err(nats)?;
+        self.client.flush().await.map_err(nats)
     }
 
     /// The cluster's lease time.

@@ -33,5 +33,5 @@ mod records;
 
 pub use cluster::{Cluster, ClusterConfig, ClusterError, Epoch};
 pub use nats_server::{NatsServer, NatsServerError};
-pub use node::{ClusterNode, ID_BLOCK_LEN, NodeCommand, NodeConfig, NodeEvent};
+pub use node::{ClusterNode, ID_BLOCK_LEN, NodeCommand, NodeConfig, NodeEvent, Origin};
 pub use records::{LoadReport, Ownership, sector_from_key, sector_key};

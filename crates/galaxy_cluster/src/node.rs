@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use galaxy_protocol::{SectorId, SectorSnapshot};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use galaxy_protocol::{BatchCommand, NetworkMessage, SectorId, SectorSnapshot, ServerSync, codec};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc as async_mpsc;
 
 use crate::cluster::{Cluster, ClusterConfig, ClusterError, Epoch};
@@ -44,23 +47,80 @@ pub enum NodeCommand {
     Snapshot(SectorId, SectorSnapshot),
     /// A unit entered this unowned sector: claim it.
     Claim(SectorId),
+    /// Planned handoff: give this drained sector, in the state `snapshot`
+    /// (taken at our epoch), to server `to`.
+    Handoff {
+        /// The sector.
+        sector: SectorId,
+        /// The new owner.
+        to: u32,
+        /// Its state at the moment it stopped here.
+        snapshot: SectorSnapshot,
+    },
+    /// Pass client commands for units server `to` simulates now.
+    Forward {
+        /// The server.
+        to: u32,
+        /// The commands, with the player who gave them.
+        batch: BatchCommand,
+    },
+}
+
+/// How a sector became ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Claimed while unowned (nothing to restore).
+    Claimed,
+    /// Adopted from this dead server (restore its last snapshot).
+    Adopted(u32),
+    /// Handed over by this live server (restore the state it sent).
+    HandedOver(u32),
 }
 
 /// What the node tells the game.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeEvent {
-    /// We own this sector now. `snapshot` is its last persisted state when
-    /// it was adopted from a dead server (restore it); `None` for a fresh claim.
+    /// We own this sector now: restore `snapshot` (the handed-over state,
+    /// or a dead owner's last snapshot); `None` for a fresh claim.
     Owned {
         /// The sector.
         sector: SectorId,
         /// Our fencing epoch for it.
         epoch: Epoch,
-        /// State to restore, if adopted.
+        /// State to restore.
         snapshot: Option<SectorSnapshot>,
-        /// The dead server it came from, if adopted.
-        adopted_from: Option<u32>,
+        /// How it became ours.
+        origin: Origin,
     },
+    /// The balancer (or an operator) asks us to hand these sectors to `to`.
+    MigrateOut {
+        /// The sectors.
+        sectors: Vec<SectorId>,
+        /// The server to give them to.
+        to: u32,
+    },
+    /// A handoff we started is done: `to` owns the sector at `epoch`.
+    HandedOff {
+        /// The sector.
+        sector: SectorId,
+        /// The new owner.
+        to: u32,
+        /// Its epoch.
+        epoch: Epoch,
+        /// From sending the state to the new owner's confirmation.
+        elapsed: Duration,
+    },
+    /// A handoff we started did not happen: the sector is still ours.
+    HandoffFailed {
+        /// The sector.
+        sector: SectorId,
+        /// The server that did not take it.
+        to: u32,
+        /// Why.
+        reason: String,
+    },
+    /// Commands another server forwarded for units we simulate.
+    Forwarded(BatchCommand),
     /// Someone else owns this sector now: drop its units, do not act for it.
     Lost {
         /// The sector.
@@ -135,7 +195,7 @@ impl ClusterNode {
             .map_err(|e| ClusterError::Nats(e.to_string()))?;
         let lease = config.cluster.lease;
         let server_id = config.cluster.server_id;
-        let (mut cluster, id_block, home) = runtime.block_on(async {
+        let (mut cluster, id_block, home, inbox) = runtime.block_on(async {
             let mut cluster = Cluster::connect(config.cluster.clone()).await?;
             let load = LoadReport {
                 address: config.address.clone(),
@@ -143,6 +203,11 @@ impl ClusterNode {
             };
             cluster.renew_lease(&load).await?;
             let id_block = cluster.reserve_id_block().await?;
+            let inbox = cluster
+                .nats_client()
+                .subscribe(cluster.server_subject(server_id))
+                .await
+                .map_err(|e| ClusterError::Nats(e.to_string()))?;
             let mut home = BTreeMap::new();
             for &s in &config.home {
                 match cluster.claim(s).await {
@@ -153,7 +218,7 @@ impl ClusterNode {
                     Err(e) => return Err(e),
                 }
             }
-            Ok::<_, ClusterError>((cluster, id_block, home))
+            Ok::<_, ClusterError>((cluster, id_block, home, inbox))
         })?;
         let gate = Arc::new(Gate::default());
         gate.open(Instant::now());
@@ -174,7 +239,7 @@ impl ClusterNode {
         let thread = std::thread::Builder::new()
             .name(format!("cluster-node-{server_id}"))
             .spawn(move || {
-                runtime.block_on(member.run(&mut cluster, command_rx, stop_rx));
+                runtime.block_on(member.run(&mut cluster, inbox, command_rx, stop_rx));
             })
             .map_err(|e| ClusterError::Nats(e.to_string()))?;
         Ok(Self {
@@ -251,6 +316,7 @@ impl Member {
     async fn run(
         mut self,
         cluster: &mut Cluster,
+        mut inbox: async_nats::Subscriber,
         mut commands: async_mpsc::Receiver<NodeCommand>,
         mut stop: tokio::sync::oneshot::Receiver<()>,
     ) {
@@ -264,6 +330,10 @@ impl Member {
                 command = commands.recv() => match command {
                     None => break,
                     Some(command) => self.handle(cluster, command).await,
+                },
+                message = inbox.next() => match message {
+                    None => break,
+                    Some(message) => self.inbound(cluster, message).await,
                 },
             }
         }
@@ -343,7 +413,7 @@ impl Member {
                         sector,
                         epoch,
                         snapshot,
-                        adopted_from: Some(from),
+                        origin: Origin::Adopted(from),
                     });
                 }
             }
@@ -387,12 +457,168 @@ impl Member {
                         sector,
                         epoch,
                         snapshot: None,
-                        adopted_from: None,
+                        origin: Origin::Claimed,
                     });
                 }
                 Err(ClusterError::AlreadyOwned { .. }) => {}
                 Err(e) => self.emit(NodeEvent::Error(e.to_string())),
             },
+            NodeCommand::Handoff {
+                sector,
+                to,
+                snapshot,
+            } => self.hand_off(cluster, sector, to, snapshot).await,
+            NodeCommand::Forward { to, batch } => {
+                let sent = match codec::encode(&NetworkMessage::BatchCommand(batch)) {
+                    Ok(bytes) => cluster
+                        .nats_client()
+                        .publish(cluster.server_subject(to), Bytes::from(bytes))
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = sent {
+                    self.emit(NodeEvent::Error(format!("forward to {to}: {e}")));
+                }
+            }
         }
     }
+
+    /// Old owner: sends the sector's state to `to` and waits for it to take
+    /// ownership by revision. Without an answer, the owners table decides.
+    async fn hand_off(
+        &mut self,
+        cluster: &mut Cluster,
+        sector: SectorId,
+        to: u32,
+        snapshot: SectorSnapshot,
+    ) {
+        let started = Instant::now();
+        let Some(&epoch) = self.owned.get(&sector) else {
+            return self.emit(NodeEvent::HandoffFailed {
+                sector,
+                to,
+                reason: "not ours".into(),
+            });
+        };
+        let msg = NetworkMessage::ServerSync(ServerSync {
+            server_id: cluster.server_id(),
+            timestamp: snapshot.tick,
+            sector_states: BTreeMap::from([(sector, SectorSnapshot { epoch, ..snapshot })]),
+        });
+        let reply = match codec::encode(&msg) {
+            Ok(bytes) => tokio::time::timeout(
+                HANDOFF_TIMEOUT,
+                cluster
+                    .nats_client()
+                    .request(cluster.server_subject(to), Bytes::from(bytes)),
+            )
+            .await
+            .map_err(|_| "no answer".to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .and_then(|m| {
+                serde_json::from_slice::<HandoffReply>(&m.payload).map_err(|e| e.to_string())
+            }),
+            Err(e) => Err(e.to_string()),
+        };
+        let outcome = match reply {
+            Ok(HandoffReply::Accepted { epoch }) => Ok(epoch),
+            Ok(HandoffReply::Refused { reason }) => Err(reason),
+            // Lost answer: the record says whether it happened.
+            Err(e) => match cluster.owner(sector).await {
+                Ok(Some(o)) if o.server == to && o.epoch > epoch => Ok(o.epoch),
+                _ => Err(e),
+            },
+        };
+        match outcome {
+            Ok(new_epoch) => {
+                self.owned.remove(&sector);
+                cluster.release(sector);
+                self.emit(NodeEvent::HandedOff {
+                    sector,
+                    to,
+                    epoch: new_epoch,
+                    elapsed: started.elapsed(),
+                });
+            }
+            Err(reason) => self.emit(NodeEvent::HandoffFailed { sector, to, reason }),
+        }
+    }
+
+    /// Messages from other servers: migration orders, handoffs (answered),
+    /// forwarded commands. Anything else is reported, never trusted.
+    async fn inbound(&mut self, cluster: &mut Cluster, message: async_nats::Message) {
+        let decoded = codec::decode(&message.payload);
+        match decoded {
+            Ok(NetworkMessage::LoadBalance(lb)) => self.emit(NodeEvent::MigrateOut {
+                sectors: lb.sectors_to_migrate,
+                to: lb.target_server,
+            }),
+            Ok(NetworkMessage::BatchCommand(batch)) => self.emit(NodeEvent::Forwarded(batch)),
+            Ok(NetworkMessage::ServerSync(sync)) if sync.sector_states.len() == 1 => {
+                let from = sync.server_id;
+                let Some((sector, snapshot)) = sync.sector_states.into_iter().next() else {
+                    return;
+                };
+                let reply = match self.take_handoff(cluster, from, sector, snapshot).await {
+                    Ok(epoch) => HandoffReply::Accepted { epoch },
+                    Err(reason) => HandoffReply::Refused { reason },
+                };
+                if let (Some(to), Ok(bytes)) = (message.reply, serde_json::to_vec(&reply)) {
+                    let _ = cluster.nats_client().publish(to, Bytes::from(bytes)).await;
+                }
+            }
+            Ok(other) => self.emit(NodeEvent::Error(format!(
+                "unexpected {} from another server",
+                other.kind()
+            ))),
+            Err(e) => self.emit(NodeEvent::Error(format!("bad cluster message: {e}"))),
+        }
+    }
+
+    /// New owner: takes the sector by revision against the epoch the old
+    /// owner sent (a stale sender is refused), persists the state at once
+    /// under our epoch (fencing the old owner's snapshot writes), then
+    /// hands it to the game.
+    async fn take_handoff(
+        &mut self,
+        cluster: &mut Cluster,
+        from: u32,
+        sector: SectorId,
+        snapshot: SectorSnapshot,
+    ) -> Result<Epoch, String> {
+        let epoch = cluster
+            .take_over(sector, snapshot.epoch)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.owned.insert(sector, epoch);
+        let mine = SectorSnapshot {
+            epoch,
+            ..snapshot.clone()
+        };
+        if let Err(e) = cluster.write_snapshot(sector, &mine).await {
+            self.emit(NodeEvent::WriteRefused {
+                sector,
+                reason: e.to_string(),
+            });
+        }
+        self.emit(NodeEvent::Owned {
+            sector,
+            epoch,
+            snapshot: Some(snapshot),
+            origin: Origin::HandedOver(from),
+        });
+        Ok(epoch)
+    }
+}
+
+/// How long the old owner waits for the new owner's answer (well inside
+/// the lease, which this loop must keep renewing).
+const HANDOFF_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// The new owner's answer to a handoff.
+#[derive(Debug, Serialize, Deserialize)]
+enum HandoffReply {
+    Accepted { epoch: Epoch },
+    Refused { reason: String },
 }

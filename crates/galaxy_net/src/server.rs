@@ -41,6 +41,9 @@ struct PendingEvents(Vec<CombatEvent>);
 struct UnitEntities {
     entities: HashMap<UnitId, Entity>,
     departed: Vec<UnitId>,
+    /// Departed units that moved to another server ([`RemoteUnits`]): not
+    /// removed from clients, who keep their last state until they follow.
+    moved_away: Vec<UnitId>,
 }
 
 /// How long recent server ticks took (simulation + replication), newest last.
@@ -171,6 +174,7 @@ pub(crate) fn build(app: &mut App) {
         .init_resource::<SectorIndex>()
         .init_resource::<Sessions>()
         .init_resource::<TickTimes>()
+        .init_resource::<RemoteUnits>()
         .add_systems(
             PreUpdate,
             (track_sessions, receive_messages)
@@ -308,13 +312,60 @@ fn receive_messages(
     }
 }
 
+/// Units simulated by another server that this one still hears commands
+/// for (a cluster member's handed-off units, until clients move over):
+/// commands naming them are split off into `forwarded` for the game to
+/// pass on, instead of being refused as unknown.
+#[derive(Resource, Default, Debug)]
+pub struct RemoteUnits {
+    /// Unit -> the server that simulates it now.
+    pub units: HashMap<UnitId, u32>,
+    /// (player, server, command for that server's units), oldest first.
+    pub forwarded: Vec<(PlayerId, u32, CompressedCommand)>,
+}
+
+impl RemoteUnits {
+    /// Splits `cmd`: the part for local units is returned; the parts for
+    /// remote units are queued in `forwarded`, one per server.
+    fn split(&mut self, player: PlayerId, cmd: CompressedCommand) -> Option<CompressedCommand> {
+        if self.units.is_empty() || !cmd.units().iter().any(|u| self.units.contains_key(&u)) {
+            return Some(cmd);
+        }
+        let mut local = Vec::new();
+        let mut remote: std::collections::BTreeMap<u32, Vec<UnitId>> = Default::default();
+        for u in cmd.units().iter() {
+            match self.units.get(&u) {
+                Some(&server) => remote.entry(server).or_default().push(u),
+                None => local.push(u),
+            }
+        }
+        for (server, ids) in remote {
+            if let Ok(list) = galaxy_protocol::UnitIdList::from_ids(ids) {
+                self.forwarded.push((player, server, cmd.with_units(list)));
+            }
+        }
+        galaxy_protocol::UnitIdList::from_ids(local)
+            .ok()
+            .filter(|l| !l.is_empty())
+            .map(|l| cmd.with_units(l))
+    }
+}
+
 fn apply_commands(
     mut sim: ResMut<SimWorld>,
     mut queue: ResMut<CommandQueue>,
     mut sessions: ResMut<Sessions>,
     mut stats: ResMut<NetworkStats>,
+    mut remote: ResMut<RemoteUnits>,
 ) {
     for (client, cmd) in queue.0.drain(..) {
+        let before = remote.forwarded.len();
+        let local = remote.split(client, cmd);
+        stats.commands_forwarded += (remote.forwarded.len() - before) as u64;
+        let Some(cmd) = local else {
+            continue;
+        };
+        stats.commands_applied += 1;
         let out = sim.0.apply_command(client, &cmd);
         let reasons = [
             ("not_owned", out.not_owned),
@@ -423,12 +474,22 @@ fn tag_changes(
     mut index: ResMut<SectorIndex>,
     mut entities: ResMut<UnitEntities>,
     mut sessions: ResMut<Sessions>,
+    remote: Res<RemoteUnits>,
 ) {
     index.begin_tick(sim.0.tick());
     for (unit, pos) in &changed {
         index.place(unit.0, SectorId::at(pos.0));
     }
-    for id in entities.departed.drain(..) {
+    let mut gone = std::mem::take(&mut entities.departed);
+    gone.append(&mut entities.moved_away);
+    for id in gone {
+        if entities.entities.contains_key(&id) {
+            continue; // it came back (a handoff that failed)
+        }
+        if remote.units.contains_key(&id) {
+            entities.moved_away.push(id);
+            continue;
+        }
         index.remove(id);
         for s in sessions.0.values_mut() {
             if s.visible.remove(&id) {

@@ -33,6 +33,11 @@ pub struct NetworkStats {
     /// Client: redirects followed to another server (refused ones count as
     /// the `bad_redirect` rejection instead).
     pub redirects_followed: u64,
+    /// Server: client commands applied to the local simulation.
+    pub commands_applied: u64,
+    /// Server: client commands (or parts of them) handed to
+    /// [`crate::server::RemoteUnits`] for the server that simulates their units.
+    pub commands_forwarded: u64,
 }
 
 impl NetworkStats {

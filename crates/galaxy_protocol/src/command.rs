@@ -183,6 +183,17 @@ impl CompressedCommand {
             | Self::Stop { units } => units,
         }
     }
+
+    /// The same order given to other units (to split a command between
+    /// the servers that simulate its units).
+    pub fn with_units(&self, units: UnitIdList) -> Self {
+        match *self {
+            Self::Move { to, .. } => Self::Move { units, to },
+            Self::AttackMove { to, .. } => Self::AttackMove { units, to },
+            Self::Attack { target, .. } => Self::Attack { units, target },
+            Self::Stop { .. } => Self::Stop { units },
+        }
+    }
 }
 
 /// A player's orders for one tick (the design's `BatchCommand`).

@@ -21,6 +21,9 @@ pub const MAX_AUTH_TOKEN_BYTES: usize = 2048;
 /// Most units in one snapshot or transfer.
 pub const MAX_SNAPSHOT_UNITS: usize = 1 << 20;
 
+/// Most order batches in one snapshot.
+pub const MAX_SNAPSHOT_ORDERS: usize = 1 << 16;
+
 /// Most sectors named in one cluster message.
 pub const MAX_SECTORS_PER_MESSAGE: usize = 1 << 16;
 
@@ -77,6 +80,10 @@ pub struct SectorSnapshot {
     /// Every unit in the sector.
     #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_SNAPSHOT_UNITS>")]
     pub units: Vec<CompressedUnit>,
+    /// The standing orders of those units, as the commands that would give
+    /// them again (so a restored or handed-over unit keeps walking).
+    #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_SNAPSHOT_ORDERS>")]
+    pub orders: Vec<BatchCommand>,
 }
 
 /// Border state a server shares with its neighbours (the design's `ServerSync`).

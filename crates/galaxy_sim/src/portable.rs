@@ -3,7 +3,13 @@
 //! them in. Units, resources and bases all travel as `CompressedUnit`s
 //! (structures by their reserved kinds), so nothing is left behind.
 
-use galaxy_protocol::{CompressedUnit, UnitState, WorldPos, quantize};
+use std::collections::BTreeMap;
+
+use galaxy_protocol::command::{MAX_BATCH_COMMANDS, MAX_COMMAND_UNITS};
+use galaxy_protocol::{
+    BatchCommand, CompressedCommand, CompressedUnit, PlayerId, SectorId, UnitId, UnitIdList,
+    UnitState, WorldPos, quantize,
+};
 
 use crate::structures::{KIND_BASE, KIND_RESOURCE};
 use crate::world::{Base, Order, Resource, SimUnit, World};
@@ -86,6 +92,68 @@ impl World {
         out
     }
 
+    /// The standing orders of the units whose position satisfies `inside`,
+    /// as the commands that give them (one per owner and order, split to
+    /// the protocol's limits), tagged with `sector` for routing.
+    pub fn export_orders(
+        &self,
+        sector: SectorId,
+        inside: impl Fn(WorldPos) -> bool,
+    ) -> Vec<BatchCommand> {
+        // (owner, order kind, x, y, target) -> units
+        let mut groups: BTreeMap<(PlayerId, u8, i64, i64, UnitId), Vec<UnitId>> = BTreeMap::new();
+        for (id, u) in self.units() {
+            if !inside(u.position) {
+                continue;
+            }
+            let key = match u.order {
+                Order::Idle => continue,
+                Order::Move(p) => (u.owner, 0, p.x, p.y, 0),
+                Order::AttackMove(p) => (u.owner, 1, p.x, p.y, 0),
+                Order::Attack(t) => (u.owner, 2, 0, 0, t),
+            };
+            groups.entry(key).or_default().push(id);
+        }
+        let mut per_player: BTreeMap<PlayerId, Vec<CompressedCommand>> = BTreeMap::new();
+        for ((owner, kind, x, y, target), ids) in groups {
+            for chunk in ids.chunks(MAX_COMMAND_UNITS as usize) {
+                let Ok(units) = UnitIdList::from_ids(chunk.iter().copied()) else {
+                    continue; // ids come from a map: sorted and unique, so this cannot fail
+                };
+                let to = WorldPos::new(x, y);
+                per_player.entry(owner).or_default().push(match kind {
+                    0 => CompressedCommand::Move { units, to },
+                    1 => CompressedCommand::AttackMove { units, to },
+                    _ => CompressedCommand::Attack { units, target },
+                });
+            }
+        }
+        let mut out = Vec::new();
+        for (player_id, commands) in per_player {
+            for chunk in commands.chunks(MAX_BATCH_COMMANDS) {
+                out.push(BatchCommand {
+                    sector_id: sector,
+                    commands: chunk.to_vec(),
+                    player_id,
+                });
+            }
+        }
+        out
+    }
+
+    /// Gives imported units their orders again (after [`World::import`]);
+    /// returns how many unit orders were set. Orders naming units that
+    /// are not here, or someone else's, are skipped as for any command.
+    pub fn apply_orders(&mut self, orders: &[BatchCommand]) -> u64 {
+        let mut applied = 0;
+        for batch in orders {
+            for command in &batch.commands {
+                applied += self.apply_command(batch.player_id, command).applied;
+            }
+        }
+        applied
+    }
+
     /// Removes every unit and structure whose position satisfies `inside`
     /// (a sector this world no longer owns); returns how many went.
     pub fn remove_where(&mut self, inside: impl Fn(WorldPos) -> bool) -> usize {
@@ -100,6 +168,60 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn orders_travel_with_their_units() {
+        let mut a = World::default();
+        let ids: Vec<UnitId> = (0..5)
+            .map(|i| a.spawn_unit(7, 0, WorldPos::new(i * 100, 0)))
+            .collect();
+        let enemy = a.spawn_unit(8, 0, WorldPos::new(0, 90_000));
+        let to = WorldPos::new(50_000, 0);
+        let list = |v: &[UnitId]| UnitIdList::from_ids(v.iter().copied()).unwrap();
+        a.apply_command(
+            7,
+            &CompressedCommand::Move {
+                units: list(&ids[..2]),
+                to,
+            },
+        );
+        a.apply_command(
+            7,
+            &CompressedCommand::AttackMove {
+                units: list(&ids[2..3]),
+                to,
+            },
+        );
+        a.apply_command(
+            7,
+            &CompressedCommand::Attack {
+                units: list(&ids[3..4]),
+                target: enemy,
+            },
+        );
+        let sector = SectorId::new(0, 0, 3);
+        let orders = a.export_orders(sector, |p| p.y < 50_000);
+        assert_eq!(orders.len(), 1);
+        assert_eq!(orders[0].commands.len(), 3);
+        let mut b = World::default();
+        b.import(&a.export(|_| true));
+        assert_eq!(b.apply_orders(&orders), 4);
+        for id in ids.iter().chain([&enemy]) {
+            assert_eq!(
+                b.unit(*id).unwrap().order,
+                a.unit(*id).unwrap().order,
+                "unit {id}"
+            );
+        }
+        // Stepped side by side, the copies walk exactly like the originals.
+        for _ in 0..20 {
+            a.step();
+            b.step();
+        }
+        for id in &ids[..3] {
+            assert_eq!(b.unit(*id).unwrap().position, a.unit(*id).unwrap().position);
+        }
+    }
 
     #[test]
     fn export_then_import_moves_units_and_structures_once() {
@@ -133,6 +255,7 @@ mod tests {
         // Imported ids from another block do not move this world's own ids.
         assert_eq!(other.spawn_unit(1, 0, WorldPos::new(0, 0)), 1 << 40);
         assert_eq!(a.remove_where(|p| p.x < 500_000), 3);
+        let _ = other;
         assert_eq!(a.export(|_| true).len(), 1);
         assert!(a.unit(far).is_some());
     }

@@ -37,7 +37,12 @@ fn snapshot(tick: u64, epoch: u64, n: u64) -> SectorSnapshot {
             }
         })
         .collect();
-    SectorSnapshot { tick, epoch, units }
+    SectorSnapshot {
+        tick,
+        epoch,
+        units,
+        orders: Vec::new(),
+    }
 }
 
 fn rt() -> tokio::runtime::Runtime {

@@ -132,8 +132,28 @@ fn event_type() -> impl Strategy<Value = CombatEventType> {
 }
 
 fn snapshot() -> impl Strategy<Value = SectorSnapshot> {
-    (any::<u64>(), any::<u64>(), vec(compressed_unit(), 0..8))
-        .prop_map(|(tick, epoch, units)| SectorSnapshot { tick, epoch, units })
+    let orders = vec(
+        (sector(), vec(command(), 0..3), any::<u64>()).prop_map(
+            |(sector_id, commands, player_id)| BatchCommand {
+                sector_id,
+                commands,
+                player_id,
+            },
+        ),
+        0..3,
+    );
+    (
+        any::<u64>(),
+        any::<u64>(),
+        vec(compressed_unit(), 0..8),
+        orders,
+    )
+        .prop_map(|(tick, epoch, units, orders)| SectorSnapshot {
+            tick,
+            epoch,
+            units,
+            orders,
+        })
 }
 
 fn redirect() -> impl Strategy<Value = Redirect> {

@@ -5,16 +5,17 @@
 //! `galaxy_cluster::ClusterNode`; this plugin moves data between it and
 //! the simulation.
 
+mod handoff;
+mod redirect;
+
 use std::collections::{BTreeMap, HashMap};
 
 use bevy::prelude::*;
 use galaxy_cluster::{
     ClusterConfig, ClusterNode, Epoch, ID_BLOCK_LEN, LoadReport, NodeCommand, NodeConfig,
-    NodeEvent, Ownership,
+    NodeEvent, Origin, Ownership,
 };
-use galaxy_net::{
-    NetSet, NetworkConfig, PendingRedirects, ServerAuth, Sessions, SimWorld, TickTimes, redirect_to,
-};
+use galaxy_net::{NetSet, RemoteUnits, ServerAuth, Sessions, SimWorld, TickTimes};
 use galaxy_protocol::{SectorId, SectorSnapshot, WorldPos};
 
 /// How to join a cluster (from the command line).
@@ -89,6 +90,14 @@ pub struct ClusterState {
     pub dropped_requests: u64,
     /// Clients sent to the server owning their view.
     pub redirects: u64,
+    /// Sectors handed to other servers (planned migration).
+    pub handoffs: u64,
+    /// Sectors taken over from other servers (planned migration).
+    pub takeovers: u64,
+    /// Commands other servers forwarded here, applied.
+    pub forwarded_in: u64,
+    handing: BTreeMap<SectorId, handoff::Parked>,
+    moved: handoff::MovedUnits,
     last_snapshot: f64,
     last_load: f64,
     last_redirect_check: f64,
@@ -195,6 +204,11 @@ impl Plugin for ClusterPlugin {
             refused_writes: 0,
             dropped_requests: 0,
             redirects: 0,
+            handoffs: 0,
+            takeovers: 0,
+            forwarded_in: 0,
+            handing: BTreeMap::new(),
+            moved: handoff::MovedUnits::default(),
             last_snapshot: 0.0,
             last_load: 0.0,
             last_redirect_check: 0.0,
@@ -209,7 +223,14 @@ impl Plugin for ClusterPlugin {
             FixedUpdate,
             claim_entered_sectors.after(NetSet::Simulate).run_if(acting),
         )
-        .add_systems(Update, (write_snapshots, report_load, redirect_clients));
+        .add_systems(
+            FixedUpdate,
+            handoff::forward_commands.after(NetSet::Simulate),
+        )
+        .add_systems(
+            Update,
+            (write_snapshots, report_load, redirect::redirect_clients),
+        );
     }
 }
 
@@ -221,7 +242,14 @@ pub fn acting(state: Option<Res<ClusterState>>) -> bool {
 
 /// Drains the node: sectors won (restored from their snapshots), lost
 /// (their units dropped), refused writes and the cluster view.
-fn apply_node_events(mut state: ResMut<ClusterState>, mut sim: ResMut<SimWorld>) {
+fn apply_node_events(
+    mut state: ResMut<ClusterState>,
+    mut sim: ResMut<SimWorld>,
+    mut remote: ResMut<RemoteUnits>,
+    time: Res<Time<Real>>,
+) {
+    let now = time.elapsed_secs_f64();
+    state.moved.expire(&mut remote, now);
     // Read the gate before the events: anything that made it open again
     // (a lost sector on resuming) was sent before, and is applied below.
     let acting = state.node.acting();
@@ -231,20 +259,52 @@ fn apply_node_events(mut state: ResMut<ClusterState>, mut sim: ResMut<SimWorld>)
                 sector,
                 epoch,
                 snapshot,
-                adopted_from,
+                origin,
             } => {
                 state.owned.insert(sector, epoch);
-                if let Some(from) = adopted_from {
-                    state.adopted += 1;
-                    let (added, tick) = snapshot
-                        .as_ref()
-                        .map_or((0, 0), |s| (sim.0.import(&s.units).added, s.tick));
-                    state.restored_units += added as u64;
-                    info!(
-                        "adopted sector {sector:?} (epoch {epoch}) from dead server {from}: {added} units restored from its snapshot at tick {tick}"
-                    );
-                } else {
-                    info!("claimed sector {sector:?} (epoch {epoch})");
+                let (added, tick) = snapshot.as_ref().map_or((0, 0), |s| {
+                    let added = sim.0.import(&s.units).added;
+                    sim.0.apply_orders(&s.orders);
+                    (added, s.tick)
+                });
+                match origin {
+                    Origin::Adopted(from) => {
+                        state.adopted += 1;
+                        state.restored_units += added as u64;
+                        info!(
+                            "adopted sector {sector:?} (epoch {epoch}) from dead server {from}: {added} units restored from its snapshot at tick {tick}"
+                        );
+                    }
+                    Origin::HandedOver(from) => {
+                        state.takeovers += 1;
+                        if let Some(s) = &snapshot {
+                            handoff::arrived(&mut remote, s);
+                        }
+                        info!(
+                            "took over sector {sector:?} (epoch {epoch}) from server {from}: {added} units"
+                        );
+                    }
+                    Origin::Claimed => info!("claimed sector {sector:?} (epoch {epoch})"),
+                }
+            }
+            NodeEvent::MigrateOut { sectors, to } => {
+                for sector in sectors {
+                    handoff::park(&mut state, &mut sim.0, &mut remote, sector, to);
+                }
+            }
+            NodeEvent::HandedOff {
+                sector,
+                to,
+                epoch,
+                elapsed,
+            } => handoff::handed_off(&mut state, sector, to, epoch, elapsed, now),
+            NodeEvent::HandoffFailed { sector, to, reason } => {
+                handoff::failed(&mut state, &mut sim.0, &mut remote, sector, to, &reason)
+            }
+            NodeEvent::Forwarded(batch) => {
+                for command in &batch.commands {
+                    sim.0.apply_command(batch.player_id, command);
+                    state.forwarded_in += 1;
                 }
             }
             NodeEvent::Lost { sector, owner } => {
@@ -331,9 +391,15 @@ fn write_snapshots(mut state: ResMut<ClusterState>, sim: Res<SimWorld>, time: Re
     let tick = sim.0.tick();
     for (sector, units) in per_sector {
         let epoch = state.owned[&sector];
+        let orders = sim.0.export_orders(sector, |p| sector.contains(p));
         state.send(NodeCommand::Snapshot(
             sector,
-            SectorSnapshot { tick, epoch, units },
+            SectorSnapshot {
+                tick,
+                epoch,
+                units,
+                orders,
+            },
         ));
     }
 }
@@ -359,65 +425,4 @@ fn report_load(
         tick_ms_p99: times.quantile(0.99),
     };
     state.send(NodeCommand::Load(load));
-}
-
-/// Player migration: a client whose view is centred in a sector another
-/// live server owns is sent there (a `Redirect` with a fresh token), once
-/// per target, again after 5 s if it is still here.
-fn redirect_clients(
-    mut state: ResMut<ClusterState>,
-    sessions: Res<Sessions>,
-    config: Res<NetworkConfig>,
-    mut pending: ResMut<PendingRedirects>,
-    time: Res<Time<Real>>,
-) {
-    let now = time.elapsed_secs_f64();
-    if !state.acting || now - state.last_redirect_check < 0.25 {
-        return;
-    }
-    state.last_redirect_check = now;
-    state.redirected.retain(|c, _| sessions.0.contains_key(c));
-    let me = state.server_id();
-    for (&client, session) in &sessions.0 {
-        let Some(view) = session.view() else {
-            continue;
-        };
-        let centre = WorldPos::new(
-            view.min.x + (view.max.x - view.min.x) / 2,
-            view.min.y + (view.max.y - view.min.y) / 2,
-        );
-        let sector = state.sector_of(centre);
-        let Some(owner) = state.owners.get(&sector).copied() else {
-            continue;
-        };
-        if owner.server == me || state.owned.contains_key(&sector) {
-            continue;
-        }
-        let Some(target) = state
-            .peers
-            .get(&owner.server)
-            .and_then(|p| p.address.parse().ok())
-        else {
-            continue; // its owner is not live: failover will bring it here or elsewhere
-        };
-        if state
-            .redirected
-            .get(&client)
-            .is_some_and(|&(to, at)| to == owner.server && now - at < 5.0)
-        {
-            continue;
-        }
-        match redirect_to(&state.auth, &config, session.player, target, owner.epoch) {
-            Ok(r) => {
-                info!(
-                    "player {} redirected to server {} at {target}: its view is in {sector:?}",
-                    session.player, owner.server
-                );
-                pending.0.push((client, r));
-                state.redirected.insert(client, (owner.server, now));
-                state.redirects += 1;
-            }
-            Err(e) => warn!("cannot redirect player {}: {e}", session.player),
-        }
-    }
 }
