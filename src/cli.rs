@@ -111,6 +111,7 @@ CLUSTER (server options):\n  --cluster URL        join the cluster on this NATS 
 --sector-scale S     scale of the sectors servers own (default 3: 8 km)\n  \
 --snapshot-every S   seconds between snapshots of owned sectors (default 1)\n  \
 --lease-ms MS        lease time, the same on every server (default 2000)\n  \
+--home-sector X,Y    the sector to start in (default: 2*ID,0)\n  \
 -h, --help           this text\n"
     )
 }
@@ -163,6 +164,14 @@ pub fn parse(args: &[String], headless: bool) -> Result<Command, String> {
             "--sector-scale" => cluster.scale = value(&rest, i)?,
             "--snapshot-every" => cluster.snapshot_every = value(&rest, i)?,
             "--lease-ms" => cluster.lease_ms = value(&rest, i)?,
+            "--home-sector" => {
+                let v: String = value(&rest, i)?;
+                let parsed = v
+                    .split_once(',')
+                    .and_then(|(x, y)| Some((x.trim().parse().ok()?, y.trim().parse().ok()?)));
+                cluster.home =
+                    Some(parsed.ok_or(format!("--home-sector: expected X,Y, got {v:?}"))?);
+            }
             "--insecure" => {
                 opts.insecure = true;
                 i += 1;
@@ -328,6 +337,17 @@ mod tests {
             ("nats://127.0.0.1:4222", 3, 0.5, 1500, 3)
         );
         assert!(parse(&a("--cluster nats://x"), true).is_err());
+        let Ok(Command::Server(o)) = parse(
+            &a("--cluster nats://x --server-id 2 --home-sector -1,4"),
+            true,
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            o.cluster.unwrap().home_sector(),
+            galaxy_protocol::SectorId::new(-1, 4, 3)
+        );
+        assert!(parse(&a("--cluster nats://x --server-id 2 --home-sector 1"), true).is_err());
         assert!(parse(&a("--server-id 2"), true).is_err());
         assert!(
             parse(

@@ -55,7 +55,7 @@ fn embedded_server(units: u32, bots: u32) -> Result<ClientAuth, String> {
                 bots,
                 units_per_bot: units,
                 first_player: crate::server::bots::FIRST_BOT_PLAYER,
-                home: Some(WorldPos::new(0, 0)),
+                home: Some((WorldPos::new(0, 0), 150_000)),
             });
             {
                 let mut sim = app.world_mut().resource_mut::<SimWorld>();

@@ -5,6 +5,7 @@ use bevy::prelude::*;
 use galaxy_net::SimWorld;
 use galaxy_protocol::link_model::SplitMix64;
 use galaxy_protocol::{CompressedCommand, UnitIdList, WorldPos};
+use galaxy_sim::Order;
 
 /// Bot player ids start here, far from netcode client ids handed to people.
 pub const FIRST_BOT_PLAYER: u64 = 1_000_000;
@@ -18,21 +19,23 @@ pub struct BotPlugin {
     /// The first bot's player id (the others follow); cluster members use
     /// their own range so bots of different servers never share an id.
     pub first_player: u64,
-    /// Where their bases stand and their raids go (a cluster member's home
-    /// sector); `None`: no bots (a rejoining cluster member).
-    pub home: Option<WorldPos>,
+    /// Where their bases stand and their raids go, and the radius of the
+    /// circle of bases (raids go within two thirds of it): a cluster
+    /// member's home sector; `None`: no bots (a rejoining cluster member).
+    pub home: Option<(WorldPos, i64)>,
 }
 
 #[derive(Resource)]
 struct Bots {
     players: Vec<u64>,
     home: WorldPos,
+    radius: i64,
     rng: SplitMix64,
 }
 
 impl Plugin for BotPlugin {
     fn build(&self, app: &mut App) {
-        let Some(home) = self.home else {
+        let Some((home, radius)) = self.home else {
             return;
         };
         let (bots, per_bot) = (self.bots, self.units_per_bot);
@@ -41,6 +44,7 @@ impl Plugin for BotPlugin {
                 .map(|i| self.first_player + i)
                 .collect(),
             home,
+            radius,
             rng: SplitMix64::new(7),
         })
         .add_systems(
@@ -49,7 +53,8 @@ impl Plugin for BotPlugin {
                 for (i, &player) in bots.players.iter().enumerate() {
                     // Bases on a circle 1.5 km around the origin; armies next to them.
                     let angle = i as f64 / bots.players.len().max(1) as f64 * std::f64::consts::TAU;
-                    let around = WorldPos::from_metres(angle.cos() * 1500.0, angle.sin() * 1500.0);
+                    let r = bots.radius as f64;
+                    let around = WorldPos::new((angle.cos() * r) as i64, (angle.sin() * r) as i64);
                     let base = WorldPos::new(bots.home.x + around.x, bots.home.y + around.y);
                     sim.0.spawn_base(player, base);
                     for u in 0..i64::from(per_bot) {
@@ -60,8 +65,8 @@ impl Plugin for BotPlugin {
                 }
                 for k in 0..4 {
                     sim.0.spawn_resource(WorldPos::new(
-                        bots.home.x + (k % 2) * 60_000 - 30_000,
-                        bots.home.y + (k / 2) * 60_000 - 30_000,
+                        bots.home.x + ((k % 2) * 2 - 1) * bots.radius / 5,
+                        bots.home.y + ((k / 2) * 2 - 1) * bots.radius / 5,
                     ));
                 }
             },
@@ -75,20 +80,26 @@ impl Plugin for BotPlugin {
     }
 }
 
-/// Every ~3 s, each bot sends a random third of its army to a random point
-/// within 1 km of home.
+/// Every ~3 s, each bot sends a random third of its idle units to a random
+/// point within two thirds of its radius from home (1 km by default); units
+/// under orders (a player's, in tests that play as a bot) are left alone.
 fn think(mut sim: ResMut<SimWorld>, mut bots: ResMut<Bots>) {
     let tick = sim.0.tick();
     if !tick.is_multiple_of(60) {
         return;
     }
-    let Bots { players, home, rng } = &mut *bots;
-    let bots_home = *home;
+    let Bots {
+        players,
+        home,
+        radius,
+        rng,
+    } = &mut *bots;
+    let (bots_home, reach) = (*home, (*radius * 2 / 3).max(1));
     for &player in players.iter() {
         let units: Vec<u64> = sim
             .0
             .units()
-            .filter(|(_, u)| u.owner == player)
+            .filter(|(_, u)| u.owner == player && u.order == Order::Idle)
             .map(|(id, _)| id)
             .filter(|_| rng.chance(0.33))
             .collect();
@@ -96,8 +107,8 @@ fn think(mut sim: ResMut<SimWorld>, mut bots: ResMut<Bots>) {
             continue;
         }
         let to = WorldPos::new(
-            bots_home.x + rng.below(200_000) as i64 - 100_000,
-            bots_home.y + rng.below(200_000) as i64 - 100_000,
+            bots_home.x + rng.below(reach as u64 * 2) as i64 - reach,
+            bots_home.y + rng.below(reach as u64 * 2) as i64 - reach,
         );
         if let Ok(units) = UnitIdList::from_ids(units) {
             sim.0

@@ -54,7 +54,7 @@ pub fn run(opts: ServerOptions) -> Result<(), String> {
             app.add_plugins(plugin);
             home
         }
-        None => Some(WorldPos::new(0, 0)),
+        None => Some((WorldPos::new(0, 0), 150_000)),
     };
     let first_player = bots::FIRST_BOT_PLAYER
         + opts

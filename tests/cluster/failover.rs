@@ -21,6 +21,7 @@ fn nats() -> NatsServer {
 /// exactly the restored units.
 #[test]
 fn killed_servers_sector_is_adopted_from_its_snapshot_and_its_client_reconnects() {
+    let _one_at_a_time = serial();
     let nats = nats();
     let observer = Observer::new(&nats);
     let mut servers: Vec<ServerProcess> = (1..=3)
@@ -132,6 +133,7 @@ fn killed_servers_sector_is_adopted_from_its_snapshot_and_its_client_reconnects(
 /// owner record), drops the sector's units, and rejoins with a live lease.
 #[test]
 fn paused_server_is_fenced_and_rejoins() {
+    let _one_at_a_time = serial();
     let nats = nats();
     let observer = Observer::new(&nats);
     let mut servers: Vec<ServerProcess> = (1..=3)

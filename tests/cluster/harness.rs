@@ -16,6 +16,14 @@ use galaxy_net::{
 };
 use galaxy_protocol::{SectorId, UnitId, WorldPos, WorldRect};
 
+/// One cluster test at a time: each runs three servers and a nats-server,
+/// and the timing checks (owned again within 3 s) must not compete for
+/// the two cores with another test's processes.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Sector scale the test clusters use (the default: 8 km sectors).
 pub const SCALE: u8 = 3;
 /// Snapshot interval of the test servers, in seconds.
@@ -24,6 +32,7 @@ pub const SNAPSHOT_EVERY: f32 = 0.5;
 /// One `galaxy_rts server --cluster` process.
 pub struct ServerProcess {
     pub id: u32,
+    home: SectorId,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
     pub addr: SocketAddr,
@@ -34,12 +43,20 @@ impl ServerProcess {
     /// Starts server `id` (one bot with `units` units in its home sector)
     /// and waits until it listens and has joined the cluster.
     pub fn start(nats: &NatsServer, id: u32, units: u32) -> ServerProcess {
+        let home = SectorId::new(2 * i64::from(id), 0, SCALE);
+        Self::start_with(nats, id, units, home)
+    }
+
+    /// Like [`ServerProcess::start`], with its home sector (and scale) chosen.
+    pub fn start_with(nats: &NatsServer, id: u32, units: u32, home: SectorId) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_galaxy_rts"))
             .args(["server", "--insecure", "--port", "0", "--bots", "1"])
             .args(["--units-per-bot", &units.to_string()])
             .args(["--status-every", "0.5", "--cluster", &nats.url])
             .args(["--server-id", &id.to_string()])
             .args(["--snapshot-every", &SNAPSHOT_EVERY.to_string()])
+            .args(["--sector-scale", &home.scale.to_string()])
+            .args(["--home-sector", &format!("{},{}", home.x, home.y)])
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -59,6 +76,7 @@ impl ServerProcess {
         }
         let mut server = ServerProcess {
             id,
+            home,
             child,
             log,
             addr: "0.0.0.0:0".parse().unwrap(),
@@ -75,9 +93,9 @@ impl ServerProcess {
         server
     }
 
-    /// Its home sector (see `ClusterOptions::home_sector`).
+    /// Its home sector.
     pub fn home(&self) -> SectorId {
-        SectorId::new(2 * i64::from(self.id), 0, SCALE)
+        self.home
     }
 
     /// Every log line so far.

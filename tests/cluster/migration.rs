@@ -46,6 +46,7 @@ fn own_units(app: &App) -> Vec<UnitId> {
 /// vanishes or jumps.
 #[test]
 fn busy_sector_moves_between_servers_without_loss_or_duplicates() {
+    let _one_at_a_time = serial();
     let nats = NatsServer::start().expect("nats-server (scripts/test.sh installs it)");
     let observer = Observer::new(&nats);
     let mut servers: Vec<ServerProcess> = (1..=3)

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use galaxy_protocol::{BatchCommand, NetworkMessage, SectorId, SectorSnapshot, ServerSync, codec};
+use galaxy_protocol::{
+    BatchCommand, NetworkMessage, SectorId, SectorSnapshot, SectorTransfer, ServerSync, codec,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc as async_mpsc;
 
@@ -56,6 +58,20 @@ pub enum NodeCommand {
         to: u32,
         /// Its state at the moment it stopped here.
         snapshot: SectorSnapshot,
+    },
+    /// Border sync: our units near `to`'s sectors, for its ghosts.
+    Sync {
+        /// The neighbouring server.
+        to: u32,
+        /// Our border sectors' units.
+        sync: ServerSync,
+    },
+    /// Units that walked into a sector `to` owns: give them to it.
+    Transfer {
+        /// The owner of `transfer.to_sector`.
+        to: u32,
+        /// The units (already out of our simulation) and their orders.
+        transfer: SectorTransfer,
     },
     /// Pass client commands for units server `to` simulates now.
     Forward {
@@ -121,6 +137,28 @@ pub enum NodeEvent {
     },
     /// Commands another server forwarded for units we simulate.
     Forwarded(BatchCommand),
+    /// A neighbour's border units (show them as ghosts).
+    Sync(ServerSync),
+    /// Units another server gave us (they walked into our sector).
+    TransferIn(SectorTransfer),
+    /// Units we gave away were taken.
+    TransferDone {
+        /// The server that took them.
+        to: u32,
+        /// How many.
+        units: usize,
+        /// From sending to its confirmation.
+        elapsed: Duration,
+    },
+    /// Units we gave away were not taken: take them back.
+    TransferFailed {
+        /// The server that refused.
+        to: u32,
+        /// The transfer, to undo.
+        transfer: SectorTransfer,
+        /// Why.
+        reason: String,
+    },
     /// Someone else owns this sector now: drop its units, do not act for it.
     Lost {
         /// The sector.
@@ -468,6 +506,11 @@ impl Member {
                 to,
                 snapshot,
             } => self.hand_off(cluster, sector, to, snapshot).await,
+            NodeCommand::Sync { to, sync } => {
+                self.publish(cluster, to, &NetworkMessage::ServerSync(sync))
+                    .await;
+            }
+            NodeCommand::Transfer { to, transfer } => self.transfer(cluster, to, transfer).await,
             NodeCommand::Forward { to, batch } => {
                 let sent = match codec::encode(&NetworkMessage::BatchCommand(batch)) {
                     Ok(bytes) => cluster
@@ -480,6 +523,57 @@ impl Member {
                 if let Err(e) = sent {
                     self.emit(NodeEvent::Error(format!("forward to {to}: {e}")));
                 }
+            }
+        }
+    }
+
+    async fn publish(&mut self, cluster: &Cluster, to: u32, msg: &NetworkMessage) {
+        let sent = match codec::encode(msg) {
+            Ok(bytes) => cluster
+                .nats_client()
+                .publish(cluster.server_subject(to), Bytes::from(bytes))
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = sent {
+            self.emit(NodeEvent::Error(format!("{} to {to}: {e}", msg.kind())));
+        }
+    }
+
+    /// Gives units to the owner of the sector they walked into and waits
+    /// for its answer; without one, they come back (the receiver skips
+    /// units it already has, so a late duplicate cannot double them).
+    async fn transfer(&mut self, cluster: &Cluster, to: u32, transfer: SectorTransfer) {
+        let started = Instant::now();
+        let msg = NetworkMessage::SectorTransfer(transfer.clone());
+        let reply = match codec::encode(&msg) {
+            Ok(bytes) => tokio::time::timeout(
+                HANDOFF_TIMEOUT,
+                cluster
+                    .nats_client()
+                    .request(cluster.server_subject(to), Bytes::from(bytes)),
+            )
+            .await
+            .map_err(|_| "no answer".to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .and_then(|m| {
+                serde_json::from_slice::<HandoffReply>(&m.payload).map_err(|e| e.to_string())
+            }),
+            Err(e) => Err(e.to_string()),
+        };
+        match reply {
+            Ok(HandoffReply::Accepted { .. }) => self.emit(NodeEvent::TransferDone {
+                to,
+                units: transfer.units.len(),
+                elapsed: started.elapsed(),
+            }),
+            Ok(HandoffReply::Refused { reason }) | Err(reason) => {
+                self.emit(NodeEvent::TransferFailed {
+                    to,
+                    transfer,
+                    reason,
+                })
             }
         }
     }
@@ -555,6 +649,18 @@ impl Member {
                 to: lb.target_server,
             }),
             Ok(NetworkMessage::BatchCommand(batch)) => self.emit(NodeEvent::Forwarded(batch)),
+            Ok(NetworkMessage::ServerSync(sync)) if message.reply.is_none() => {
+                self.emit(NodeEvent::Sync(sync))
+            }
+            Ok(NetworkMessage::SectorTransfer(t)) => {
+                let reply = match self.take_transfer(cluster, t).await {
+                    Ok(epoch) => HandoffReply::Accepted { epoch },
+                    Err(reason) => HandoffReply::Refused { reason },
+                };
+                if let (Some(to), Ok(bytes)) = (message.reply, serde_json::to_vec(&reply)) {
+                    let _ = cluster.nats_client().publish(to, Bytes::from(bytes)).await;
+                }
+            }
             Ok(NetworkMessage::ServerSync(sync)) if sync.sector_states.len() == 1 => {
                 let from = sync.server_id;
                 let Some((sector, snapshot)) = sync.sector_states.into_iter().next() else {
@@ -574,6 +680,28 @@ impl Member {
             ))),
             Err(e) => self.emit(NodeEvent::Error(format!("bad cluster message: {e}"))),
         }
+    }
+
+    /// Units walking in: accepted if we own the sector they entered and the
+    /// sender really owns (at the epoch it names) the sector they left.
+    async fn take_transfer(
+        &mut self,
+        cluster: &Cluster,
+        t: SectorTransfer,
+    ) -> Result<Epoch, String> {
+        if !cluster.lease_valid() {
+            return Err("lease expired".into());
+        }
+        let Some(&epoch) = self.owned.get(&t.to_sector) else {
+            return Err(format!("{:?} is not ours", t.to_sector));
+        };
+        match cluster.owner(t.from_sector).await {
+            Ok(Some(o)) if o.epoch == t.epoch => {}
+            Ok(o) => return Err(format!("stale sender for {:?}: {o:?}", t.from_sector)),
+            Err(e) => return Err(e.to_string()),
+        }
+        self.emit(NodeEvent::TransferIn(t));
+        Ok(epoch)
     }
 
     /// New owner: takes the sector by revision against the epoch the old

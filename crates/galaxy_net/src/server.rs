@@ -312,14 +312,17 @@ fn receive_messages(
     }
 }
 
-/// Units simulated by another server that this one still hears commands
-/// for (a cluster member's handed-off units, until clients move over):
+/// Units simulated by another server (a cluster member's neighbours):
 /// commands naming them are split off into `forwarded` for the game to
-/// pass on, instead of being refused as unknown.
+/// pass on, instead of being refused as unknown; `ghosts` are replicated
+/// to clients read-only, so a view across a server border shows both sides.
 #[derive(Resource, Default, Debug)]
 pub struct RemoteUnits {
     /// Unit -> the server that simulates it now.
     pub units: HashMap<UnitId, u32>,
+    /// Units near our border that a neighbour simulates, as it last sent
+    /// them (`ServerSync`): shown to clients, never simulated here.
+    pub ghosts: HashMap<UnitId, galaxy_protocol::QuantizedUnit>,
     /// (player, server, command for that server's units), oldest first.
     pub forwarded: Vec<(PlayerId, u32, CompressedCommand)>,
 }
@@ -397,6 +400,7 @@ fn step_simulation(
 fn mirror_units(
     mut commands: Commands,
     sim: Res<SimWorld>,
+    remote: Res<RemoteUnits>,
     mut entities: ResMut<UnitEntities>,
     mut units: Query<(
         &mut Owner,
@@ -407,11 +411,17 @@ fn mirror_units(
     )>,
 ) {
     let mut alive = HashSet::with_capacity(sim.0.unit_count());
+    let ghosts = remote
+        .ghosts
+        .iter()
+        .filter(|(id, _)| sim.0.sample(**id).is_none())
+        .map(|(&id, q)| (id, q.to_sample()));
     let samples = sim
         .0
         .units()
         .map(|(id, u)| (id, u.sample()))
-        .chain(sim.0.structures());
+        .chain(sim.0.structures())
+        .chain(ghosts);
     for (id, sample) in samples {
         let u = quantize(&sample);
         alive.insert(id);
@@ -508,6 +518,7 @@ fn replicate(
     mut sessions: ResMut<Sessions>,
     index: Res<SectorIndex>,
     sim: Res<SimWorld>,
+    remote: Res<RemoteUnits>,
     config: Res<NetworkConfig>,
     mut stats: ResMut<NetworkStats>,
     mut times: ResMut<TickTimes>,
@@ -574,7 +585,11 @@ fn replicate(
                 if is_far && index.sector_of(id).is_some_and(|c| near.contains(&c)) {
                     continue;
                 }
-                if let Some(sample) = sim.0.sample(id) {
+                let sample = sim
+                    .0
+                    .sample(id)
+                    .or_else(|| remote.ghosts.get(&id).map(|g| g.to_sample()));
+                if let Some(sample) = sample {
                     visible.insert(id);
                     sender.set_unit(id, quantize(&sample));
                 }

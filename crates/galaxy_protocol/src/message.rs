@@ -123,6 +123,9 @@ pub struct SectorTransfer {
     /// The units, whole.
     #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_SNAPSHOT_UNITS>")]
     pub units: Vec<CompressedUnit>,
+    /// Their standing orders, as commands (so they keep walking over there).
+    #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_SNAPSHOT_ORDERS>")]
+    pub orders: Vec<BatchCommand>,
 }
 
 /// A server tells a connected client to move to another server of the

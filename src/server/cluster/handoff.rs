@@ -34,19 +34,36 @@ pub(super) struct Parked {
 /// Units handed to other servers, oldest first, to stop forwarding after
 /// [`FORWARD_FOR_SECS`] (so the map of remote units stays bounded).
 #[derive(Default)]
-pub(super) struct MovedUnits(VecDeque<(f64, Vec<UnitId>)>);
+pub(super) struct MovedUnits {
+    batches: VecDeque<(f64, Vec<UnitId>)>,
+    ids: HashSet<UnitId>,
+}
 
 impl MovedUnits {
+    /// Remembers units given to another server at `now`.
+    pub(super) fn push(&mut self, now: f64, ids: Vec<UnitId>) {
+        self.ids.extend(ids.iter().copied());
+        self.batches.push_back((now, ids));
+    }
+
+    /// Whether `id` was given away recently (commands for it are forwarded).
+    pub(super) fn contains(&self, id: UnitId) -> bool {
+        self.ids.contains(&id)
+    }
+
     /// Forgets units handed off long enough ago.
     pub(super) fn expire(&mut self, remote: &mut RemoteUnits, now: f64) {
         while self
-            .0
+            .batches
             .front()
             .is_some_and(|(t, _)| now - t > FORWARD_FOR_SECS)
         {
-            if let Some((_, ids)) = self.0.pop_front() {
+            if let Some((_, ids)) = self.batches.pop_front() {
                 for id in ids {
-                    remote.units.remove(&id);
+                    self.ids.remove(&id);
+                    if !remote.ghosts.contains_key(&id) {
+                        remote.units.remove(&id);
+                    }
                 }
             }
         }
@@ -129,10 +146,7 @@ pub(super) fn handed_off(
     for (player_id, command) in parked.buffered {
         forward(state, to, sector, player_id, command);
     }
-    state
-        .moved
-        .0
-        .push_back((now, parked.ids.into_iter().collect()));
+    state.moved.push(now, parked.ids.into_iter().collect());
 }
 
 /// The handoff did not happen: the sector is still ours, its units come

@@ -5,6 +5,7 @@
 //! `galaxy_cluster::ClusterNode`; this plugin moves data between it and
 //! the simulation.
 
+pub(crate) mod border;
 mod handoff;
 mod redirect;
 
@@ -33,6 +34,8 @@ pub struct ClusterOptions {
     pub snapshot_every: f32,
     /// Lease time in milliseconds (the same for every server of a cluster).
     pub lease_ms: u64,
+    /// The sector (x, y at `scale`) to start in, instead of the default.
+    pub home: Option<(i64, i64)>,
 }
 
 impl ClusterOptions {
@@ -45,13 +48,15 @@ impl ClusterOptions {
             scale: 3,
             snapshot_every: 1.0,
             lease_ms: 2000,
+            home: None,
         }
     }
 
-    /// The sector this server starts in: every other sector along the x
-    /// axis, so two servers' home sectors never touch.
+    /// The sector this server starts in: `--home-sector`, or by default
+    /// every other sector along the x axis, so two servers' homes never touch.
     pub fn home_sector(&self) -> SectorId {
-        SectorId::new(2 * i64::from(self.server_id), 0, self.scale)
+        let (x, y) = self.home.unwrap_or((2 * i64::from(self.server_id), 0));
+        SectorId::new(x, y, self.scale)
     }
 }
 
@@ -98,6 +103,8 @@ pub struct ClusterState {
     pub forwarded_in: u64,
     handing: BTreeMap<SectorId, handoff::Parked>,
     moved: handoff::MovedUnits,
+    /// Ghosts and units crossing to and from neighbours.
+    pub border: border::Border,
     last_snapshot: f64,
     last_load: f64,
     last_redirect_check: f64,
@@ -154,15 +161,17 @@ impl ClusterPlugin {
         })
     }
 
-    /// Where this server's bots live: its home sector's centre, if it won
-    /// the sector (a server rejoining finds it adopted by others: no bots).
-    pub fn bot_home(&self) -> Option<WorldPos> {
+    /// Where this server's bots live: its home sector's centre and a
+    /// radius that keeps them inside it, if it won the sector (a server
+    /// rejoining finds it adopted by others: no bots).
+    pub fn bot_home(&self) -> Option<(WorldPos, i64)> {
         let guard = self.node.lock().unwrap_or_else(|e| e.into_inner());
         let home = self.opts.home_sector();
+        let radius = (home.size_cm() / 5).min(150_000) as i64;
         guard
             .as_ref()
             .filter(|n| n.home().contains_key(&home))
-            .map(|_| centre(home))
+            .map(|_| (centre(home), radius))
     }
 }
 
@@ -209,6 +218,7 @@ impl Plugin for ClusterPlugin {
             forwarded_in: 0,
             handing: BTreeMap::new(),
             moved: handoff::MovedUnits::default(),
+            border: border::Border::default(),
             last_snapshot: 0.0,
             last_load: 0.0,
             last_redirect_check: 0.0,
@@ -225,11 +235,19 @@ impl Plugin for ClusterPlugin {
         )
         .add_systems(
             FixedUpdate,
-            handoff::forward_commands.after(NetSet::Simulate),
+            (border::transfer_walkers, handoff::forward_commands)
+                .chain()
+                .after(NetSet::Simulate)
+                .run_if(acting),
         )
         .add_systems(
             Update,
-            (write_snapshots, report_load, redirect::redirect_clients),
+            (
+                write_snapshots,
+                report_load,
+                redirect::redirect_clients,
+                border::publish_syncs,
+            ),
         );
     }
 }
@@ -301,6 +319,20 @@ fn apply_node_events(
             NodeEvent::HandoffFailed { sector, to, reason } => {
                 handoff::failed(&mut state, &mut sim.0, &mut remote, sector, to, &reason)
             }
+            NodeEvent::Sync(sync) => border::on_sync(&mut state, &sim.0, &mut remote, sync),
+            NodeEvent::TransferIn(t) => border::received(&mut state, &mut sim.0, &mut remote, &t),
+            NodeEvent::TransferDone { to, units, elapsed } => {
+                state.border.transfers_out += 1;
+                info!(
+                    "gave {units} units to server {to} in {:.2} ms",
+                    elapsed.as_secs_f64() * 1000.0
+                );
+            }
+            NodeEvent::TransferFailed {
+                to: _,
+                transfer,
+                reason,
+            } => border::take_back(&mut state, &mut sim.0, &mut remote, &transfer, &reason),
             NodeEvent::Forwarded(batch) => {
                 for command in &batch.commands {
                     sim.0.apply_command(batch.player_id, command);
@@ -332,6 +364,7 @@ fn apply_node_events(
             NodeEvent::View { peers, owners } => {
                 state.peers = peers;
                 state.owners = owners;
+                border::prune(&mut state, &mut remote);
             }
             NodeEvent::Error(e) => {
                 state.errors_logged += 1;

@@ -230,6 +230,7 @@ fn errors_are_typed() {
                 target: None,
             }),
         }],
+        orders: vec![],
     }))
     .unwrap();
     // health is the u16 after owner, kind, x, y: replace `5` with the varint of 40,000.

@@ -61,6 +61,7 @@ fn each_variant_has_its_own_tag() {
             to_sector: sector,
             epoch: 1,
             units: vec![],
+            orders: vec![],
         }),
         NetworkMessage::Redirect(Redirect {
             server_addr: "127.0.0.1:5001".into(),

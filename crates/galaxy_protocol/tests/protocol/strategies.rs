@@ -253,6 +253,7 @@ pub fn message() -> impl Strategy<Value = NetworkMessage> {
                     to_sector,
                     epoch,
                     units,
+                    orders: Vec::new(),
                 })
             }),
         redirect().prop_map(NetworkMessage::Redirect),
