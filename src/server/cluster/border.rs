@@ -97,7 +97,19 @@ pub(super) fn publish_syncs(
         return;
     }
     for (id, u) in sim.0.units() {
-        let s = state.sector_of(u.position);
+        // A unit that just stepped out of our sectors is still ours until
+        // it is transferred: it stays in the sync, under the sector it left,
+        // or the neighbour would drop its ghost a moment before receiving it.
+        let mut s = state.sector_of(u.position);
+        if !watchers.contains_key(&s) {
+            if state.owned.contains_key(&s) {
+                continue;
+            }
+            match s.neighbours().find(|n| watchers.contains_key(n)) {
+                Some(n) => s = n,
+                None => continue,
+            }
+        }
         let Some(ws) = watchers.get(&s) else { continue };
         for &(server, rect) in ws {
             if rect.contains(u.position)
