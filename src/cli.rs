@@ -112,6 +112,8 @@ CLUSTER (server options):\n  --cluster URL        join the cluster on this NATS 
 --snapshot-every S   seconds between snapshots of owned sectors (default 1)\n  \
 --lease-ms MS        lease time, the same on every server (default 2000)\n  \
 --home-sector X,Y    the sector to start in (default: 2*ID,0)\n  \
+--balance-every S    if elected balancer, move at most one sector per S seconds (default 5; 0: never)\n  \
+--balance-gap N      units between busiest and idlest server that trigger a move (default 100)\n  \
 -h, --help           this text\n"
     )
 }
@@ -164,6 +166,8 @@ pub fn parse(args: &[String], headless: bool) -> Result<Command, String> {
             "--sector-scale" => cluster.scale = value(&rest, i)?,
             "--snapshot-every" => cluster.snapshot_every = value(&rest, i)?,
             "--lease-ms" => cluster.lease_ms = value(&rest, i)?,
+            "--balance-every" => cluster.balance_every = value(&rest, i)?,
+            "--balance-gap" => cluster.balance_gap = value(&rest, i)?,
             "--home-sector" => {
                 let v: String = value(&rest, i)?;
                 let parsed = v

@@ -93,7 +93,7 @@ fn cluster_part(c: &ClusterState, stats: &NetworkStats) -> String {
         .map(u32::to_string)
         .collect();
     format!(
-        " | cluster: server {} {}, {} sectors [{}], peers [{}] | adopted {} restored {} lost {} refused writes {} redirects {} | handoffs {} takeovers {} | ghosts {} walked out {} in {} | commands applied {} forwarded out {} in {}",
+        " | cluster: server {} {}, {} sectors [{}], peers [{}] | adopted {} restored {} lost {} refused writes {} redirects {} | handoffs {} takeovers {} balancer moves {} | ghosts {} walked out {} in {} | commands applied {} forwarded out {} in {}",
         c.server_id(),
         if c.acting { "acting" } else { "SUSPENDED" },
         c.owned.len(),
@@ -106,6 +106,7 @@ fn cluster_part(c: &ClusterState, stats: &NetworkStats) -> String {
         c.redirects,
         c.handoffs,
         c.takeovers,
+        c.balancer_moves,
         c.border.ghost_count(),
         c.border.transfers_out,
         c.border.transfers_in,

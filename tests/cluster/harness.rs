@@ -49,6 +49,18 @@ impl ServerProcess {
 
     /// Like [`ServerProcess::start`], with its home sector (and scale) chosen.
     pub fn start_with(nats: &NatsServer, id: u32, units: u32, home: SectorId) -> ServerProcess {
+        Self::start_args(nats, id, units, home, &["--balance-every", "0"])
+    }
+
+    /// Like [`ServerProcess::start_with`], with more arguments (the
+    /// balancer is off unless they turn it on).
+    pub fn start_args(
+        nats: &NatsServer,
+        id: u32,
+        units: u32,
+        home: SectorId,
+        extra: &[&str],
+    ) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_galaxy_rts"))
             .args(["server", "--insecure", "--port", "0", "--bots", "1"])
             .args(["--units-per-bot", &units.to_string()])
@@ -57,6 +69,7 @@ impl ServerProcess {
             .args(["--snapshot-every", &SNAPSHOT_EVERY.to_string()])
             .args(["--sector-scale", &home.scale.to_string()])
             .args(["--home-sector", &format!("{},{}", home.x, home.y)])
+            .args(extra)
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -193,3 +193,65 @@ fn busy_sector_moves_between_servers_without_loss_or_duplicates() {
     );
     let _ = &mut servers;
 }
+
+/// The elected balancer evens the load: server 1 is given server 2's
+/// sector (it then has both, server 2 none); the balancer (whichever server
+/// holds the role) moves one sector back to server 2 by a handoff, and then
+/// leaves the now even cluster alone.
+#[test]
+fn balancer_moves_a_sector_from_the_busiest_to_the_idlest_server() {
+    let _one_at_a_time = serial();
+    let nats = NatsServer::start().expect("nats-server (scripts/test.sh installs it)");
+    let observer = Observer::new(&nats);
+    let balanced = ["--balance-every", "1"];
+    let servers: Vec<ServerProcess> = (1..=2)
+        .map(|id| {
+            let home = galaxy_protocol::SectorId::new(2 * i64::from(id), 0, SCALE);
+            ServerProcess::start_args(&nats, id, 150, home, &balanced)
+        })
+        .collect();
+    let (home1, home2) = (servers[0].home(), servers[1].home());
+    observer
+        .rt
+        .block_on(observer.cluster.request_migration(2, 1, vec![home2]))
+        .unwrap();
+    observer.wait_for_new_owner(home2, 2, Duration::from_secs(10));
+    // 300 units against 0: one sector goes back to server 2.
+    let start = Instant::now();
+    let moved_back = loop {
+        let owners = (observer.owner(home1), observer.owner(home2));
+        if owners.0 == Some(2) || owners.1 == Some(2) {
+            break Some(owners);
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let owners = moved_back.expect("the balancer moved a sector back to server 2");
+    assert!(
+        matches!(owners, (Some(1), Some(2)) | (Some(2), Some(1))),
+        "{owners:?}"
+    );
+    assert!(
+        servers.iter().any(|s| s
+            .log()
+            .iter()
+            .any(|l| l.contains("balancer: asked server 1 to move sector"))),
+        "a balancer ordered it"
+    );
+    // 150 against 150: nothing moves any more.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!((observer.owner(home1), observer.owner(home2)), owners);
+    let changes: usize = [home1, home2]
+        .iter()
+        .map(|&s| {
+            observer
+                .rt
+                .block_on(observer.cluster.owner_history(s))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(changes, 2 + 2, "one manual and one balancing move in all");
+}

@@ -168,6 +168,9 @@ impl Cluster {
         let mut keys = self.leases.keys().await.map_err(nats)?;
         while let Some(key) = keys.next().await {
             let key = key.map_err(nats)?;
+            if !key.starts_with("server.") {
+                continue; // the balancer key shares the bucket
+            }
             let Some(bytes) = self.leases.get(&key).await.map_err(nats)? else {
                 continue;
             };
@@ -470,6 +473,34 @@ impl Cluster {
             .await
             .map_err(nats)?;
         self.client.flush().await.map_err(nats)
+    }
+
+    /// Holds (or takes, if nobody does) the balancer role: a key in the
+    /// lease bucket, so it expires with its holder's silence. True if we
+    /// are the balancer now.
+    pub async fn hold_balancer(&self) -> Result<bool, ClusterError> {
+        const KEY: &str = "balancer";
+        if !self.lease_valid() {
+            return Ok(false);
+        }
+        let me = Bytes::from(self.config.server_id.to_string());
+        match self.leases.entry(KEY).await.map_err(nats)? {
+            Some(e) if e.operation == kv::Operation::Put => {
+                if e.value != me {
+                    return Ok(false);
+                }
+                match self.leases.update(KEY, me, e.revision).await {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+                    Err(e) => Err(nats(e)),
+                }
+            }
+            _ => match self.leases.create(KEY, me).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(nats(e)),
+            },
+        }
     }
 
     /// The cluster's lease time.

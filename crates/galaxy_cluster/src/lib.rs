@@ -26,11 +26,13 @@
 //!
 //! The crate has no Bevy: a server drives it from its own async runtime.
 
+mod balance;
 mod cluster;
 pub mod nats_server;
 mod node;
 mod records;
 
+pub use balance::{PlannedMove, plan_move};
 pub use cluster::{Cluster, ClusterConfig, ClusterError, Epoch};
 pub use nats_server::{NatsServer, NatsServerError};
 pub use node::{ClusterNode, ID_BLOCK_LEN, NodeCommand, NodeConfig, NodeEvent, Origin};

@@ -38,6 +38,12 @@ pub struct NodeConfig {
     pub address: String,
     /// Sectors to claim when joining (its starting territory), if unowned.
     pub home: Vec<SectorId>,
+    /// How often the balancer (if this server is elected) may move a
+    /// sector; zero: never stand for balancer.
+    pub balance_every: Duration,
+    /// Least difference in units between the busiest and the idlest
+    /// server that makes the balancer move a sector.
+    pub balance_gap: u64,
 }
 
 /// What the game asks of its node.
@@ -137,6 +143,8 @@ pub enum NodeEvent {
     },
     /// Commands another server forwarded for units we simulate.
     Forwarded(BatchCommand),
+    /// As the elected balancer, we asked a server to move a sector.
+    Balanced(crate::PlannedMove),
     /// A neighbour's border units (show them as ghosts).
     Sync(ServerSync),
     /// Units another server gave us (they walked into our sector).
@@ -273,6 +281,9 @@ impl ClusterNode {
             events: event_tx,
             gate: gate.clone(),
             suspended: false,
+            balance_every: config.balance_every,
+            balance_gap: config.balance_gap,
+            last_balance: Instant::now(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("cluster-node-{server_id}"))
@@ -348,6 +359,9 @@ struct Member {
     events: mpsc::Sender<NodeEvent>,
     gate: Arc<Gate>,
     suspended: bool,
+    balance_every: Duration,
+    balance_gap: u64,
+    last_balance: Instant,
 }
 
 impl Member {
@@ -457,7 +471,39 @@ impl Member {
             }
             Err(e) => self.emit(NodeEvent::Error(e.to_string())),
         }
+        self.balance(cluster, &peers, &owners).await;
         self.emit(NodeEvent::View { peers, owners });
+    }
+
+    /// Holds the balancer role (if we stand for it) and, at most once per
+    /// `balance_every`, moves one sector from the busiest server to the idlest.
+    async fn balance(
+        &mut self,
+        cluster: &Cluster,
+        peers: &BTreeMap<u32, LoadReport>,
+        owners: &BTreeMap<SectorId, Ownership>,
+    ) {
+        if self.balance_every.is_zero() {
+            return;
+        }
+        match cluster.hold_balancer().await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => return self.emit(NodeEvent::Error(e.to_string())),
+        }
+        if self.last_balance.elapsed() < self.balance_every {
+            return;
+        }
+        self.last_balance = Instant::now();
+        if let Some(mv) = crate::plan_move(peers, owners, self.balance_gap) {
+            match cluster
+                .request_migration(mv.from, mv.to, vec![mv.sector])
+                .await
+            {
+                Ok(()) => self.emit(NodeEvent::Balanced(mv)),
+                Err(e) => self.emit(NodeEvent::Error(e.to_string())),
+            }
+        }
     }
 
     async fn handle(&mut self, cluster: &mut Cluster, command: NodeCommand) {

@@ -26,6 +26,9 @@ pub struct LoadReport {
     pub clients: u64,
     /// Its tick time, 99th percentile, in milliseconds.
     pub tick_ms_p99: f32,
+    /// Units per owned sector (by [`sector_key`]), for the balancer.
+    #[serde(default)]
+    pub sectors: std::collections::BTreeMap<String, u64>,
 }
 
 /// The KV key of a sector: `s.SCALE.X.Y` (negative coordinates keep their sign).

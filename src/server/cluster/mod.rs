@@ -36,6 +36,12 @@ pub struct ClusterOptions {
     pub lease_ms: u64,
     /// The sector (x, y at `scale`) to start in, instead of the default.
     pub home: Option<(i64, i64)>,
+    /// Seconds between the balancer's moves when this server is elected
+    /// balancer; 0: never stand for balancer.
+    pub balance_every: f32,
+    /// Least unit difference between the busiest and idlest server that
+    /// makes the balancer move a sector.
+    pub balance_gap: u64,
 }
 
 impl ClusterOptions {
@@ -49,6 +55,8 @@ impl ClusterOptions {
             snapshot_every: 1.0,
             lease_ms: 2000,
             home: None,
+            balance_every: 5.0,
+            balance_gap: 100,
         }
     }
 
@@ -97,6 +105,8 @@ pub struct ClusterState {
     pub redirects: u64,
     /// Sectors handed to other servers (planned migration).
     pub handoffs: u64,
+    /// Moves this server ordered as the elected balancer.
+    pub balancer_moves: u64,
     /// Sectors taken over from other servers (planned migration).
     pub takeovers: u64,
     /// Commands other servers forwarded here, applied.
@@ -152,6 +162,8 @@ impl ClusterPlugin {
             cluster,
             address,
             home: vec![opts.home_sector()],
+            balance_every: std::time::Duration::from_secs_f32(opts.balance_every.max(0.0)),
+            balance_gap: opts.balance_gap,
         })
         .map_err(|e| format!("cannot join cluster at {}: {e}", opts.url))?;
         Ok(Self {
@@ -214,6 +226,7 @@ impl Plugin for ClusterPlugin {
             dropped_requests: 0,
             redirects: 0,
             handoffs: 0,
+            balancer_moves: 0,
             takeovers: 0,
             forwarded_in: 0,
             handing: BTreeMap::new(),
@@ -318,6 +331,13 @@ fn apply_node_events(
             } => handoff::handed_off(&mut state, sector, to, epoch, elapsed, now),
             NodeEvent::HandoffFailed { sector, to, reason } => {
                 handoff::failed(&mut state, &mut sim.0, &mut remote, sector, to, &reason)
+            }
+            NodeEvent::Balanced(mv) => {
+                state.balancer_moves += 1;
+                info!(
+                    "balancer: asked server {} to move sector {:?} ({} units) to server {}",
+                    mv.from, mv.sector, mv.units, mv.to
+                );
             }
             NodeEvent::Sync(sync) => border::on_sync(&mut state, &sim.0, &mut remote, sync),
             NodeEvent::TransferIn(t) => border::received(&mut state, &mut sim.0, &mut remote, &t),
@@ -437,6 +457,20 @@ fn write_snapshots(mut state: ResMut<ClusterState>, sim: Res<SimWorld>, time: Re
     }
 }
 
+/// Units in each owned sector, keyed for the load report.
+fn units_per_sector(state: &ClusterState, sim: &galaxy_sim::World) -> BTreeMap<String, u64> {
+    let mut counts: BTreeMap<SectorId, u64> = state.owned.keys().map(|&s| (s, 0)).collect();
+    for (_, u) in sim.units() {
+        if let Some(n) = counts.get_mut(&state.sector_of(u.position)) {
+            *n += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(s, n)| (galaxy_cluster::sector_key(s), n))
+        .collect()
+}
+
 /// Keeps the load report in the lease fresh.
 fn report_load(
     mut state: ResMut<ClusterState>,
@@ -456,6 +490,7 @@ fn report_load(
         units: sim.0.unit_count() as u64,
         clients: sessions.0.len() as u64,
         tick_ms_p99: times.quantile(0.99),
+        sectors: units_per_sector(&state, &sim.0),
     };
     state.send(NodeCommand::Load(load));
 }
