@@ -24,9 +24,7 @@ fn killed_servers_sector_is_adopted_from_its_snapshot_and_its_client_reconnects(
     let _one_at_a_time = serial();
     let nats = nats();
     let observer = Observer::new(&nats);
-    let mut servers: Vec<ServerProcess> = (1..=3)
-        .map(|id| ServerProcess::start(&nats, id, UNITS))
-        .collect();
+    let mut servers = three_servers(&nats, UNITS);
     for s in &servers {
         assert_eq!(observer.owner(s.home()), Some(s.id), "home of {}", s.id);
     }
@@ -47,12 +45,7 @@ fn killed_servers_sector_is_adopted_from_its_snapshot_and_its_client_reconnects(
     );
     // Let a few snapshots be written, then kill -9 server 1.
     pump_until(&mut client, Duration::from_secs(2), |_| false);
-    let e1 = observer
-        .rt
-        .block_on(observer.cluster.owner(home))
-        .unwrap()
-        .unwrap()
-        .epoch;
+    let e1 = observer.epoch(home);
     servers[0].kill9();
     let killed_at = SystemTime::now();
     let (last, written_at) = observer
@@ -136,17 +129,10 @@ fn paused_server_is_fenced_and_rejoins() {
     let _one_at_a_time = serial();
     let nats = nats();
     let observer = Observer::new(&nats);
-    let mut servers: Vec<ServerProcess> = (1..=3)
-        .map(|id| ServerProcess::start(&nats, id, UNITS))
-        .collect();
+    let mut servers = three_servers(&nats, UNITS);
     let home = servers[1].home();
     std::thread::sleep(Duration::from_secs(1));
-    let e_old = observer
-        .rt
-        .block_on(observer.cluster.owner(home))
-        .unwrap()
-        .unwrap()
-        .epoch;
+    let e_old = observer.epoch(home);
     servers[1].signal("STOP");
     let (heir, _) = observer.wait_for_new_owner(home, 2, Duration::from_secs(10));
     // Well past the take-over, with the new owner's snapshots written.

@@ -204,6 +204,15 @@ impl Observer {
         Observer { rt, cluster }
     }
 
+    /// The current owner's epoch of `s` (it must be owned).
+    pub fn epoch(&self, s: SectorId) -> u64 {
+        self.rt
+            .block_on(self.cluster.owner(s))
+            .expect("owner readable")
+            .expect("owned")
+            .epoch
+    }
+
     pub fn owner(&self, s: SectorId) -> Option<u32> {
         self.rt
             .block_on(self.cluster.owner(s))
@@ -223,6 +232,13 @@ impl Observer {
         }
         panic!("{s:?} not owned by another server than {not} within {timeout:?}");
     }
+}
+
+/// Servers 1, 2 and 3, each with one bot of `units` units in its home.
+pub fn three_servers(nats: &NatsServer, units: u32) -> Vec<ServerProcess> {
+    (1..=3)
+        .map(|id| ServerProcess::start(nats, id, units))
+        .collect()
 }
 
 /// The centre of a sector.

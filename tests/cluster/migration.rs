@@ -49,9 +49,7 @@ fn busy_sector_moves_between_servers_without_loss_or_duplicates() {
     let _one_at_a_time = serial();
     let nats = NatsServer::start().expect("nats-server (scripts/test.sh installs it)");
     let observer = Observer::new(&nats);
-    let mut servers: Vec<ServerProcess> = (1..=3)
-        .map(|id| ServerProcess::start(&nats, id, UNITS))
-        .collect();
+    let mut servers = three_servers(&nats, UNITS);
     let home = servers[0].home();
     let total = UNITS as usize + 5; // the units, the base and 4 resources
     let view = WorldRect::around(centre(home), 200_000);
@@ -65,12 +63,7 @@ fn busy_sector_moves_between_servers_without_loss_or_duplicates() {
         visible(&client).len()
     );
     let before: BTreeSet<UnitId> = visible(&client).into_iter().collect();
-    let e1 = observer
-        .rt
-        .block_on(observer.cluster.owner(home))
-        .unwrap()
-        .unwrap()
-        .epoch;
+    let e1 = observer.epoch(home);
 
     // Orders every 100 ms for 4 s; the migration is asked for after 1 s.
     let mut sent = 0u64;

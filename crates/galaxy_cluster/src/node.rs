@@ -593,21 +593,7 @@ impl Member {
     async fn transfer(&mut self, cluster: &Cluster, to: u32, transfer: SectorTransfer) {
         let started = Instant::now();
         let msg = NetworkMessage::SectorTransfer(transfer.clone());
-        let reply = match codec::encode(&msg) {
-            Ok(bytes) => tokio::time::timeout(
-                HANDOFF_TIMEOUT,
-                cluster
-                    .nats_client()
-                    .request(cluster.server_subject(to), Bytes::from(bytes)),
-            )
-            .await
-            .map_err(|_| "no answer".to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .and_then(|m| {
-                serde_json::from_slice::<HandoffReply>(&m.payload).map_err(|e| e.to_string())
-            }),
-            Err(e) => Err(e.to_string()),
-        };
+        let reply = ask(cluster, to, &msg).await;
         match reply {
             Ok(HandoffReply::Accepted { .. }) => self.emit(NodeEvent::TransferDone {
                 to,
@@ -646,21 +632,7 @@ impl Member {
             timestamp: snapshot.tick,
             sector_states: BTreeMap::from([(sector, SectorSnapshot { epoch, ..snapshot })]),
         });
-        let reply = match codec::encode(&msg) {
-            Ok(bytes) => tokio::time::timeout(
-                HANDOFF_TIMEOUT,
-                cluster
-                    .nats_client()
-                    .request(cluster.server_subject(to), Bytes::from(bytes)),
-            )
-            .await
-            .map_err(|_| "no answer".to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .and_then(|m| {
-                serde_json::from_slice::<HandoffReply>(&m.payload).map_err(|e| e.to_string())
-            }),
-            Err(e) => Err(e.to_string()),
-        };
+        let reply = ask(cluster, to, &msg).await;
         let outcome = match reply {
             Ok(HandoffReply::Accepted { epoch }) => Ok(epoch),
             Ok(HandoffReply::Refused { reason }) => Err(reason),
@@ -784,6 +756,20 @@ impl Member {
         });
         Ok(epoch)
     }
+}
+
+/// Sends `msg` to server `to` and waits (at most [`HANDOFF_TIMEOUT`]) for
+/// its answer to a handoff or transfer.
+async fn ask(cluster: &Cluster, to: u32, msg: &NetworkMessage) -> Result<HandoffReply, String> {
+    let bytes = codec::encode(msg).map_err(|e| e.to_string())?;
+    let request = cluster
+        .nats_client()
+        .request(cluster.server_subject(to), Bytes::from(bytes));
+    let answer = tokio::time::timeout(HANDOFF_TIMEOUT, request)
+        .await
+        .map_err(|_| "no answer".to_string())?
+        .map_err(|e| e.to_string())?;
+    serde_json::from_slice(&answer.payload).map_err(|e| e.to_string())
 }
 
 /// How long the old owner waits for the new owner's answer (well inside
