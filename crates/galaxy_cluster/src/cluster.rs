@@ -272,14 +272,24 @@ impl Cluster {
     }
 
     /// Persists a sector's state. Refused with [`ClusterError::Fenced`] if
-    /// anyone wrote the sector's snapshot since our last write (a newer
-    /// owner), or [`ClusterError::LeaseExpired`] if our lease lapsed.
+    /// the owner record is not ours at the snapshot's epoch, or anyone wrote
+    /// the sector's snapshot since our last write (a newer owner), and with
+    /// [`ClusterError::LeaseExpired`] if our lease lapsed.
     pub async fn write_snapshot(
         &mut self,
         sector: SectorId,
         snapshot: &SectorSnapshot,
     ) -> Result<(), ClusterError> {
         self.check_lease()?;
+        // The snapshot's epoch must be the owner record's, and ours.
+        let me = Ownership {
+            server: self.config.server_id,
+            epoch: snapshot.epoch,
+        };
+        if self.owner(sector).await? != Some(me) {
+            self.snapshot_revisions.remove(&sector);
+            return Err(ClusterError::Fenced(sector));
+        }
         let msg = NetworkMessage::ServerSync(ServerSync {
             server_id: self.config.server_id,
             sector_states: BTreeMap::from([(sector, snapshot.clone())]),

@@ -516,23 +516,31 @@ impl Member {
                 };
             }
             NodeCommand::Snapshot(sector, snapshot) => {
-                match cluster.write_snapshot(sector, &snapshot).await {
-                    Ok(()) => {}
-                    Err(e) => {
-                        if matches!(e, ClusterError::Fenced(_))
-                            && self.owned.remove(&sector).is_some()
-                        {
-                            self.emit(NodeEvent::Lost {
-                                sector,
-                                owner: cluster.owner(sector).await.ok().flatten(),
-                            });
-                        }
-                        self.emit(NodeEvent::WriteRefused {
-                            sector,
-                            reason: e.to_string(),
-                        });
+                // Only for a sector we own, at the epoch we own it by: a
+                // snapshot queued before a handoff must not land after it.
+                if self.owned.get(&sector) != Some(&snapshot.epoch) {
+                    return self.emit(NodeEvent::WriteRefused {
+                        sector,
+                        reason: "not ours (any more) at that epoch".into(),
+                    });
+                }
+                let Err(e) = cluster.write_snapshot(sector, &snapshot).await else {
+                    return;
+                };
+                if matches!(e, ClusterError::Fenced(_)) {
+                    let owner = cluster.owner(sector).await.ok().flatten();
+                    let me = Ownership {
+                        server: cluster.server_id(),
+                        epoch: snapshot.epoch,
+                    };
+                    if owner != Some(me) && self.owned.remove(&sector).is_some() {
+                        self.emit(NodeEvent::Lost { sector, owner });
                     }
                 }
+                self.emit(NodeEvent::WriteRefused {
+                    sector,
+                    reason: e.to_string(),
+                });
             }
             NodeCommand::Claim(sector) => match cluster.claim(sector).await {
                 Ok(epoch) => {

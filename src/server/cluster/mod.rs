@@ -433,8 +433,13 @@ fn write_snapshots(mut state: ResMut<ClusterState>, sim: Res<SimWorld>, time: Re
         return;
     }
     state.last_snapshot = now;
-    let mut per_sector: BTreeMap<SectorId, Vec<_>> =
-        state.owned.keys().map(|&s| (s, Vec::new())).collect();
+    // A sector drained for a handoff is in flight: its state is the one sent.
+    let mut per_sector: BTreeMap<SectorId, Vec<_>> = state
+        .owned
+        .keys()
+        .filter(|s| !state.handing.contains_key(s))
+        .map(|&s| (s, Vec::new()))
+        .collect();
     for unit in sim.0.export(|_| true) {
         let s = state.sector_of(unit.unit.position());
         if let Some(v) = per_sector.get_mut(&s) {
