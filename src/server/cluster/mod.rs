@@ -408,6 +408,8 @@ fn claim_entered_sectors(
         return;
     }
     let now = time.elapsed_secs_f64();
+    // Forget old requests: the map stays as small as the sectors in play.
+    state.claims_asked.retain(|_, t| now - *t < 10.0);
     let mut wanted = Vec::new();
     for (_, u) in sim.0.units() {
         let s = state.sector_of(u.position);
