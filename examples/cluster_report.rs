@@ -60,8 +60,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use galaxy_cluster::{Cluster, ClusterConfig, NatsServer, Ownership};
-use galaxy_protocol::SectorId;
 use galaxy_protocol::link_model::SplitMix64;
+use galaxy_protocol::{SectorId, SectorSnapshot};
 
 /// Sector scale of the servers (their default: 8 km sectors).
 const SCALE: u8 = 3;
@@ -335,6 +335,17 @@ struct Observer {
 }
 
 impl Observer {
+    /// The stored snapshot of `sector` if it was written at another epoch
+    /// than `owner_epoch` (nobody but the owner may write it).
+    fn stale_snapshot(&self, sector: SectorId, owner_epoch: u64) -> Option<SectorSnapshot> {
+        self.rt
+            .block_on(self.cluster.read_snapshot_entry(sector))
+            .ok()
+            .flatten()
+            .map(|(snap, _)| snap)
+            .filter(|snap| snap.epoch != owner_epoch)
+    }
+
     fn new(url: &str, lease_ms: u64) -> Result<Observer, String> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -656,14 +667,7 @@ impl Run {
         // The stored snapshot must now be the new owner's (it writes one at
         // once when it takes over; nobody else may write after that).
         std::thread::sleep(Duration::from_millis(5));
-        if let Some((snap, _)) = self
-            .observer
-            .rt
-            .block_on(self.observer.cluster.read_snapshot_entry(sector))
-            .ok()
-            .flatten()
-            && snap.epoch != now.epoch
-        {
+        if let Some(snap) = self.observer.stale_snapshot(sector, now.epoch) {
             self.report.stale_snapshot_writes += 1;
             self.notes.add(format!(
                 "handoff {} of {s} from {from} to {to} (epoch {} -> {}): the stored snapshot is at epoch {}, tick {}, {} units and structures",
@@ -881,14 +885,7 @@ impl Run {
                     ));
                 }
             }
-            if let Some((snap, _)) = self
-                .observer
-                .rt
-                .block_on(self.observer.cluster.read_snapshot_entry(sector))
-                .ok()
-                .flatten()
-                && snap.epoch != now.epoch
-            {
+            if let Some(snap) = self.observer.stale_snapshot(sector, now.epoch) {
                 self.report.stale_snapshots += 1;
                 self.notes.add(format!(
                     "{sector:?}: its stored snapshot has epoch {} ({} units and structures, tick {}), its owner {now:?}",
