@@ -1,74 +1,159 @@
 //! Load test: a real server and real renet clients over UDP on 127.0.0.1,
 //! through the link conditioner, in one process (server in one thread,
-//! clients in another).
+//! clients in another, the conditioner in a third).
 //!
 //! ```text
-//! cargo run --release --example loadtest -- --units 20000 --clients 32 --seconds 20 --loss 0.05 --json
+//! cargo run --release --example loadtest -- --units 100000 --clients 100 --seconds 30 --json
+//! cargo run --release --example loadtest -- --sweep --seconds 12 --json
 //! ```
 //!
-//! Each client is a player with an army of `units / clients` units, placed
-//! in pairs of facing armies so there is fighting; every two seconds each
-//! client attack-moves part of its army. At the end the clients stop, and
-//! for every unit the server's sender says a client acknowledged, the
-//! client's recorded state at that tick is compared bit for bit:
-//! `desynced_units` counts mismatches. `tick_ms_*` is the server's
-//! simulation + replication time per tick after a 2 s warm-up;
-//! `kbps_per_client_*` is message payload received per client;
-//! `rejected_commands` counts refused orders except those naming units that
-//! died while the order travelled (`orders_for_dead_units`); `rss_mb` is the
-//! whole process (server and all clients).
+//! The world is `units / battle-size` battles (default 1,000 units each,
+//! two armies 40 m apart), one every 8 km so no client's interest holds two.
+//! Client `c` watches battle `c mod battles` and owns a share of one of its
+//! armies; every two seconds each client attack-moves part of its units.
+//! The other army, and the armies of battles nobody watches, belong to
+//! idle AI players that fight back. Units that die are replaced every
+//! second, so the world holds `units` units for the whole run.
+//!
+//! At the end the clients stop, and for every unit the server's sender says
+//! a client acknowledged, the client's recorded state at that tick is
+//! compared bit for bit: `desynced_units` counts mismatches.
+//!
+//! - `tick_ms_*`: the server frames that ran a simulation tick, whole
+//!   (receive, simulate, tag, replicate, send), after the warm-up.
+//! - `kbps_per_client_*`: message payload each client received.
+//! - `rss_mb_*`: the whole process (server, clients, conditioner) after the
+//!   warm-up and at the end; `rss_growth_mb` is the difference.
+//! - `--sweep` runs units x clients over {1k, 10k, 100k} x {1, 10, 100} and
+//!   prints one table row and one JSON line per run.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use galaxy_net::*;
 use galaxy_protocol::link_model::SplitMix64;
-use galaxy_protocol::{CompressedCommand, DeltaReceiver, UnitId, UnitIdList, WorldPos, WorldRect};
+use galaxy_protocol::{
+    CompressedCommand, DeltaReceiver, PlayerId, UnitId, UnitIdList, WorldPos, WorldRect,
+};
 
+#[derive(Clone, Copy)]
 struct Args {
     units: u64,
     clients: u64,
     seconds: f64,
+    warmup: f64,
     loss: f64,
-    json: bool,
+    battle_size: u64,
+    budget_kbps: f64,
 }
 
-fn parse() -> Result<Args, String> {
+struct Cli {
+    args: Args,
+    json: bool,
+    sweep: bool,
+}
+
+fn parse() -> Result<Cli, String> {
     let a: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: loadtest [--units N] [--clients N] [--seconds S] [--warmup S] [--loss P] \
+                 [--battle-size N] [--budget-kbps K] [--sweep] [--json]";
+    if a.iter().any(|x| x == "--help" || x == "-h") {
+        return Err(usage.into());
+    }
+    let known = [
+        "--units",
+        "--clients",
+        "--seconds",
+        "--warmup",
+        "--loss",
+        "--battle-size",
+        "--budget-kbps",
+    ];
+    let mut i = 0;
+    while i < a.len() {
+        match a[i].as_str() {
+            "--json" | "--sweep" => i += 1,
+            f if known.contains(&f) => i += 2,
+            other => return Err(format!("unknown argument {other:?}\n{usage}")),
+        }
+    }
     let get = |f: &str, d: f64| -> Result<f64, String> {
         match a.iter().position(|x| x == f) {
             Some(i) => a
                 .get(i + 1)
-                .and_then(|v| v.parse().ok())
-                .ok_or(format!("{f} needs a number")),
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or(format!("{f} needs a non-negative number")),
             None => Ok(d),
         }
     };
-    if a.iter().any(|x| x == "--help" || x == "-h") {
-        return Err(
-            "usage: loadtest [--units N] [--clients N] [--seconds S] [--loss P] [--json]".into(),
-        );
-    }
-    Ok(Args {
-        units: get("--units", 20_000.0)? as u64,
-        clients: get("--clients", 32.0)?.max(1.0) as u64,
-        seconds: get("--seconds", 20.0)?,
-        loss: get("--loss", 0.05)?,
+    Ok(Cli {
+        args: Args {
+            units: get("--units", 20_000.0)?.max(2.0) as u64,
+            clients: get("--clients", 32.0)?.max(1.0) as u64,
+            seconds: get("--seconds", 20.0)?,
+            warmup: get("--warmup", 3.0)?,
+            loss: get("--loss", 0.05)?.min(1.0),
+            battle_size: get("--battle-size", 1000.0)?.max(2.0) as u64,
+            budget_kbps: get("--budget-kbps", NetworkConfig::default().client_budget_kbps)?,
+        },
         json: a.iter().any(|x| x == "--json"),
+        sweep: a.iter().any(|x| x == "--sweep"),
     })
 }
 
-/// Where player `p`'s army stands: pairs of armies 40 m apart, one battle
-/// every 8 km, so each client's interest (view + rings, about 6 km across)
-/// holds its own battle.
-fn army_origin(p: u64) -> WorldPos {
-    let pair = p / 2;
-    WorldPos::new(
-        (pair % 8) as i64 * 800_000,
-        (pair / 8) as i64 * 800_000 + (p % 2) as i64 * 4_000,
-    )
+/// The layout of the world: battles, armies and who owns which unit.
+struct Layout {
+    battles: u64,
+    per_army: u64,
+    /// The clients watching each battle.
+    watchers: Vec<Vec<u64>>,
+}
+
+impl Layout {
+    fn new(a: &Args) -> Self {
+        let battles = a.units.div_ceil(a.battle_size).max(1);
+        let mut watchers = vec![Vec::new(); battles as usize];
+        for c in 1..=a.clients {
+            watchers[((c - 1) % battles) as usize].push(c);
+        }
+        Self {
+            battles,
+            per_army: (a.units / battles / 2).max(1),
+            watchers,
+        }
+    }
+
+    /// Where army `side` (0 or 1) of battle `b` stands: one battle every 8 km.
+    fn origin(&self, b: u64, side: u64) -> WorldPos {
+        WorldPos::new(
+            (b % 16) as i64 * 800_000,
+            (b / 16) as i64 * 800_000 + side as i64 * 4_000,
+        )
+    }
+
+    /// The battle client `c` (1-based) watches.
+    fn battle_of(&self, c: u64) -> u64 {
+        (c - 1) % self.battles
+    }
+
+    /// Owner of unit `i` of army `side` in battle `b`: army 0 of a watched
+    /// battle is shared among its clients; the rest are AI players.
+    fn owner(&self, b: u64, side: u64, i: u64) -> PlayerId {
+        let watchers = &self.watchers[b as usize];
+        if side == 0 && !watchers.is_empty() {
+            watchers[(i % watchers.len() as u64) as usize]
+        } else {
+            1_000_000 + b * 2 + side
+        }
+    }
+
+    /// Every army as (battle, side).
+    fn armies(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        (0..self.battles).flat_map(|b| [(b, 0), (b, 1)])
+    }
 }
 
 /// One run's numbers (the JSON line has exactly these fields).
@@ -76,10 +161,14 @@ fn army_origin(p: u64) -> WorldPos {
 struct LoadReport {
     units: u64,
     clients: u64,
+    battles: u64,
     seconds: f64,
     loss: f64,
+    budget_kbps: f64,
+    ticks_measured: usize,
     tick_ms_p50: f32,
     tick_ms_p99: f32,
+    tick_ms_max: f32,
     kbps_per_client_p50: f64,
     kbps_per_client_max: f64,
     desynced_units: u64,
@@ -87,31 +176,45 @@ struct LoadReport {
     rejected_commands: u64,
     orders_for_dead_units: u64,
     units_alive_at_end: usize,
-    rss_mb: f64,
+    respawned: u64,
+    rss_mb_after_warmup: f64,
+    rss_mb_end: f64,
+    rss_growth_mb: f64,
 }
 
 /// A unit the server's sender says a client acknowledged: id, tick, state.
 type AckedState = (UnitId, u64, Option<galaxy_protocol::QuantizedUnit>);
 
 struct ServerReport {
+    ticks: usize,
     tick_p50: f32,
     tick_p99: f32,
+    tick_max: f32,
     /// Refusals other than orders for units that died on the way.
     rejected: u64,
     /// Orders naming units that had died by the time they arrived.
     orders_for_dead_units: u64,
     units: usize,
+    respawned: u64,
     acked: Vec<(u64, Vec<AckedState>)>,
+}
+
+/// Shared between the threads: stop flag, and "warm-up over" flag.
+struct Control {
+    stop: AtomicBool,
+    warmed: AtomicBool,
+    ticks: AtomicU64,
 }
 
 fn run_server(
     args: &Args,
     addr_tx: mpsc::Sender<std::net::SocketAddr>,
-    stop: Arc<AtomicBool>,
+    control: Arc<Control>,
 ) -> ServerReport {
     let config = NetworkConfig {
         port: 0,
         max_connections: args.clients as usize + 8,
+        client_budget_kbps: args.budget_kbps,
         ..default()
     };
     let mut app = App::new();
@@ -121,29 +224,49 @@ fn run_server(
             mode: NetMode::Server,
         });
     let addr = start_server(app.world_mut(), &config, ServerAuth::Insecure, &[]).expect("bind");
+    let layout = Layout::new(args);
+    // Every army's units, to replace the dead ones.
+    let mut armies: Vec<(u64, u64, Vec<UnitId>)> = Vec::new();
     {
         let mut sim = app.world_mut().resource_mut::<SimWorld>();
-        let per = (args.units / args.clients) as i64;
-        let side = (per as f64).sqrt().ceil() as i64;
-        for p in 1..=args.clients {
-            let o = army_origin(p);
-            for i in 0..per {
-                sim.0.spawn_unit(
-                    p,
-                    (i % 3) as u8,
-                    WorldPos::new(o.x + (i % side) * 200, o.y + (i / side) * 200),
-                );
-            }
+        let side = (layout.per_army as f64).sqrt().ceil() as i64;
+        for (b, s) in layout.armies() {
+            let o = layout.origin(b, s);
+            let ids = (0..layout.per_army)
+                .map(|i| {
+                    let at =
+                        WorldPos::new(o.x + (i as i64 % side) * 200, o.y + (i as i64 / side) * 200);
+                    sim.0.spawn_unit(layout.owner(b, s, i), (i % 3) as u8, at)
+                })
+                .collect();
+            armies.push((b, s, ids));
         }
     }
     addr_tx.send(addr).expect("main thread waits");
-    let start = Instant::now();
+    let mut respawned = 0u64;
+    let mut last_respawn = Instant::now();
     let mut warmed = false;
-    while !stop.load(Ordering::Relaxed) {
+    while !control.stop.load(Ordering::Relaxed) {
         app.update();
-        if !warmed && start.elapsed() > Duration::from_secs(2) {
+        let tick = app.world().resource::<SimWorld>().0.tick();
+        control.ticks.store(tick, Ordering::Relaxed);
+        if !warmed && control.warmed.load(Ordering::Relaxed) {
             app.world_mut().resource_mut::<TickTimes>().clear();
             warmed = true;
+        }
+        if last_respawn.elapsed() >= Duration::from_secs(1) {
+            last_respawn = Instant::now();
+            let mut sim = app.world_mut().resource_mut::<SimWorld>();
+            for (b, s, ids) in armies.iter_mut() {
+                let o = layout.origin(*b, *s);
+                for (i, id) in ids.iter_mut().enumerate() {
+                    if sim.0.unit(*id).is_none() {
+                        let owner = layout.owner(*b, *s, i as u64);
+                        *id = sim.0.spawn_unit(owner, (i % 3) as u8, o);
+                        respawned += 1;
+                    }
+                }
+            }
         }
         std::thread::sleep(Duration::from_micros(500));
     }
@@ -168,20 +291,17 @@ fn run_server(
         })
         .collect();
     let times = w.resource::<TickTimes>();
+    let stats = w.resource::<NetworkStats>();
+    let dead_orders = stats.rejected.get("unknown_unit").copied().unwrap_or(0);
     ServerReport {
+        ticks: times.len(),
         tick_p50: times.quantile(0.5),
         tick_p99: times.quantile(0.99),
-        rejected: {
-            let stats = w.resource::<NetworkStats>();
-            stats.rejected_total() - stats.rejected.get("unknown_unit").copied().unwrap_or(0)
-        },
-        orders_for_dead_units: w
-            .resource::<NetworkStats>()
-            .rejected
-            .get("unknown_unit")
-            .copied()
-            .unwrap_or(0),
+        tick_max: times.quantile(1.0),
+        rejected: stats.rejected_total() - dead_orders,
+        orders_for_dead_units: dead_orders,
         units: w.resource::<SimWorld>().0.unit_count(),
+        respawned,
         acked,
     }
 }
@@ -189,16 +309,18 @@ fn run_server(
 fn run_clients(
     args: &Args,
     proxy: std::net::SocketAddr,
-    seconds: f64,
+    control: &Control,
+    rss: &mut (f64, f64),
 ) -> Vec<(u64, u64, DeltaReceiver)> {
     let config = NetworkConfig {
         port: 0,
         ..default()
     };
+    let layout = Layout::new(args);
     let mut apps: Vec<(u64, App)> = (1..=args.clients)
         .map(|p| {
             let mut app = App::new();
-            let o = army_origin(p);
+            let o = layout.origin(layout.battle_of(p), 0);
             app.add_plugins(MinimalPlugins)
                 .insert_resource(config.clone())
                 .insert_resource(View(WorldRect::around(
@@ -223,8 +345,16 @@ fn run_clients(
     let mut rng = SplitMix64::new(9);
     let start = Instant::now();
     let mut last_order = 0.0;
-    while start.elapsed().as_secs_f64() < seconds {
+    let mut received_at_warmup = vec![0u64; apps.len()];
+    while start.elapsed().as_secs_f64() < args.warmup + args.seconds {
         let t = start.elapsed().as_secs_f64();
+        if !control.warmed.load(Ordering::Relaxed) && t >= args.warmup {
+            rss.0 = rss_mb();
+            for (i, (_, app)) in apps.iter().enumerate() {
+                received_at_warmup[i] = app.world().resource::<NetworkStats>().bytes_received;
+            }
+            control.warmed.store(true, Ordering::Relaxed);
+        }
         let order = t - last_order >= 2.0;
         if order {
             last_order = t;
@@ -240,7 +370,7 @@ fn run_clients(
                     .map(|(id, _)| id)
                     .filter(|_| rng.chance(0.3))
                     .collect();
-                let o = army_origin(*p);
+                let o = layout.origin(layout.battle_of(*p), 0);
                 let to = WorldPos::new(
                     o.x + rng.below(8_000) as i64,
                     o.y + rng.below(8_000) as i64 - 2_000,
@@ -261,9 +391,11 @@ fn run_clients(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    rss.1 = rss_mb();
     apps.into_iter()
-        .map(|(p, mut app)| {
-            let bytes = app.world().resource::<NetworkStats>().bytes_received;
+        .zip(received_at_warmup)
+        .map(|((p, mut app), before)| {
+            let bytes = app.world().resource::<NetworkStats>().bytes_received - before;
             let replica = app
                 .world_mut()
                 .remove_resource::<ClientReplica>()
@@ -292,36 +424,44 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-fn main() {
-    let args = match parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// One run: server, conditioner and clients; returns the report.
+fn run(args: Args) -> LoadReport {
     eprintln!(
-        "load test: {} units, {} clients, {} s, loss {}",
-        args.units, args.clients, args.seconds, args.loss
+        "load test: {} units in {} battles, {} clients, {} s after {} s warm-up, loss {}",
+        args.units,
+        Layout::new(&args).battles,
+        args.clients,
+        args.seconds,
+        args.warmup,
+        args.loss
     );
-    let stop = Arc::new(AtomicBool::new(false));
+    let control = Arc::new(Control {
+        stop: AtomicBool::new(false),
+        warmed: AtomicBool::new(false),
+        ticks: AtomicU64::new(0),
+    });
     let (tx, rx) = mpsc::channel();
     let server = {
-        let (stop, a) = (stop.clone(), Args { ..args });
-        std::thread::spawn(move || run_server(&a, tx, stop))
+        let control = control.clone();
+        std::thread::spawn(move || run_server(&args, tx, control))
     };
     let addr = rx.recv().expect("server started");
     let f = LinkFaults::lossy(args.loss, 0.0, 5, 5);
     let proxy = LinkConditioner::start(addr, Faults { up: f, down: f }, 3).expect("proxy");
-    let clients = run_clients(&args, proxy.addr(), args.seconds);
-    let rss = rss_mb();
+    let mut rss = (0.0, 0.0);
+    let clients = run_clients(&args, proxy.addr(), &control, &mut rss);
     eprintln!(
-        "conditioner: {} datagrams forwarded, {} dropped, {} waiting at the end",
+        "conditioner: {} datagrams forwarded, {} dropped, {} waiting at the end; server at tick {}",
         proxy.stats().forwarded.load(Ordering::Relaxed),
         proxy.stats().dropped.load(Ordering::Relaxed),
-        proxy.stats().queued.load(Ordering::Relaxed)
+        proxy.stats().queued.load(Ordering::Relaxed),
+        control.ticks.load(Ordering::Relaxed),
     );
-    stop.store(true, Ordering::Relaxed);
+    control.stop.store(true, Ordering::Relaxed);
     let report = server.join().expect("server thread");
     let mut desynced = 0u64;
     let mut checked = 0u64;
@@ -338,57 +478,127 @@ fn main() {
     }
     let mut kbps: Vec<f64> = clients
         .iter()
-        .map(|c| c.1 as f64 * 8.0 / args.seconds / 1000.0)
+        .map(|c| c.1 as f64 * 8.0 / args.seconds.max(1e-9) / 1000.0)
         .collect();
-    let r = LoadReport {
+    LoadReport {
         units: args.units,
         clients: args.clients,
+        battles: Layout::new(&args).battles,
         seconds: args.seconds,
         loss: args.loss,
+        budget_kbps: args.budget_kbps,
+        ticks_measured: report.ticks,
         tick_ms_p50: report.tick_p50,
         tick_ms_p99: report.tick_p99,
-        kbps_per_client_p50: quantile(&mut kbps, 0.5),
-        kbps_per_client_max: quantile(&mut kbps, 1.0),
+        tick_ms_max: report.tick_max,
+        kbps_per_client_p50: round1(quantile(&mut kbps, 0.5)),
+        kbps_per_client_max: round1(quantile(&mut kbps, 1.0)),
         desynced_units: desynced,
         checked_units: checked,
         rejected_commands: report.rejected,
         orders_for_dead_units: report.orders_for_dead_units,
         units_alive_at_end: report.units,
-        rss_mb: (rss * 10.0).round() / 10.0,
-    };
+        respawned: report.respawned,
+        rss_mb_after_warmup: round1(rss.0),
+        rss_mb_end: round1(rss.1),
+        rss_growth_mb: round1(rss.1 - rss.0),
+    }
+}
+
+fn header() {
     println!(
-        "{:>7} {:>7} {:>7} {:>5} {:>10} {:>10} {:>12} {:>12} {:>9} {:>9} {:>8}",
+        "{:>7} {:>7} {:>7} {:>5} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8} {:>8} {:>9} {:>9}",
         "units",
         "clients",
-        "seconds",
+        "battles",
         "loss",
         "tick p50",
         "tick p99",
+        "tick max",
         "kbps/cl p50",
         "kbps/cl max",
-        "desynced",
-        "rejected",
-        "rss MB"
+        "desync",
+        "checked",
+        "RSS MB",
+        "RSS grew"
     );
+}
+
+fn row(r: &LoadReport) {
     println!(
-        "{:>7} {:>7} {:>7} {:>5} {:>10.2} {:>10.2} {:>12.1} {:>12.1} {:>9} {:>9} {:>8.0}",
+        "{:>7} {:>7} {:>7} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>11.1} {:>11.1} {:>8} {:>8} {:>9.0} {:>9.1}",
         r.units,
         r.clients,
-        r.seconds,
+        r.battles,
         r.loss,
         r.tick_ms_p50,
         r.tick_ms_p99,
+        r.tick_ms_max,
         r.kbps_per_client_p50,
         r.kbps_per_client_max,
         r.desynced_units,
-        r.rejected_commands,
-        r.rss_mb
+        r.checked_units,
+        r.rss_mb_end,
+        r.rss_growth_mb
     );
-    eprintln!(
-        "checked {checked} acknowledged unit states; {} units alive at the end; {} unit orders named units already dead",
-        r.units_alive_at_end, r.orders_for_dead_units
-    );
-    if args.json {
-        println!("{}", serde_json::to_string(&r).expect("report serializes"));
+}
+
+fn main() {
+    let cli = match parse() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let runs: Vec<Args> = if cli.sweep {
+        let mut v = Vec::new();
+        for units in [1_000, 10_000, 100_000] {
+            for clients in [1, 10, 100] {
+                v.push(Args {
+                    units,
+                    clients,
+                    ..cli.args
+                });
+            }
+        }
+        v
+    } else {
+        vec![cli.args]
+    };
+    let total = runs.len();
+    let mut reports = Vec::new();
+    for (i, a) in runs.into_iter().enumerate() {
+        if total > 1 {
+            eprintln!("[{}/{total}]", i + 1);
+        }
+        let r = run(a);
+        if total > 1 {
+            // Show progress as the sweep goes.
+            header();
+            row(&r);
+        }
+        reports.push(r);
+    }
+    header();
+    for r in &reports {
+        row(r);
+    }
+    for r in &reports {
+        eprintln!(
+            "{} units / {} clients: checked {} acknowledged unit states; {} alive at the end, {} respawned; {} orders named units already dead; {} ticks measured",
+            r.units,
+            r.clients,
+            r.checked_units,
+            r.units_alive_at_end,
+            r.respawned,
+            r.orders_for_dead_units,
+            r.ticks_measured
+        );
+    }
+    if cli.json {
+        for r in &reports {
+            println!("{}", serde_json::to_string(r).expect("report serializes"));
+        }
     }
 }

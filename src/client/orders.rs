@@ -242,7 +242,7 @@ fn forget_dead(smoothing: Res<Smoothing>, mut selection: ResMut<Selection>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use galaxy_protocol::{UnitSample, UnitState, quantize};
+    use galaxy_protocol::{UnitSample, UnitState, Velocity, quantize};
     use galaxy_sim::KIND_BASE;
 
     fn drawn(owner: PlayerId, kind: u8, x: f64, y: f64) -> DrawnUnit {
@@ -252,6 +252,7 @@ mod tests {
                 owner,
                 kind,
                 position: WorldPos::new(x as i64, y as i64),
+                velocity: Velocity::ZERO,
                 health: 10.0,
                 state: UnitState::IDLE,
                 target: None,

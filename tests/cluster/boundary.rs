@@ -171,17 +171,21 @@ fn player_walks_across_a_server_border_and_keeps_playing() {
     let from = own(&client)[&stayer];
     let back = WorldPos::new(from.0 as i64 - 5_000, from.1 as i64);
     order(&mut client, &[stayer], back);
+    // The stayer belongs to server 1's bot, which sends idle units off
+    // again every few seconds: it must reach `back`, not stay there.
+    let mut stayer_arrived = false;
     assert!(
         pump_until(&mut client, Duration::from_secs(30), |app| {
             let now = own(app);
-            walkers
-                .iter()
-                .all(|id| now.get(id).is_some_and(|u| near((u.0, u.1), again, 500.0)))
-                && now
-                    .get(&stayer)
-                    .is_some_and(|u| near((u.0, u.1), back, 300.0))
+            stayer_arrived |= now
+                .get(&stayer)
+                .is_some_and(|u| near((u.0, u.1), back, 300.0));
+            stayer_arrived
+                && walkers
+                    .iter()
+                    .all(|id| now.get(id).is_some_and(|u| near((u.0, u.1), again, 500.0)))
         }),
-        "orders after the crossing were carried out: {:?}",
+        "orders after the crossing were carried out (stayer arrived: {stayer_arrived}): {:?}",
         own(&client)
     );
     assert_eq!(

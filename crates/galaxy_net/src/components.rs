@@ -1,30 +1,22 @@
 //! ECS components of a replicated unit on the server. The simulation writes
 //! them only when a value really changes, so Bevy change detection tells the
-//! Tag systems exactly which units need replicating.
+//! Tag systems exactly which units moved between sectors and which need
+//! replicating.
 
 use bevy::prelude::Component;
-use galaxy_protocol::{PlayerId, UnitId, WorldPos};
+use galaxy_protocol::{QuantizedUnit, UnitId, WorldPos};
 
 /// The unit's universe-wide id (links the entity to the simulation and the wire).
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NetUnit(pub UnitId);
 
-/// Owning player.
-#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Owner(pub PlayerId);
-
-/// Position in centimetres.
+/// Where the unit really is, in centimetres (the sector index follows it).
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Position(pub WorldPos);
 
-/// Hit points.
+/// What clients are told: owner, kind, health, state, target and the
+/// dead-reckoning track of the unit's motion. It changes only when the unit
+/// turns, stops or drifts past the threshold, or another field changes, so
+/// a unit walking straight is not replicated at all.
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Health(pub u16);
-
-/// Activity state.
-#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UnitState(pub galaxy_protocol::UnitState);
-
-/// What it is attacking.
-#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Target(pub Option<UnitId>);
+pub struct Replicated(pub QuantizedUnit);

@@ -36,6 +36,15 @@ pub struct NetworkConfig {
     pub max_client_bytes_per_second: u64,
     /// Seconds without a packet after which a session is dropped.
     pub idle_timeout_secs: u64,
+    /// Each client's byte budget for unit updates and combat events, in
+    /// kbps (1,000 bits per second of message payload). When more changes
+    /// than fit, the priority accumulator chooses (events, removals, then
+    /// near, fast-changing, long-waiting units). 0 = no budget.
+    pub client_budget_kbps: f64,
+    /// Dead reckoning: a unit's replicated track is re-anchored only when
+    /// the unit is farther than this many centimetres from it (0: on every
+    /// move). Clients never draw a unit farther off than this.
+    pub reckoning_threshold_cm: u32,
 }
 
 impl Default for NetworkConfig {
@@ -52,6 +61,8 @@ impl Default for NetworkConfig {
             max_commands_per_second: 60,
             max_client_bytes_per_second: 64 * 1024,
             idle_timeout_secs: 15,
+            client_budget_kbps: 256.0,
+            reckoning_threshold_cm: galaxy_protocol::reckoning::DEFAULT_THRESHOLD_CM,
         }
     }
 }
@@ -95,7 +106,7 @@ pub enum ConfigError {
 
 /// The command-line flags [`NetworkConfig::apply_args`] understands.
 pub const CONFIG_FLAGS: &str = "--server-address ADDR  --port N  --max-connections N  --update-rate HZ  \
---no-compression  --key-file PATH  --config FILE";
+--no-compression  --budget-kbps KBPS  --reckoning-cm CM  --key-file PATH  --config FILE";
 
 impl NetworkConfig {
     /// Reads a TOML file; missing keys keep their defaults, unknown keys are errors.
@@ -140,7 +151,27 @@ impl NetworkConfig {
         if self.max_connections == 0 {
             return invalid("max_connections", "must be at least 1");
         }
+        if !(self.client_budget_kbps.is_finite() && self.client_budget_kbps >= 0.0) {
+            return invalid("client_budget_kbps", "must be 0 (no budget) or positive");
+        }
+        if self.client_budget_kbps > 0.0 && self.client_budget_kbps < 8.0 {
+            return invalid(
+                "client_budget_kbps",
+                "below 8 kbps a client cannot even join",
+            );
+        }
         Ok(())
+    }
+
+    /// Each client's byte budget per simulation tick (`None`: no budget).
+    pub fn budget_bytes_per_tick(&self) -> Option<usize> {
+        (self.client_budget_kbps > 0.0).then(|| {
+            galaxy_protocol::ByteBudget::from_kbps(
+                self.client_budget_kbps,
+                f64::from(self.update_rate),
+            )
+            .bytes_per_tick()
+        })
     }
 
     /// Applies command-line overrides (see [`CONFIG_FLAGS`]); `--config FILE`
@@ -171,6 +202,8 @@ impl NetworkConfig {
                 "--update-rate" => self.update_rate = parse(flag, &value()?)?,
                 "--key-file" => self.key_file = Some(PathBuf::from(value()?)),
                 "--no-compression" => self.compression_enabled = false,
+                "--budget-kbps" => self.client_budget_kbps = parse(flag, &value()?)?,
+                "--reckoning-cm" => self.reckoning_threshold_cm = parse(flag, &value()?)?,
                 _ => rest.push(flag.clone()),
             }
         }
@@ -262,5 +295,26 @@ mod tests {
             NetworkConfig::from_file(Path::new("/nonexistent/x.toml")),
             Err(ConfigError::Io { .. })
         ));
+        for bad in ["--budget-kbps -1", "--budget-kbps NaN", "--budget-kbps 2"] {
+            assert!(
+                matches!(
+                    NetworkConfig::default().apply_args(&args(bad)),
+                    Err(ConfigError::Invalid { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn budget_and_reckoning_settings() {
+        let mut c = NetworkConfig::default();
+        assert_eq!(c.budget_bytes_per_tick(), Some(1600), "256 kbps at 20 Hz");
+        c.apply_args(&args("--budget-kbps 0 --reckoning-cm 2"))
+            .unwrap();
+        assert_eq!(c.budget_bytes_per_tick(), None);
+        assert_eq!(c.reckoning_threshold_cm, 2);
+        let c = NetworkConfig::from_toml("client_budget_kbps = 512.0\nupdate_rate = 10.0").unwrap();
+        assert_eq!(c.budget_bytes_per_tick(), Some(6400));
     }
 }

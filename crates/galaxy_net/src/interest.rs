@@ -1,8 +1,9 @@
 //! Where units are and how busy each place is: the sector index kept by the
-//! Tag systems, per-sector activity (the design's 10 / 20 / 60 Hz levels),
-//! and the sectors a client's view is interested in.
+//! Tag systems, per-sector activity (the design's 10 / 20 / 60 Hz levels)
+//! and recent changes (so a client's update costs what changed, not what
+//! exists), and the sectors a client's view is interested in.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use bevy::prelude::Resource;
 use galaxy_protocol::{SECTOR_SIZE_CM, SectorId, UnitId, WorldPos, WorldRect};
@@ -57,12 +58,32 @@ struct Activity {
     average: f32,
 }
 
-/// Which units are in which scale-0 sector, and how busy each sector is.
+/// Ticks of per-sector change history kept: a client whose last update of a
+/// sector is at most this old gets only what changed since; older (or
+/// never), the whole sector.
+pub const CHANGE_LOG_TICKS: u64 = 16;
+
+/// A unit entering or leaving a scale-0 sector this tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectorMove {
+    /// The unit.
+    pub unit: UnitId,
+    /// Where it was (`None`: it is new).
+    pub from: Option<SectorId>,
+    /// Where it is now (`None`: it is gone).
+    pub to: Option<SectorId>,
+}
+
+/// Which units are in which scale-0 sector, how busy each sector is, and
+/// which units' replicated state changed there lately.
 #[derive(Resource, Default)]
 pub struct SectorIndex {
     units: HashMap<SectorId, HashSet<UnitId>>,
     sector_of: HashMap<UnitId, SectorId>,
     activity: HashMap<SectorId, Activity>,
+    /// Per sector, `(tick, unit)` of recent changes, oldest first.
+    log: HashMap<SectorId, VecDeque<(u64, UnitId)>>,
+    moves: Vec<SectorMove>,
     tick: u64,
 }
 
@@ -74,9 +95,44 @@ impl SectorIndex {
             .flat_map(|s| self.units.get(&s).into_iter().flatten().copied())
     }
 
+    /// Units whose replicated state changed, or that entered, in the scale-0
+    /// `sector` after tick `since` (a unit may appear more than once), or
+    /// `None` if that is older than the history kept.
+    pub fn changed_since(
+        &self,
+        sector: &SectorId,
+        since: u64,
+    ) -> Option<impl Iterator<Item = UnitId> + '_> {
+        if since.saturating_add(CHANGE_LOG_TICKS) < self.tick {
+            return None;
+        }
+        let log = self.log.get(sector);
+        let start = log.map_or(0, |l| l.partition_point(|e| e.0 <= since));
+        Some(
+            log.into_iter()
+                .flat_map(move |l| l.range(start..))
+                .map(|e| e.1),
+        )
+    }
+
+    /// Units that entered or left a sector this tick.
+    pub fn moves(&self) -> &[SectorMove] {
+        &self.moves
+    }
+
     /// The sector a unit is in.
     pub fn sector_of(&self, id: UnitId) -> Option<SectorId> {
         self.sector_of.get(&id).copied()
+    }
+
+    /// Units indexed.
+    pub fn len(&self) -> usize {
+        self.sector_of.len()
+    }
+
+    /// True when no unit is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.sector_of.is_empty()
     }
 
     /// How busy `sector` has been lately (the busiest of its scale-0 cells).
@@ -99,13 +155,15 @@ impl SectorIndex {
             .unwrap_or(0)
     }
 
-    /// Starts counting changes for `tick`, folding the previous ticks into the averages.
+    /// Starts counting changes for `tick`, folding the previous ticks into
+    /// the averages and forgetting history older than [`CHANGE_LOG_TICKS`].
     pub(crate) fn begin_tick(&mut self, tick: u64) {
         if tick <= self.tick {
             return;
         }
         let elapsed = (tick - self.tick).min(64) as i32;
         self.tick = tick;
+        self.moves.clear();
         let units = &self.units;
         self.activity.retain(|sector, a| {
             // One step with this tick's count, then decay for skipped ticks.
@@ -114,28 +172,53 @@ impl SectorIndex {
             a.this_tick = 0;
             a.average > 0.01 || units.get(sector).is_some_and(|u| !u.is_empty())
         });
+        let horizon = tick.saturating_sub(CHANGE_LOG_TICKS);
+        self.log.retain(|_, l| {
+            while l.front().is_some_and(|e| e.0 < horizon) {
+                l.pop_front();
+            }
+            !l.is_empty()
+        });
     }
 
-    /// Records that something in `sector` changed at the current tick.
-    pub(crate) fn touch(&mut self, sector: SectorId) {
+    /// Records that something in `sector` changed at the current tick
+    /// (`unit`: whose replicated state changed or who entered).
+    fn touch(&mut self, sector: SectorId, unit: Option<UnitId>) {
         let a = self.activity.entry(sector).or_default();
         a.changed_at = self.tick;
         a.this_tick += 1;
+        if let Some(id) = unit {
+            self.log
+                .entry(sector)
+                .or_default()
+                .push_back((self.tick, id));
+        }
     }
 
-    /// Puts a unit in `sector` (moving it from its old one).
+    /// Puts a unit in `sector` (moving it from its old one); nothing
+    /// happens if it is there already.
     pub(crate) fn place(&mut self, id: UnitId, sector: SectorId) {
-        match self.sector_of.insert(id, sector) {
-            Some(old) if old == sector => {}
-            Some(old) => {
-                self.take_out(id, old);
-                self.units.entry(sector).or_default().insert(id);
-            }
-            None => {
-                self.units.entry(sector).or_default().insert(id);
-            }
+        let from = self.sector_of.insert(id, sector);
+        if from == Some(sector) {
+            return;
         }
-        self.touch(sector);
+        if let Some(old) = from {
+            self.take_out(id, old);
+        }
+        self.units.entry(sector).or_default().insert(id);
+        self.touch(sector, Some(id));
+        self.moves.push(SectorMove {
+            unit: id,
+            from,
+            to: Some(sector),
+        });
+    }
+
+    /// Records that unit `id`'s replicated state changed this tick.
+    pub(crate) fn changed(&mut self, id: UnitId) {
+        if let Some(sector) = self.sector_of(id) {
+            self.touch(sector, Some(id));
+        }
     }
 
     /// Removes `id` from `sector`'s set, dropping the set when it empties
@@ -147,13 +230,18 @@ impl SectorIndex {
                 self.units.remove(&sector);
             }
         }
-        self.touch(sector);
+        self.touch(sector, None);
     }
 
     /// Forgets a unit that died.
     pub(crate) fn remove(&mut self, id: UnitId) {
         if let Some(old) = self.sector_of.remove(&id) {
             self.take_out(id, old);
+            self.moves.push(SectorMove {
+                unit: id,
+                from: Some(old),
+                to: None,
+            });
         }
     }
 }
@@ -260,8 +348,7 @@ mod tests {
         for tick in 1..40 {
             idx.begin_tick(tick);
             for id in 0..50 {
-                idx.touch(busy);
-                let _ = id;
+                idx.changed(id);
             }
         }
         idx.begin_tick(40);
@@ -277,6 +364,43 @@ mod tests {
         assert_eq!(idx.units_in(&parent).count(), 99);
         assert_eq!(idx.activity(&parent), ActivityLevel::High);
         assert_eq!(idx.changed_at(&parent), 40);
+    }
+
+    #[test]
+    fn change_log_holds_what_changed_since() {
+        let mut idx = SectorIndex::default();
+        let a = SectorId::new(0, 0, 0);
+        let b = SectorId::new(1, 0, 0);
+        idx.begin_tick(1);
+        for id in 0..10 {
+            idx.place(id, a);
+        }
+        assert_eq!(idx.moves().len(), 10);
+        idx.begin_tick(2);
+        assert!(idx.moves().is_empty());
+        idx.changed(3);
+        idx.place(4, b);
+        let since_1: Vec<UnitId> = idx.changed_since(&a, 1).unwrap().collect();
+        assert_eq!(since_1, vec![3]);
+        let into_b: Vec<UnitId> = idx.changed_since(&b, 1).unwrap().collect();
+        assert_eq!(into_b, vec![4]);
+        assert_eq!(
+            idx.moves(),
+            &[SectorMove {
+                unit: 4,
+                from: Some(a),
+                to: Some(b)
+            }]
+        );
+        assert_eq!(idx.changed_since(&a, 0).unwrap().count(), 11);
+        // Past the history kept, the caller must look at the whole sector.
+        idx.begin_tick(2 + CHANGE_LOG_TICKS + 1);
+        assert!(idx.changed_since(&a, 1).is_none());
+        assert_eq!(
+            idx.changed_since(&a, 2 + CHANGE_LOG_TICKS).unwrap().count(),
+            0
+        );
+        assert!(idx.log.is_empty(), "old history is dropped");
     }
 
     #[test]

@@ -1,30 +1,74 @@
 //! Rendering remote units smoothly: an interpolation buffer per unit, played
 //! back about two updates behind the newest server state, and a clock that
-//! maps local time to server time. Between and past samples, motion is
-//! interpolated, then extrapolated for a bounded time only.
+//! maps local time to server time.
+//!
+//! Each sample is a dead-reckoning track (a position at the sample's server
+//! time and a velocity). Between two samples the drawn position blends the
+//! two tracks, so a correction glides in; past the newest one a moving
+//! track is followed as long as it lasts (the server sends a new one before
+//! the unit leaves it by more than a few centimetres). A sample without a
+//! velocity (a unit the server does not dead-reckon, such as a ghost from
+//! another server) is extrapolated from the last two samples for a bounded
+//! time only.
 
 use std::collections::VecDeque;
 
 use galaxy_protocol::WorldPos;
 
-/// Positions of one unit at server times, oldest first.
+/// One sample: server time, position then, velocity in cm per second.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Sample {
+    time: f64,
+    pos: WorldPos,
+    velocity: (f64, f64),
+}
+
+impl Sample {
+    fn at(&self, t: f64) -> (f64, f64) {
+        let dt = t - self.time;
+        (
+            self.pos.x as f64 + self.velocity.0 * dt,
+            self.pos.y as f64 + self.velocity.1 * dt,
+        )
+    }
+
+    fn moving(&self) -> bool {
+        self.velocity != (0.0, 0.0)
+    }
+}
+
+/// Tracks of one unit at server times, oldest first.
 #[derive(Clone, Debug, Default)]
 pub struct InterpolationBuffer {
-    samples: VecDeque<(f64, WorldPos)>,
+    samples: VecDeque<Sample>,
 }
 
 /// Samples kept per unit (a few seconds at 20 Hz).
 pub const BUFFER_SAMPLES: usize = 64;
 
 impl InterpolationBuffer {
-    /// Records the unit at `server_time` seconds; older-than-newest samples
-    /// (reordered updates) slot in by time, duplicates are ignored.
-    pub fn push(&mut self, server_time: f64, pos: WorldPos) {
-        let i = self.samples.partition_point(|s| s.0 < server_time);
-        if self.samples.get(i).is_some_and(|s| s.0 == server_time) {
+    /// Records the unit at `server_time` seconds at `pos`, moving at
+    /// `velocity` cm per second ((0, 0) for a unit at rest or not
+    /// dead-reckoned); older-than-newest samples (reordered updates) slot
+    /// in by time, duplicates are ignored.
+    pub fn push(&mut self, server_time: f64, pos: WorldPos, velocity: (f64, f64)) {
+        let i = self.samples.partition_point(|s| s.time < server_time);
+        if self.samples.get(i).is_some_and(|s| s.time == server_time) {
             return;
         }
-        self.samples.insert(i, (server_time, pos));
+        let velocity = if velocity.0.is_finite() && velocity.1.is_finite() {
+            velocity
+        } else {
+            (0.0, 0.0)
+        };
+        self.samples.insert(
+            i,
+            Sample {
+                time: server_time,
+                pos,
+                velocity,
+            },
+        );
         while self.samples.len() > BUFFER_SAMPLES {
             self.samples.pop_front();
         }
@@ -32,33 +76,42 @@ impl InterpolationBuffer {
 
     /// Newest server time held.
     pub fn newest(&self) -> Option<f64> {
-        self.samples.back().map(|s| s.0)
+        self.samples.back().map(|s| s.time)
     }
 
     /// The position to draw at `render_time`, in centimetres as floats (so
-    /// motion is smooth below 1 cm): interpolated between the samples around
-    /// it, held at the oldest before it, and extrapolated from the last two
-    /// samples for at most `max_extrapolation` seconds past the newest.
+    /// motion is smooth below 1 cm): between two samples, their tracks
+    /// blended; before the first, held there; past the newest, along its
+    /// track if it moves, else extrapolated from the last two samples for at
+    /// most `max_extrapolation` seconds.
     pub fn sample(&self, render_time: f64, max_extrapolation: f64) -> Option<(f64, f64)> {
-        let (t1, p1) = *self.samples.back()?;
+        let last = *self.samples.back()?;
         let f = |p: WorldPos| (p.x as f64, p.y as f64);
-        if render_time >= t1 {
-            let Some(&(t0, p0)) = self.samples.iter().rev().nth(1) else {
-                return Some(f(p1));
+        if render_time >= last.time {
+            if last.moving() {
+                return Some(last.at(render_time));
+            }
+            let Some(prev) = self.samples.iter().rev().nth(1) else {
+                return Some(f(last.pos));
             };
-            let dt = (render_time - t1).min(max_extrapolation.max(0.0));
-            let (a, b) = (f(p0), f(p1));
-            let span = (t1 - t0).max(1e-9);
+            let dt = (render_time - last.time).min(max_extrapolation.max(0.0));
+            let (a, b) = (f(prev.pos), f(last.pos));
+            let span = (last.time - prev.time).max(1e-9);
             return Some((b.0 + (b.0 - a.0) / span * dt, b.1 + (b.1 - a.1) / span * dt));
         }
-        let i = self.samples.partition_point(|s| s.0 <= render_time);
+        let i = self.samples.partition_point(|s| s.time <= render_time);
         if i == 0 {
-            return Some(f(self.samples[0].1));
+            return Some(f(self.samples[0].pos));
         }
-        let (t0, p0) = self.samples[i - 1];
-        let (t1, p1) = self.samples[i];
-        let k = (render_time - t0) / (t1 - t0).max(1e-9);
-        let (a, b) = (f(p0), f(p1));
+        let (s0, s1) = (self.samples[i - 1], self.samples[i]);
+        let k = (render_time - s0.time) / (s1.time - s0.time).max(1e-9);
+        // Where each track puts the unit now (a still sample: where it stood).
+        let a = s0.at(render_time);
+        let b = if s1.moving() {
+            s1.at(render_time)
+        } else {
+            f(s1.pos)
+        };
         Some((a.0 + (b.0 - a.0) * k, a.1 + (b.1 - a.1) * k))
     }
 }
@@ -112,26 +165,44 @@ mod tests {
     #[test]
     fn interpolates_between_and_holds_before() {
         let mut b = InterpolationBuffer::default();
-        b.push(1.0, WorldPos::new(0, 0));
-        b.push(2.0, WorldPos::new(100, -50));
+        let still = (0.0, 0.0);
+        b.push(1.0, WorldPos::new(0, 0), still);
+        b.push(2.0, WorldPos::new(100, -50), still);
         assert_eq!(b.sample(1.5, 0.0), Some((50.0, -25.0)));
         assert_eq!(b.sample(0.5, 0.0), Some((0.0, 0.0)));
         // Reordered and duplicated samples land in place.
-        b.push(1.5, WorldPos::new(40, 0));
-        b.push(1.5, WorldPos::new(999, 999));
+        b.push(1.5, WorldPos::new(40, 0), still);
+        b.push(1.5, WorldPos::new(999, 999), still);
         assert_eq!(b.sample(1.25, 0.0), Some((20.0, 0.0)));
     }
 
     #[test]
     fn extrapolation_is_bounded() {
         let mut b = InterpolationBuffer::default();
-        b.push(1.0, WorldPos::new(0, 0));
-        b.push(1.1, WorldPos::new(50, 0));
+        b.push(1.0, WorldPos::new(0, 0), (0.0, 0.0));
+        b.push(1.1, WorldPos::new(50, 0), (0.0, 0.0));
         // 5 m/s: 0.1 s later -> +50 cm, but never more than 0.25 s ahead.
         let close =
             |p: Option<(f64, f64)>, x: f64| p.is_some_and(|p| (p.0 - x).abs() < 1e-6 && p.1 == 0.0);
         assert!(close(b.sample(1.2, 0.25), 100.0));
         assert!(close(b.sample(5.0, 0.25), 175.0));
+    }
+
+    #[test]
+    fn tracks_are_followed_and_corrections_glide_in() {
+        let mut b = InterpolationBuffer::default();
+        // 5 m/s east from the origin at t = 1.
+        b.push(1.0, WorldPos::new(0, 0), (500.0, 0.0));
+        let close = |p: Option<(f64, f64)>, q: (f64, f64)| {
+            p.is_some_and(|p| (p.0 - q.0).abs() < 1e-6 && (p.1 - q.1).abs() < 1e-6)
+        };
+        // A track is followed for as long as it lasts (no update needed).
+        assert!(close(b.sample(11.0, 0.25), (5000.0, 0.0)));
+        // A correction at t = 2: the unit is 4 cm north of its track.
+        b.push(2.0, WorldPos::new(500, 4), (500.0, 0.0));
+        // Half way between the samples, half of the correction.
+        assert!(close(b.sample(1.5, 0.25), (250.0, 2.0)));
+        assert!(close(b.sample(3.0, 0.25), (1000.0, 4.0)));
     }
 
     /// At 20 Hz with 10 % of updates lost, a unit rendered two updates behind
@@ -153,7 +224,7 @@ mod tests {
                 if !rng.chance(0.10) {
                     // Arrives after 40-80 ms of network delay.
                     let delay = 0.04 + rng.next_f64() * 0.04;
-                    b.push(server_t, walking(server_t));
+                    b.push(server_t, walking(server_t), (0.0, 0.0));
                     clock.observe(local + delay, server_t, frame);
                 }
             }

@@ -91,6 +91,8 @@ struct Track {
     buffer: InterpolationBuffer,
     latest: QuantizedUnit,
     latest_time: f64,
+    /// Server tick of `latest`.
+    latest_tick: u64,
     prediction: Option<Prediction>,
     reconciler: Reconciler,
     /// Undisturbed position (before the reconciler's offset) last frame.
@@ -161,7 +163,7 @@ impl Smoothing {
             match event {
                 UnitEvent::Spawned(id) | UnitEvent::Changed(id) => {
                     if let Some(state) = receiver.unit(id).copied() {
-                        self.observe(id, state, server_time, now);
+                        self.observe(id, state, tick, now);
                     }
                 }
                 UnitEvent::Despawned(id) => {
@@ -171,23 +173,31 @@ impl Smoothing {
         }
     }
 
-    /// One authoritative state of unit `id` at `server_time`.
-    fn observe(&mut self, id: UnitId, state: QuantizedUnit, server_time: f64, now: f64) {
+    /// One authoritative state of unit `id` at server tick `tick`.
+    fn observe(&mut self, id: UnitId, state: QuantizedUnit, tick: u64, now: f64) {
+        let tick_secs = self.config.tick_secs;
+        let server_time = tick as f64 * tick_secs;
         let server_now = self.clock.server_now(now).unwrap_or(server_time);
         let one_way = self.rtt / 2.0;
+        let position = state.position_at(tick);
         let track = self.tracks.entry(id).or_insert_with(|| Track {
             buffer: InterpolationBuffer::default(),
             latest: state,
             latest_time: server_time,
+            latest_tick: tick,
             prediction: None,
             reconciler: Reconciler::default(),
-            base: xy(state.position()),
+            base: xy(position),
             confirmed_at: now,
         });
-        track.buffer.push(server_time, state.position());
+        let (vx, vy) = state.velocity().cm_per_tick();
+        track
+            .buffer
+            .push(server_time, position, (vx / tick_secs, vy / tick_secs));
         if server_time >= track.latest_time {
             track.latest = state;
             track.latest_time = server_time;
+            track.latest_tick = tick;
         }
         track.confirmed_at = now;
         let Some(p) = track.prediction.as_mut() else {
@@ -197,7 +207,7 @@ impl Smoothing {
             return; // the server had not seen the order yet
         }
         p.confirmed = true;
-        let arrived = state.position() == p.to;
+        let arrived = position == p.to;
         if !is_moving(state.state()) || arrived {
             // The server says the unit stopped (arrived, or found a fight):
             // hand it back to interpolation; `advance` smooths the switch.
@@ -207,7 +217,7 @@ impl Smoothing {
         // Where the server's unit is now: its sample walked on by the time
         // since it was taken (plus the trip here).
         let ahead = (server_now - server_time).max(0.0) + one_way;
-        let now_pos = step_towards(state.position(), p.to, (p.speed * ahead) as u64);
+        let now_pos = step_towards(position, p.to, (p.speed * ahead) as u64);
         // The jump from the old prediction is smoothed in `advance`.
         p.at = xy(now_pos);
     }
@@ -281,9 +291,9 @@ impl Smoothing {
                     };
                     t.buffer
                         .sample(rt, extrapolate)
-                        .unwrap_or(xy(t.latest.position()))
+                        .unwrap_or(xy(t.latest.position_at(t.latest_tick)))
                 }
-                (None, None) => xy(t.latest.position()),
+                (None, None) => xy(t.latest.position_at(t.latest_tick)),
             };
             // A switch between predicted and interpolated drawing (or a
             // jump of the interpolated path) is smoothed like a correction.

@@ -3,8 +3,8 @@
 
 use galaxy_protocol::link_model::SplitMix64;
 use galaxy_protocol::{
-    CompressedCommand, DeltaConfig, DeltaReceiver, DeltaSender, UnitIdList, UnitState, WorldPos,
-    quantize,
+    CompressedCommand, DeadReckoner, DeltaConfig, DeltaReceiver, DeltaSender, UnitIdList,
+    UnitState, WorldPos,
 };
 use galaxy_sim::{SimConfig, World};
 
@@ -13,10 +13,12 @@ use super::*;
 const FRAME: f64 = 1.0 / 60.0;
 const TICK: f64 = 1.0 / 20.0;
 
-/// A server world, a client receiver and a smoother joined by a link
-/// that drops `loss` of the updates and delivers the rest after 40-80 ms.
+/// A server world (replicated through a dead reckoner, as the server does),
+/// a client receiver and a smoother joined by a link that drops `loss` of
+/// the updates and delivers the rest after 40-80 ms.
 struct Rig {
     world: World,
+    reckoner: DeadReckoner,
     sender: DeltaSender,
     receiver: DeltaReceiver,
     smoothing: Smoothing,
@@ -35,6 +37,7 @@ impl Rig {
         smoothing.set_rtt(0.12);
         Self {
             world: World::new(SimConfig::default()),
+            reckoner: DeadReckoner::default(),
             sender: DeltaSender::new(DeltaConfig::default()),
             receiver: DeltaReceiver::default(),
             smoothing,
@@ -70,7 +73,8 @@ impl Rig {
             let ids: Vec<_> = self.world.units().map(|(id, _)| id).collect();
             for id in ids {
                 let u = self.world.unit(id).unwrap().sample();
-                self.sender.set_unit(id, quantize(&u));
+                let track = self.reckoner.observe(id, self.world.tick(), &u);
+                self.sender.set_unit(id, track);
             }
             for update in self.sender.write_updates(self.world.tick()) {
                 if !self.rng.chance(self.loss) {

@@ -63,7 +63,7 @@ pub fn start_server(
         authentication,
     };
     let transport = NetcodeServerTransport::new(server_config, socket)?;
-    world.insert_resource(RenetServer::new(connection_config()));
+    world.insert_resource(RenetServer::new(connection_config(config)));
     world.insert_resource(transport);
     Ok(addr)
 }
@@ -174,7 +174,7 @@ fn open(
     };
     let transport =
         NetcodeClientTransport::new(now(), authentication, socket).map_err(|e| e.to_string())?;
-    world.insert_resource(RenetClient::new(connection_config()));
+    world.insert_resource(RenetClient::new(connection_config(config)));
     world.insert_resource(transport);
     Ok(local_port)
 }

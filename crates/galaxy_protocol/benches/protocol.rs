@@ -16,6 +16,7 @@ fn unit(i: u64, tick: u64) -> QuantizedUnit {
         owner: i % 4,
         kind: 1,
         position: WorldPos::new(x, y),
+        velocity: Velocity::ZERO,
         health: 1000.0 - (tick % 50) as f32,
         state: UnitState::MOVING,
         target: None,

@@ -208,13 +208,56 @@ pub fn encode(msg: &NetworkMessage) -> Result<Vec<u8>, EncodeError> {
 /// Bytes of a `UnitUpdate`'s tag and header, for the largest record count:
 /// what a sender must leave free besides the packed deltas.
 pub fn unit_update_overhead(sector_id: SectorId, sequence: u16, timestamp: u64) -> usize {
+    unit_update_header_len(sector_id, sequence, timestamp, usize::from(u16::MAX))
+}
+
+/// Exact bytes of a `UnitUpdate`'s tag and header with `count` records
+/// (computed, not encoded: the sender asks for every message).
+pub fn unit_update_header_len(
+    sector_id: SectorId,
+    sequence: u16,
+    timestamp: u64,
+    count: usize,
+) -> usize {
+    // bincode `standard()` varints: 1 byte up to 250, then a marker and 2, 4 or 8 bytes.
+    fn varint_len(v: u64) -> usize {
+        match v {
+            0..=250 => 1,
+            251..=0xFFFF => 3,
+            0x1_0000..=0xFFFF_FFFF => 5,
+            _ => 9,
+        }
+    }
+    let zigzag = |v: i64| ((v << 1) ^ (v >> 63)) as u64;
+    1 + varint_len(zigzag(sector_id.x))
+        + varint_len(zigzag(sector_id.y))
+        + 1
+        + varint_len(u64::from(sequence))
+        + varint_len(timestamp)
+        + varint_len(count as u64)
+}
+
+/// Appends a `UnitUpdate` whose `count` records are already packed in
+/// `payload` (the sender's fast path: the records are packed once, to
+/// measure them, and the same bits go on the wire).
+pub fn encode_packed_unit_update(
+    sector_id: SectorId,
+    sequence: u16,
+    timestamp: u64,
+    count: usize,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     let header = UnitUpdateHeader {
         sector_id,
         sequence,
         timestamp,
-        count: u16::MAX,
+        count: u16::try_from(count).map_err(|_| EncodeError::TooManyDeltas)?,
     };
-    1 + bincode::serde::encode_to_vec(&header, config()).map_or(64, |v| v.len())
+    out.push(tag::UNIT_UPDATE);
+    put(out, &header)?;
+    out.extend_from_slice(payload);
+    Ok(())
 }
 
 /// Decodes one whole message; every byte must be used.

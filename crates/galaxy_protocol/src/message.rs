@@ -13,7 +13,7 @@ use crate::sector::SectorId;
 use crate::unit::{CompressedUnit, PlayerId};
 
 /// Protocol version a client announces in [`Connect`]; bumped on any wire change.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Longest `auth_token` accepted, in bytes.
 pub const MAX_AUTH_TOKEN_BYTES: usize = 2048;

@@ -109,11 +109,11 @@ impl<K: Copy + Eq + Hash + Ord> PriorityAccumulator<K> {
         self.entries.get(key).map(|e| e.accumulated)
     }
 
-    /// Takes the items to send this round into `out` (in send order) and
-    /// returns the bytes they use. At most `budget` bytes, except that when
-    /// the first item alone is larger than the budget it is taken anyway, so
-    /// an oversized item cannot block the queue (overshoot <= one item).
-    pub fn fill(&mut self, budget: usize, out: &mut Vec<K>) -> usize {
+    /// Adds every waiting item's weight to its accumulated priority and
+    /// writes all keys into `out` in send order: critical first (most urgent,
+    /// then arrival), then normal by accumulated priority (ties: key order).
+    /// Nothing is taken out; [`PriorityAccumulator::remove`] what was sent.
+    pub fn rank(&mut self, out: &mut Vec<K>) {
         for e in self.entries.values_mut() {
             e.accumulated += e.weight;
         }
@@ -130,11 +130,22 @@ impl<K: Copy + Eq + Hash + Ord> PriorityAccumulator<K> {
                 })
                 .then_with(|| ka.cmp(kb))
         });
+        out.extend(self.order.iter().map(|(k, _)| *k));
+    }
+
+    /// Takes the items to send this round into `out` (in send order) and
+    /// returns the bytes they use. At most `budget` bytes, except that when
+    /// the first item alone is larger than the budget it is taken anyway, so
+    /// an oversized item cannot block the queue (overshoot <= one item).
+    pub fn fill(&mut self, budget: usize, out: &mut Vec<K>) -> usize {
+        let mut ranked = Vec::with_capacity(self.entries.len());
+        self.rank(&mut ranked);
         let mut used = 0usize;
-        for &(k, e) in &self.order {
+        for k in ranked {
+            let bytes = self.entries[&k].bytes;
             let first = out.is_empty() && used == 0;
-            if used + e.bytes <= budget || first {
-                used += e.bytes;
+            if used + bytes <= budget || first {
+                used += bytes;
                 out.push(k);
                 self.entries.remove(&k);
             }

@@ -113,7 +113,7 @@ impl DeltaReceiver {
         self.stats
     }
 
-    fn state_at(&self, id: UnitId, tick: u64) -> Option<Option<QuantizedUnit>> {
+    fn recorded_at(&self, id: UnitId, tick: u64) -> Option<Option<QuantizedUnit>> {
         let h = self.units.get(&id)?;
         let i = h.binary_search_by_key(&tick, |e| e.0).ok()?;
         Some(h[i].1)
@@ -180,7 +180,7 @@ impl DeltaReceiver {
             }
             prev = Some(d.unit_id);
             let base = match d.body {
-                DeltaBody::Changes(c) => match self.state_at(d.unit_id, c.baseline_tick) {
+                DeltaBody::Changes(c) => match self.recorded_at(d.unit_id, c.baseline_tick) {
                     Some(Some(base)) => Some(base),
                     _ if self.dropped(d.unit_id, c.baseline_tick) => return Ok(false),
                     _ => {
@@ -194,7 +194,7 @@ impl DeltaReceiver {
             };
             let new = d.apply(base.as_ref())?;
             if self
-                .state_at(d.unit_id, update.timestamp)
+                .recorded_at(d.unit_id, update.timestamp)
                 .is_some_and(|s| s != new)
             {
                 return Err(ReceiveError::Conflict(d.unit_id));
@@ -284,6 +284,28 @@ impl DeltaReceiver {
     /// The newest state of unit `id`, if visible.
     pub fn unit(&self, id: UnitId) -> Option<&QuantizedUnit> {
         self.units.get(&id)?.back()?.1.as_ref()
+    }
+
+    /// The state of unit `id` that holds at server tick `tick`: the newest
+    /// recorded at or before it (or the oldest kept, if all are newer).
+    /// `None` if the unit is unknown or was removed by then.
+    pub fn state_at(&self, id: UnitId, tick: u64) -> Option<&QuantizedUnit> {
+        let h = self.units.get(&id)?;
+        let i = h.partition_point(|e| e.0 <= tick);
+        h.get(i.saturating_sub(1))?.1.as_ref()
+    }
+
+    /// Where unit `id` is at server tick `tick` as this client knows it:
+    /// [`DeltaReceiver::state_at`] dead-reckoned to `tick`. This is what a
+    /// renderer drawing the world at that tick shows.
+    pub fn position_at(&self, id: UnitId, tick: u64) -> Option<crate::WorldPos> {
+        self.state_at(id, tick).map(|u| u.position_at(tick))
+    }
+
+    /// Tick of the newest state held for unit `id` (when this client last
+    /// heard of it), if any is kept.
+    pub fn updated_at(&self, id: UnitId) -> Option<u64> {
+        self.units.get(&id)?.back().map(|e| e.0)
     }
 
     /// Every visible unit with its newest state.

@@ -8,14 +8,25 @@
 //! them into `UnitUpdate`s of at most `max_message_bytes`. A lost packet is
 //! never resent as such: the next delta is taken against the older baseline
 //! and heals the receiver.
+//!
+//! With a [`ByteBudget`] ([`DeltaSender::write_updates_within`]) only what
+//! fits goes, chosen by a [`PriorityAccumulator`]: removals first, then by
+//! priority accumulated while waiting (the caller's nearness weight times
+//! how far the client's picture of the unit is off, more for units the
+//! client does not have yet). Units left out keep their priority and grow
+//! it every tick, so nothing starves.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::ack::{RECEIVE_WINDOW, UpdateAck, sequence_greater};
 use crate::bits::BitWriter;
-use crate::codec::{MAX_UNIT_UPDATE_BYTES, unit_update_overhead};
+use crate::budget::ByteBudget;
+use crate::codec::{
+    MAX_UNIT_UPDATE_BYTES, encode_packed_unit_update, unit_update_header_len, unit_update_overhead,
+};
 use crate::delta::{DeltaBody, FieldChanges, UnitDelta, write_delta};
 use crate::message::UnitUpdate;
+use crate::priority::{PriorityAccumulator, PriorityClass};
 use crate::sector::SectorId;
 use crate::unit::{QuantizedUnit, UnitId};
 
@@ -35,6 +46,12 @@ pub struct DeltaConfig {
     /// Encode changes as deltas against acked baselines; off sends every
     /// changed unit whole (the design's `compression_enabled`, for comparison).
     pub deltas: bool,
+    /// On a tick with nothing to send while the newest packet is not yet
+    /// acknowledged, send an empty one: its ack reveals at once whether the
+    /// one before was lost. With dead reckoning a lone update (a unit that
+    /// turned) is often followed by silence, and would otherwise wait
+    /// `resend_after_ticks` to be found lost.
+    pub probe_unacked: bool,
 }
 
 impl Default for DeltaConfig {
@@ -45,6 +62,7 @@ impl Default for DeltaConfig {
             baseline_window_ticks: 256,
             resend_after_ticks: 8,
             deltas: true,
+            probe_unacked: true,
         }
     }
 }
@@ -54,6 +72,8 @@ impl Default for DeltaConfig {
 pub struct SenderStats {
     /// `UnitUpdate`s produced.
     pub messages: u64,
+    /// Bytes of those messages (tag, header and packed records).
+    pub bytes: u64,
     /// Units sent whole.
     pub full_units: u64,
     /// Units sent as field deltas.
@@ -66,15 +86,30 @@ pub struct SenderStats {
     pub acked_packets: u64,
     /// Packets judged lost (no ack in time, or skipped by a later ack).
     pub lost_packets: u64,
+    /// Unit sends a byte budget put off to a later tick.
+    pub deferred: u64,
+    /// Empty updates sent to learn sooner whether the one before arrived.
+    pub probes: u64,
 }
+
+/// Priority weight of a unit the client does not have yet, relative to 1.0
+/// for a unit whose picture on the client is right.
+const NEW_UNIT_WEIGHT: f32 = 4.0;
+/// Centimetres of error on the client that add 1.0 to a unit's weight.
+const ERROR_CM_PER_WEIGHT: f32 = 100.0;
+/// Most weight error adds (so a teleport cannot starve the rest for long).
+const MAX_ERROR_WEIGHT: f32 = 10.0;
+/// Smallest caller weight: far units still accumulate and get their turn.
+const MIN_WEIGHT: f32 = 0.01;
+/// Empty probes sent after a packet with units, at most (one lost probe
+/// must not leave the packet to the timeout; more would be waste).
+const MAX_PROBES: u8 = 2;
 
 /// One unit as seen by one client's sender.
 #[derive(Clone, Debug)]
 struct Tracked {
     /// What the client should have: `None` = remove it.
     current: Option<QuantizedUnit>,
-    /// Sector of the last known position (removals are grouped there).
-    sector: SectorId,
     /// Newest acknowledged `(tick, state)`.
     acked: Option<(u64, Option<QuantizedUnit>)>,
     /// Sent but not yet superseded by an ack, oldest first.
@@ -83,11 +118,22 @@ struct Tracked {
     resend: bool,
     /// Already in the due list.
     queued: bool,
+    /// The caller's priority weight (nearness); see [`DeltaSender::set_unit_weighted`].
+    weight: f32,
 }
 
 impl Tracked {
     fn settled(&self) -> bool {
         self.in_flight.is_empty() && self.acked.map(|a| a.1) == Some(self.current)
+    }
+
+    /// What the client has, or will have once what is in flight arrives.
+    fn believed(&self) -> Option<QuantizedUnit> {
+        self.in_flight
+            .back()
+            .map(|e| e.1)
+            .or(self.acked.map(|a| a.1))
+            .flatten()
     }
 }
 
@@ -101,6 +147,24 @@ struct SentPacket {
     skipped: bool,
 }
 
+/// A unit that is due this tick, with the delta it would be sent as.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    sector: SectorId,
+    id: UnitId,
+    delta: UnitDelta,
+    /// Sending it drops the baseline (too many states in flight).
+    drops_baseline: bool,
+    /// It is sent only because its last packet was lost.
+    resend: bool,
+}
+
+/// Where packed messages go: decoded (tests, reports) or as wire bytes.
+enum Sink<'a> {
+    Decoded(&'a mut Vec<UnitUpdate>),
+    Encoded(&'a mut Vec<Vec<u8>>),
+}
+
 /// Delta-compresses one client's view of the world; see the module docs.
 #[derive(Debug)]
 pub struct DeltaSender {
@@ -112,7 +176,14 @@ pub struct DeltaSender {
     last_tick: Option<u64>,
     pool: Vec<Vec<UnitId>>,
     writer: BitWriter,
-    batch: Vec<(SectorId, UnitId, UnitDelta)>,
+    scratch: BitWriter,
+    batch: Vec<Candidate>,
+    ranked: Vec<UnitId>,
+    priority: PriorityAccumulator<UnitId>,
+    /// Sector of the last message (where a probe goes).
+    last_sector: SectorId,
+    /// Probes sent since the last message with units.
+    probes_since_data: u8,
     stats: SenderStats,
 }
 
@@ -134,7 +205,12 @@ impl DeltaSender {
             last_tick: None,
             pool: Vec::new(),
             writer: BitWriter::new(),
+            scratch: BitWriter::new(),
             batch: Vec::new(),
+            ranked: Vec::new(),
+            priority: PriorityAccumulator::new(),
+            last_sector: SectorId::new(0, 0, 0),
+            probes_since_data: 0,
             stats: SenderStats::default(),
         }
     }
@@ -159,17 +235,34 @@ impl DeltaSender {
     /// Declares that the client should see unit `id` in state `unit`
     /// (call for new and changed units; unchanged calls cost a comparison).
     pub fn set_unit(&mut self, id: UnitId, unit: QuantizedUnit) {
+        self.set(id, unit, None);
+    }
+
+    /// Like [`DeltaSender::set_unit`], with the unit's priority weight for
+    /// a byte budget (e.g. 1.0 near the client's view, less farther out;
+    /// at least 0.01). The weight is kept until set again.
+    pub fn set_unit_weighted(&mut self, id: UnitId, unit: QuantizedUnit, weight: f32) {
+        self.set(id, unit, Some(weight));
+    }
+
+    fn set(&mut self, id: UnitId, unit: QuantizedUnit, weight: Option<f32>) {
         let t = self.units.entry(id).or_insert_with(|| Tracked {
             current: None,
-            sector: SectorId::at(unit.position()),
             acked: None,
             in_flight: VecDeque::new(),
             resend: false,
             queued: false,
+            weight: 1.0,
         });
+        if let Some(w) = weight {
+            t.weight = if w.is_finite() {
+                w.max(MIN_WEIGHT)
+            } else {
+                1.0
+            };
+        }
         if t.current != Some(unit) {
             t.current = Some(unit);
-            t.sector = SectorId::at(unit.position());
             Self::enqueue(&mut self.due, id, t);
         }
     }
@@ -219,6 +312,11 @@ impl DeltaSender {
         self.units.values().filter(|t| !t.settled()).count()
     }
 
+    /// Units waiting to be sent (changed, lost, or put off by a budget).
+    pub fn pending_units(&self) -> usize {
+        self.due.len()
+    }
+
     /// Takes an acknowledgement from the client: acked packets become
     /// baselines; unacked packets the ack skips over are probably lost, and
     /// their units are sent again next tick (the record stays until it
@@ -259,6 +357,7 @@ impl DeltaSender {
             t.in_flight.drain(..=pos);
             if t.current.is_none() && t.settled() && !t.queued {
                 self.units.remove(&id);
+                self.priority.remove(&id);
             }
         }
         rec.units.clear();
@@ -280,18 +379,193 @@ impl DeltaSender {
     }
 
     /// Encodes this tick's updates (call once per tick, `tick` increasing;
-    /// a repeated or older tick produces nothing). Returns the messages to
-    /// send on an unreliable channel.
+    /// a repeated or older tick produces nothing). Every due unit goes.
+    /// Returns the messages to send on an unreliable channel.
     pub fn write_updates(&mut self, tick: u64) -> Vec<UnitUpdate> {
         let mut out = Vec::new();
+        self.produce(tick, None, &mut Sink::Decoded(&mut out));
+        out
+    }
+
+    /// Like [`DeltaSender::write_updates`], but sends only what fits in
+    /// `budget` (refilled by the caller for this tick), in priority order,
+    /// and spends what it sent. The rest waits, gaining priority. The bytes
+    /// may exceed what was available by at most one message.
+    pub fn write_updates_within(&mut self, tick: u64, budget: &mut ByteBudget) -> Vec<UnitUpdate> {
+        let mut out = Vec::new();
+        self.produce(tick, Some(budget), &mut Sink::Decoded(&mut out));
+        out
+    }
+
+    /// Like [`DeltaSender::write_updates_within`], appending each message
+    /// already encoded (what [`crate::encode`] would give for it) to `out`:
+    /// the records are packed once, to measure them, and those bits are sent.
+    pub fn write_messages_within(
+        &mut self,
+        tick: u64,
+        budget: &mut ByteBudget,
+        out: &mut Vec<Vec<u8>>,
+    ) {
+        self.produce(tick, Some(budget), &mut Sink::Encoded(out));
+    }
+
+    fn produce(&mut self, tick: u64, budget: Option<&mut ByteBudget>, sink: &mut Sink<'_>) {
         if self.last_tick.is_some_and(|t| t >= tick) {
-            return out;
+            return;
         }
         self.last_tick = Some(tick);
         self.expire_unacked(tick);
         self.collect_due(tick);
-        self.pack(tick, &mut out);
-        out
+        let messages_before = self.stats.messages;
+        let mut limit = match budget {
+            Some(b) if !b.is_unlimited() => Some(b),
+            _ => None,
+        };
+        match limit.as_deref_mut() {
+            None => {
+                self.priority = PriorityAccumulator::new();
+                let mut batch = std::mem::take(&mut self.batch);
+                batch.sort_unstable_by_key(|c| (c.sector, c.id));
+                let used = self.pack(tick, &batch, usize::MAX, sink);
+                debug_assert_eq!(used, batch.len());
+                batch.clear();
+                self.batch = batch;
+            }
+            Some(budget) => {
+                let available = budget.available();
+                let spent = self.produce_within(tick, available, sink);
+                budget.spend(spent);
+            }
+        }
+        if self.stats.messages != messages_before {
+            self.probes_since_data = 0;
+            return;
+        }
+        // The newest packet with units in it is not acknowledged yet.
+        let unacked = self
+            .sent
+            .iter()
+            .rev()
+            .find(|p| !p.units.is_empty())
+            .is_some_and(|p| !p.skipped && p.tick < tick);
+        let affordable = limit.as_ref().is_none_or(|b| b.available() > 0);
+        if self.config.probe_unacked && unacked && self.probes_since_data < MAX_PROBES && affordable
+        {
+            self.probes_since_data += 1;
+            let sector = self.last_sector;
+            let seq = self.next_seq;
+            self.writer.clear();
+            let bytes = self.finish_message(sector, seq, tick, &[], sink);
+            self.stats.probes += 1;
+            if let Some(b) = limit {
+                b.spend(bytes);
+            }
+        }
+    }
+
+    /// Chooses, packs and sends what fits `available` bytes; returns the
+    /// bytes sent. Units not sent are queued again.
+    fn produce_within(&mut self, tick: u64, available: usize, sink: &mut Sink<'_>) -> usize {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.sort_unstable_by_key(|c| c.id);
+        // Bits of each record with a one-group id gap (wider gaps make the
+        // packed total a little larger; the budget's debt repays it next tick).
+        let mut bits = Vec::with_capacity(batch.len());
+        for c in &batch {
+            self.scratch.clear();
+            let _ = write_delta(&mut self.scratch, c.id.checked_sub(1), tick, &c.delta);
+            bits.push(self.scratch.bit_len());
+        }
+        let header = unit_update_overhead(SectorId::new(0, 0, 0), 0, tick);
+        let mut chosen = vec![false; batch.len()];
+        let mut sectors: Vec<SectorId> = batch.iter().map(|c| c.sector).collect();
+        sectors.sort_unstable();
+        sectors.dedup();
+        let headers = header * (sectors.len() + bits.len() / 150 + 1);
+        let everything = bits.iter().sum::<usize>().div_ceil(8) + headers;
+        if everything <= available {
+            chosen.fill(true);
+        } else if available > 0 {
+            for (c, &b) in batch.iter().zip(&bits) {
+                let (class, weight) = self.priority_of(tick, c);
+                self.priority.push(c.id, class, weight, b);
+            }
+            let mut ranked = std::mem::take(&mut self.ranked);
+            ranked.clear();
+            self.priority.rank(&mut ranked);
+            sectors.clear();
+            let (mut used_bits, mut any) = (0usize, false);
+            for id in &ranked {
+                let Ok(i) = batch.binary_search_by_key(id, |c| c.id) else {
+                    continue;
+                };
+                let sector = batch[i].sector;
+                let new_sector = !sectors.contains(&sector);
+                let would = (used_bits + bits[i]).div_ceil(8)
+                    + header * (sectors.len() + usize::from(new_sector));
+                // Over budget: skip it, unless nothing was taken yet and it
+                // fits one message (a record larger than the whole budget
+                // must not block the queue; the overshoot is one message).
+                let oversized_first =
+                    !any && bits[i].div_ceil(8) + header <= self.config.max_message_bytes;
+                if would > available && !oversized_first {
+                    continue;
+                }
+                used_bits += bits[i];
+                if new_sector {
+                    sectors.push(sector);
+                }
+                chosen[i] = true;
+                any = true;
+            }
+            self.ranked = ranked;
+        }
+        // Pack the chosen in (sector, id) order; the rest wait.
+        let mut order: Vec<(bool, SectorId, UnitId, usize)> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (!chosen[i], c.sector, c.id, i))
+            .collect();
+        order.sort_unstable();
+        let sorted: Vec<Candidate> = order.iter().map(|o| batch[o.3]).collect();
+        let n = chosen.iter().filter(|&&c| c).count();
+        let hard_limit = available.saturating_add(self.config.max_message_bytes);
+        let before = self.stats.bytes;
+        let packed = self.pack(tick, &sorted[..n], hard_limit, sink);
+        if !self.priority.is_empty() {
+            for c in &sorted[..packed] {
+                self.priority.remove(&c.id);
+            }
+        }
+        for c in &sorted[packed..] {
+            self.stats.deferred += 1;
+            if let Some(t) = self.units.get_mut(&c.id) {
+                Self::enqueue(&mut self.due, c.id, t);
+            }
+        }
+        batch.clear();
+        self.batch = batch;
+        (self.stats.bytes - before) as usize
+    }
+
+    /// Priority class and weight of a candidate for the accumulator.
+    fn priority_of(&self, tick: u64, c: &Candidate) -> (PriorityClass, f32) {
+        let Some(t) = self.units.get(&c.id) else {
+            return (PriorityClass::Normal, 1.0);
+        };
+        match (&c.delta.body, t.current) {
+            (DeltaBody::Removed, _) => (PriorityClass::Critical(0), 0.0),
+            (DeltaBody::Full(_), _) => (PriorityClass::Normal, t.weight * NEW_UNIT_WEIGHT),
+            (DeltaBody::Changes(_), Some(cur)) => {
+                let error_cm = t.believed().map_or(0.0, |b| {
+                    let (p, q) = (cur.position_at(tick), b.position_at(tick));
+                    (p.x.abs_diff(q.x) + p.y.abs_diff(q.y)) as f32
+                });
+                let w = 1.0 + (error_cm / ERROR_CM_PER_WEIGHT).min(MAX_ERROR_WEIGHT);
+                (PriorityClass::Normal, t.weight * w)
+            }
+            (DeltaBody::Changes(_), None) => (PriorityClass::Normal, t.weight),
+        }
     }
 
     /// Packets with no ack for too long, or too many outstanding, count as lost.
@@ -307,8 +581,10 @@ impl DeltaSender {
         }
     }
 
+    /// Turns every due unit into a candidate (without committing anything).
     fn collect_due(&mut self, tick: u64) {
         let cap = self.config.history_cap.max(2);
+        self.batch.clear();
         for id in std::mem::take(&mut self.due) {
             let Some(t) = self.units.get_mut(&id) else {
                 continue;
@@ -318,78 +594,103 @@ impl DeltaSender {
                 if t.current.is_none() {
                     self.units.remove(&id);
                 }
+                self.priority.remove(&id);
                 continue;
             }
             let unchanged =
                 t.in_flight.back().map(|e| e.1).or(t.acked.map(|a| a.1)) == Some(t.current);
             if unchanged && !t.resend {
+                self.priority.remove(&id);
                 continue; // in flight already; wait for its ack or loss
             }
-            if unchanged {
-                self.stats.resends += 1;
-            }
-            t.resend = false;
-            if t.in_flight.len() + 1 >= cap {
-                // The client may have pushed the baseline out of its history:
-                // forget it, so only whole states go until a new ack arrives.
-                t.in_flight.pop_front();
-                t.acked = None;
-            }
-            let body = match (t.current, t.acked) {
+            // The client may have pushed the baseline out of its history:
+            // such a send forgets it, so only whole states go until a new ack.
+            let drops_baseline = t.in_flight.len() + 1 >= cap;
+            let acked = if drops_baseline { None } else { t.acked };
+            let body = match (t.current, acked) {
                 (None, _) => DeltaBody::Removed,
                 (Some(cur), Some((bt, Some(base))))
                     if self.config.deltas
                         && (tick - bt <= self.config.baseline_window_ticks
                             || t.in_flight.is_empty()) =>
                 {
-                    FieldChanges::between(bt, &base, &cur)
+                    FieldChanges::between(bt, tick, &base, &cur)
                         .map_or(DeltaBody::Full(cur), DeltaBody::Changes)
                 }
                 (Some(cur), _) => DeltaBody::Full(cur),
             };
-            self.batch
-                .push((t.sector, id, UnitDelta { unit_id: id, body }));
+            // Group by where the client will draw it now (a removal: where it was).
+            let sector = t
+                .current
+                .or(t.believed())
+                .map_or(SectorId::new(0, 0, 0), |u| {
+                    SectorId::at(u.position_at(tick))
+                });
+            self.batch.push(Candidate {
+                sector,
+                id,
+                delta: UnitDelta { unit_id: id, body },
+                drops_baseline,
+                resend: unchanged,
+            });
         }
-        self.batch.sort_unstable_by_key(|&(s, id, _)| (s, id));
     }
 
-    fn pack(&mut self, tick: u64, out: &mut Vec<UnitUpdate>) {
-        let batch = std::mem::take(&mut self.batch);
+    /// Commits a candidate that is being sent.
+    fn commit(&mut self, c: &Candidate) {
+        if let Some(t) = self.units.get_mut(&c.id) {
+            if c.resend {
+                self.stats.resends += 1;
+            }
+            t.resend = false;
+            if c.drops_baseline {
+                t.in_flight.pop_front();
+                t.acked = None;
+            }
+        }
+    }
+
+    /// Packs `batch` (sorted by sector, then id) into messages of one
+    /// sector each, stopping before the total would pass `limit` bytes;
+    /// returns how many candidates were packed.
+    fn pack(&mut self, tick: u64, batch: &[Candidate], limit: usize, sink: &mut Sink<'_>) -> usize {
         let mut i = 0;
+        let mut total = 0usize;
         while i < batch.len() {
-            let sector = batch[i].0;
+            let sector = batch[i].sector;
             let seq = self.next_seq;
-            let limit = self
-                .config
-                .max_message_bytes
-                .saturating_sub(unit_update_overhead(sector, seq, tick));
+            let overhead = unit_update_overhead(sector, seq, tick);
+            let room = self.config.max_message_bytes.saturating_sub(overhead);
             self.writer.clear();
-            let mut updates = Vec::new();
+            let start = i;
             let mut prev = None;
-            while let Some(&(s, id, delta)) = batch.get(i) {
-                if s != sector {
+            while let Some(c) = batch.get(i) {
+                if c.sector != sector {
                     break;
                 }
                 let mark = self.writer.bit_len();
-                if write_delta(&mut self.writer, prev, tick, &delta).is_err() {
+                if write_delta(&mut self.writer, prev, tick, &c.delta).is_err() {
                     // Unreachable for a sorted, de-duplicated batch; skip rather than corrupt.
                     self.writer.truncate(mark);
                     i += 1;
                     continue;
                 }
-                if self.writer.byte_len() > limit && !updates.is_empty() {
+                let first = i == start;
+                let over_message = self.writer.byte_len() > room && !first;
+                let over_limit = total + overhead + self.writer.byte_len() > limit;
+                if over_message || over_limit {
                     self.writer.truncate(mark);
                     break;
                 }
-                updates.push(delta);
-                prev = Some(id);
+                prev = Some(c.id);
                 i += 1;
             }
-            self.finish_message(sector, seq, tick, updates, out);
+            if i == start {
+                break; // the limit is reached
+            }
+            total += self.finish_message(sector, seq, tick, &batch[start..i], sink);
         }
-        let mut batch = batch;
-        batch.clear();
-        self.batch = batch;
+        i
     }
 
     fn finish_message(
@@ -397,17 +698,18 @@ impl DeltaSender {
         sector: SectorId,
         seq: u16,
         tick: u64,
-        updates: Vec<UnitDelta>,
-        out: &mut Vec<UnitUpdate>,
-    ) {
+        records: &[Candidate],
+        sink: &mut Sink<'_>,
+    ) -> usize {
         let mut ids = self.pool.pop().unwrap_or_default();
-        for d in &updates {
-            let Some(t) = self.units.get_mut(&d.unit_id) else {
+        for c in records {
+            self.commit(c);
+            let Some(t) = self.units.get_mut(&c.id) else {
                 continue;
             };
             t.in_flight.push_back((tick, t.current));
-            ids.push(d.unit_id);
-            match d.body {
+            ids.push(c.id);
+            match c.delta.body {
                 DeltaBody::Full(_) => self.stats.full_units += 1,
                 DeltaBody::Changes(_) => self.stats.delta_units += 1,
                 DeltaBody::Removed => self.stats.removals += 1,
@@ -421,12 +723,35 @@ impl DeltaSender {
         });
         self.next_seq = self.next_seq.wrapping_add(1);
         self.stats.messages += 1;
-        out.push(UnitUpdate {
-            sector_id: sector,
-            sequence: seq,
-            timestamp: tick,
-            updates,
-        });
+        self.last_sector = sector;
+        let len = match sink {
+            Sink::Decoded(out) => {
+                out.push(UnitUpdate {
+                    sector_id: sector,
+                    sequence: seq,
+                    timestamp: tick,
+                    updates: records.iter().map(|c| c.delta).collect(),
+                });
+                unit_update_header_len(sector, seq, tick, records.len()) + self.writer.byte_len()
+            }
+            Sink::Encoded(out) => {
+                let mut bytes = Vec::with_capacity(self.writer.byte_len() + 24);
+                let encoded = encode_packed_unit_update(
+                    sector,
+                    seq,
+                    tick,
+                    records.len(),
+                    self.writer.as_bytes(),
+                    &mut bytes,
+                );
+                debug_assert!(encoded.is_ok(), "one sector's records always fit a message");
+                let len = bytes.len();
+                out.push(bytes);
+                len
+            }
+        };
+        self.stats.bytes += len as u64;
+        len
     }
 
     /// Forgets everything the client had (e.g. after it reconnected): every
@@ -434,6 +759,7 @@ impl DeltaSender {
     pub fn reset_client(&mut self) {
         self.sent.clear();
         self.due.clear();
+        self.priority = PriorityAccumulator::new();
         self.units.retain(|_, t| t.current.is_some());
         for (&id, t) in self.units.iter_mut() {
             t.acked = None;

@@ -1,12 +1,19 @@
-//! Unit state as the protocol sees it, and the one function that quantizes it.
+//! Unit state as the protocol sees it, and the functions that quantize it.
 //!
 //! A [`QuantizedUnit`] is what baselines hold on both sides of a connection;
-//! it can only be made by [`quantize`] (or by decoding one that was), so the
-//! sender and receiver always compare and reconstruct bit-identical values.
+//! it can only be made by [`quantize`] or [`quantize_at`] (or by decoding
+//! one that was), so the sender and receiver always compare and reconstruct
+//! bit-identical values.
+//!
+//! A moving unit's state is a dead-reckoning track: its position at an
+//! anchor tick and its velocity. Both sides compute where it is at any tick
+//! with [`QuantizedUnit::position_at`], so a unit on a straight path keeps
+//! the same state, and costs nothing on the wire, until it turns or stops
+//! (see [`crate::DeadReckoner`]).
 
 use serde::{Deserialize, Serialize};
 
-use crate::position::WorldPos;
+use crate::position::{Velocity, WorldPos};
 
 /// A unit's identity, unique in the whole universe.
 pub type UnitId = u64;
@@ -45,6 +52,10 @@ pub struct UnitSample {
     pub kind: u8,
     /// Authoritative position (already fixed point; see [`WorldPos::from_metres`]).
     pub position: WorldPos,
+    /// Where the unit is heading, per tick (already fixed point; see
+    /// [`Velocity::from_cm_per_tick`]); [`Velocity::ZERO`] when it stands.
+    /// Only [`quantize_at`] (dead reckoning) uses it.
+    pub velocity: Velocity,
     /// Hit points; rounded and clamped to `0..=MAX_HEALTH`.
     pub health: f32,
     /// Current activity.
@@ -60,43 +71,116 @@ pub struct QuantizedUnit {
     owner: PlayerId,
     kind: u8,
     position: WorldPos,
+    velocity: Velocity,
+    anchor_tick: u64,
     health: u16,
     state: UnitState,
     target: Option<UnitId>,
 }
 
-/// Quantizes a simulated unit: the only way state enters a baseline.
+/// Quantizes a simulated unit as a still picture (no velocity): where it is
+/// now. Snapshots and transfers between servers use this form.
 pub fn quantize(sample: &UnitSample) -> QuantizedUnit {
+    quantize_with(sample, Motion::still(sample.position))
+}
+
+/// Quantizes a simulated unit as a dead-reckoning track anchored at `tick`:
+/// its position then and its velocity, from which both sides extrapolate
+/// ([`QuantizedUnit::position_at`]). A unit at rest is the same as [`quantize`].
+pub fn quantize_at(sample: &UnitSample, tick: u64) -> QuantizedUnit {
+    quantize_with(sample, Motion::new(sample.position, sample.velocity, tick))
+}
+
+fn quantize_with(sample: &UnitSample, motion: Motion) -> QuantizedUnit {
     // `as` saturates and maps NaN to 0.
     let health = (sample.health.round() as i64).clamp(0, i64::from(MAX_HEALTH)) as u16;
     QuantizedUnit {
         owner: sample.owner,
         kind: sample.kind,
-        position: sample.position,
+        position: motion.position,
+        velocity: motion.velocity,
+        anchor_tick: motion.anchor_tick,
         health,
         state: sample.state,
         target: sample.target,
     }
 }
 
+/// The kinematic part of a [`QuantizedUnit`]: position at an anchor tick and
+/// velocity. Canonical: a unit at rest has anchor tick 0, so two still
+/// units at the same place are equal whenever they stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Motion {
+    /// Position at `anchor_tick`.
+    pub position: WorldPos,
+    /// Velocity, 1/16 cm per tick.
+    pub velocity: Velocity,
+    /// Tick at which the unit was at `position` (0 when at rest).
+    pub anchor_tick: u64,
+}
+
+impl Motion {
+    /// A track (canonicalised: at rest means anchor tick 0).
+    pub fn new(position: WorldPos, velocity: Velocity, anchor_tick: u64) -> Self {
+        Self {
+            position,
+            velocity,
+            anchor_tick: if velocity.is_zero() { 0 } else { anchor_tick },
+        }
+    }
+
+    /// Standing at `position`.
+    pub fn still(position: WorldPos) -> Self {
+        Self::new(position, Velocity::ZERO, 0)
+    }
+
+    /// Where this track is at `tick` (saturating at the edge of the world).
+    pub fn position_at(&self, tick: u64) -> WorldPos {
+        if self.velocity.is_zero() {
+            return self.position;
+        }
+        let (dx, dy) = self
+            .velocity
+            .offset_after(i128::from(tick) - i128::from(self.anchor_tick));
+        let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        WorldPos::new(
+            clamp(i128::from(self.position.x) + dx),
+            clamp(i128::from(self.position.y) + dy),
+        )
+    }
+}
+
 impl QuantizedUnit {
-    /// Builds a value whose fields are already valid (decoders and deltas only).
+    /// Builds a value whose fields are already valid (decoders and deltas
+    /// only); the motion is canonicalised as [`Motion::new`] does.
     pub(crate) fn from_parts(
         owner: PlayerId,
         kind: u8,
-        position: WorldPos,
+        motion: Motion,
         health: u16,
         state: UnitState,
         target: Option<UnitId>,
     ) -> Option<Self> {
+        let motion = Motion::new(motion.position, motion.velocity, motion.anchor_tick);
         (health <= MAX_HEALTH).then_some(Self {
             owner,
             kind,
-            position,
+            position: motion.position,
+            velocity: motion.velocity,
+            anchor_tick: motion.anchor_tick,
             health,
             state,
             target,
         })
+    }
+
+    /// This unit with another track (health, state and the rest unchanged).
+    pub fn with_motion(mut self, motion: Motion) -> Self {
+        let m = Motion::new(motion.position, motion.velocity, motion.anchor_tick);
+        self.position = m.position;
+        self.velocity = m.velocity;
+        self.anchor_tick = m.anchor_tick;
+        self
     }
 
     /// The owning player.
@@ -107,9 +191,31 @@ impl QuantizedUnit {
     pub fn kind(&self) -> u8 {
         self.kind
     }
-    /// Position in centimetres.
+    /// Position in centimetres at the anchor tick (for a unit at rest:
+    /// where it stands). Use [`QuantizedUnit::position_at`] for a moving unit.
     pub fn position(&self) -> WorldPos {
         self.position
+    }
+    /// Velocity, 1/16 cm per tick ([`Velocity::ZERO`] at rest).
+    pub fn velocity(&self) -> Velocity {
+        self.velocity
+    }
+    /// Tick at which the unit was at [`QuantizedUnit::position`] (0 at rest).
+    pub fn anchor_tick(&self) -> u64 {
+        self.anchor_tick
+    }
+    /// Position, velocity and anchor tick together.
+    pub fn motion(&self) -> Motion {
+        Motion {
+            position: self.position,
+            velocity: self.velocity,
+            anchor_tick: self.anchor_tick,
+        }
+    }
+    /// Where the unit is at server tick `tick`, dead-reckoned from its track
+    /// (exact integer arithmetic: the same on every machine).
+    pub fn position_at(&self, tick: u64) -> WorldPos {
+        self.motion().position_at(tick)
     }
     /// Hit points, `0..=MAX_HEALTH`.
     pub fn health(&self) -> u16 {
@@ -124,12 +230,14 @@ impl QuantizedUnit {
         self.target
     }
 
-    /// Back to a sample (the exact inverse of [`quantize`] for quantized values).
+    /// Back to a sample (the exact inverse of [`quantize_at`] at the anchor
+    /// tick, and of [`quantize`] for a unit at rest).
     pub fn to_sample(&self) -> UnitSample {
         UnitSample {
             owner: self.owner,
             kind: self.kind,
             position: self.position,
+            velocity: self.velocity,
             health: f32::from(self.health),
             state: self.state,
             target: self.target,
@@ -143,6 +251,8 @@ struct RawUnit {
     owner: PlayerId,
     kind: u8,
     position: WorldPos,
+    velocity: Velocity,
+    anchor_tick: u64,
     health: u16,
     state: UnitState,
     target: Option<UnitId>,
@@ -154,6 +264,8 @@ impl From<QuantizedUnit> for RawUnit {
             owner: u.owner,
             kind: u.kind,
             position: u.position,
+            velocity: u.velocity,
+            anchor_tick: u.anchor_tick,
             health: u.health,
             state: u.state,
             target: u.target,
@@ -164,7 +276,8 @@ impl From<QuantizedUnit> for RawUnit {
 impl TryFrom<RawUnit> for QuantizedUnit {
     type Error = String;
     fn try_from(r: RawUnit) -> Result<Self, String> {
-        QuantizedUnit::from_parts(r.owner, r.kind, r.position, r.health, r.state, r.target)
+        let motion = Motion::new(r.position, r.velocity, r.anchor_tick);
+        QuantizedUnit::from_parts(r.owner, r.kind, motion, r.health, r.state, r.target)
             .ok_or_else(|| format!("health {} above {MAX_HEALTH}", r.health))
     }
 }
@@ -188,6 +301,7 @@ mod tests {
             owner: 7,
             kind: 1,
             position: WorldPos::new(-5, 9),
+            velocity: Velocity::new(32, -16),
             health,
             state: UnitState::MOVING,
             target: Some(3),
@@ -206,5 +320,40 @@ mod tests {
     fn quantize_is_idempotent() {
         let q = quantize(&sample(42.4));
         assert_eq!(quantize(&q.to_sample()), q);
+        let m = quantize_at(&sample(42.4), 10);
+        assert_eq!(quantize_at(&m.to_sample(), 10), m);
+    }
+
+    #[test]
+    fn tracks_extrapolate_and_rest_is_canonical() {
+        let s = sample(1.0);
+        let still = quantize(&s);
+        assert_eq!(still.velocity(), Velocity::ZERO);
+        assert_eq!(still.position_at(1_000), s.position);
+        let moving = quantize_at(&s, 10);
+        assert_eq!(moving.anchor_tick(), 10);
+        // 2 cm/tick east, 1 cm/tick south.
+        assert_eq!(moving.position_at(13), WorldPos::new(1, 6));
+        assert_eq!(moving.position_at(9), WorldPos::new(-7, 10));
+        let rest = quantize_at(
+            &UnitSample {
+                velocity: Velocity::ZERO,
+                ..s
+            },
+            77,
+        );
+        assert_eq!(rest, still, "a unit at rest has no anchor tick");
+        let far = quantize_at(
+            &UnitSample {
+                position: WorldPos::new(i64::MAX, i64::MIN),
+                ..s
+            },
+            0,
+        );
+        assert_eq!(
+            far.position_at(u64::MAX),
+            WorldPos::new(i64::MAX, i64::MIN),
+            "saturates at the edge of the world"
+        );
     }
 }

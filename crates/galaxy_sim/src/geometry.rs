@@ -1,6 +1,6 @@
 //! Exact integer geometry on centimetre positions.
 
-use galaxy_protocol::WorldPos;
+use galaxy_protocol::{VELOCITY_SCALE, Velocity, WorldPos};
 
 /// Integer square root of a `u128` (floor).
 fn isqrt(n: u128) -> u128 {
@@ -52,6 +52,10 @@ pub fn within(a: WorldPos, b: WorldPos, range: u64) -> bool {
 
 /// Moves `from` toward `to` by at most `max_cm` (capped at 10,000 km); never
 /// overshoots and never moves farther than `max_cm`, so a unit cannot exceed its speed.
+///
+/// Each step is rounded to the nearest centimetre (truncated instead when
+/// rounding would exceed `max_cm`), so a walk keeps its nominal speed on
+/// average and a dead-reckoned track ([`velocity_towards`]) follows it.
 pub fn step_towards(from: WorldPos, to: WorldPos, max_cm: u64) -> WorldPos {
     let dist = distance_cm(from, to);
     if dist <= max_cm {
@@ -60,10 +64,35 @@ pub fn step_towards(from: WorldPos, to: WorldPos, max_cm: u64) -> WorldPos {
     let max_cm = max_cm.min(MAX_STEP_CM);
     let dx = to.x as i128 - from.x as i128;
     let dy = to.y as i128 - from.y as i128;
+    let (d, m) = (dist as i128, max_cm as i128);
+    let at = |sx: i128, sy: i128| {
+        WorldPos::new((from.x as i128 + sx) as i64, (from.y as i128 + sy) as i64)
+    };
+    // Nearest: (2 v m + sign(v) d) / 2d, rounding half away from zero.
+    let round = |v: i128| (2 * v * m + v.signum() * d) / (2 * d);
+    let rounded = at(round(dx), round(dy));
+    if distance_cm(from, rounded) <= max_cm {
+        return rounded;
+    }
     // Truncating division rounds toward `from`, so the step is <= max_cm.
-    let sx = dx * max_cm as i128 / dist as i128;
-    let sy = dy * max_cm as i128 / dist as i128;
-    WorldPos::new((from.x as i128 + sx) as i64, (from.y as i128 + sy) as i64)
+    at(dx * m / d, dy * m / d)
+}
+
+/// The velocity of a walk from `from` toward `to` at `max_cm` per tick, in
+/// 1/16 cm per tick: the exact direction (not the rounded steps), or the
+/// whole remaining way when it is shorter than one step.
+pub fn velocity_towards(from: WorldPos, to: WorldPos, max_cm: u64) -> Velocity {
+    let dist = distance_cm(from, to);
+    let dx = to.x as i128 - from.x as i128;
+    let dy = to.y as i128 - from.y as i128;
+    let scale = i128::from(VELOCITY_SCALE);
+    let clamp = |v: i128| v.clamp(i128::from(i32::MIN), i128::from(i32::MAX)) as i32;
+    if dist <= max_cm {
+        return Velocity::new(clamp(dx * scale), clamp(dy * scale));
+    }
+    let (d, m) = (dist as i128, max_cm.min(MAX_STEP_CM) as i128 * scale);
+    let round = |v: i128| (2 * v * m + v.signum() * d) / (2 * d);
+    Velocity::new(clamp(round(dx)), clamp(round(dy)))
 }
 
 #[cfg(test)]

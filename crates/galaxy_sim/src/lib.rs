@@ -15,7 +15,7 @@ mod portable;
 mod structures;
 mod world;
 
-pub use geometry::{distance_cm, distance_sq, step_towards, within};
+pub use geometry::{distance_cm, distance_sq, step_towards, velocity_towards, within};
 pub use kinds::{KindStats, kind_stats};
 pub use portable::ImportOutcome;
 pub use structures::{KIND_BASE, KIND_RESOURCE, is_structure};

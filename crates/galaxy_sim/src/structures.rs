@@ -2,7 +2,7 @@
 //! sector deltas as units, told apart by reserved kinds, so clients draw
 //! them without a second message type.
 
-use galaxy_protocol::{UnitId, UnitSample, UnitState};
+use galaxy_protocol::{UnitId, UnitSample, UnitState, Velocity};
 
 use crate::world::{Base, Resource, World};
 
@@ -42,6 +42,7 @@ fn resource_sample(r: &Resource) -> UnitSample {
         owner: r.owner.unwrap_or(0),
         kind: KIND_RESOURCE,
         position: r.position,
+        velocity: Velocity::ZERO,
         health: r.capture.map_or(0.0, |(_, ticks)| ticks as f32),
         state: UnitState::IDLE,
         target: None,
@@ -53,6 +54,7 @@ fn base_sample(b: &Base) -> UnitSample {
         owner: b.owner,
         kind: KIND_BASE,
         position: b.position,
+        velocity: Velocity::ZERO,
         health: b.health as f32,
         state: UnitState::IDLE,
         target: None,

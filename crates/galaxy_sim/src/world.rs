@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use galaxy_protocol::{
     CombatEvent, CombatEventType, CompressedCommand, PlayerId, SectorId, UnitId, UnitSample,
-    UnitState, WorldPos,
+    UnitState, Velocity, WorldPos,
 };
 
-use crate::geometry::{distance_sq, step_towards, within};
+use crate::geometry::{distance_cm, distance_sq, step_towards, velocity_towards, within};
 use crate::kinds::kind_stats;
 
 /// Tuning of the rules.
@@ -73,6 +73,40 @@ pub struct SimUnit {
     pub cooldown: u16,
     /// Replicated activity state.
     pub state: UnitState,
+    /// Where it is heading at its speed, per tick (zero when it stands or has
+    /// arrived): what a dead-reckoning track extrapolates.
+    pub velocity: Velocity,
+    /// The straight walk it is on, if any (see [`Leg`]).
+    leg: Option<Leg>,
+}
+
+/// A straight walk from `from` to `to`: a unit on a leg is, after `ticks`
+/// ticks, at the point of the exact line its speed has reached (rounded to
+/// the centimetre), so its path does not drift from the line and a
+/// dead-reckoning track of its velocity stays on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Leg {
+    from: WorldPos,
+    to: WorldPos,
+    ticks: u64,
+}
+
+impl Leg {
+    /// Where the walk is after `ticks` ticks at `speed` cm per tick.
+    fn position(&self, speed: u64) -> WorldPos {
+        let length = distance_cm(self.from, self.to);
+        let walked = self.ticks.saturating_mul(speed);
+        if walked >= length {
+            return self.to;
+        }
+        let (d, w) = (i128::from(length), i128::from(walked));
+        // Nearest centimetre, half away from zero.
+        let along = |a: i64, b: i64| {
+            let v = (i128::from(b) - i128::from(a)) * w;
+            (i128::from(a) + (2 * v + v.signum() * d) / (2 * d)) as i64
+        };
+        WorldPos::new(along(self.from.x, self.to.x), along(self.from.y, self.to.y))
+    }
 }
 
 impl SimUnit {
@@ -87,6 +121,8 @@ impl SimUnit {
             target: None,
             cooldown: 0,
             state: UnitState::IDLE,
+            velocity: Velocity::ZERO,
+            leg: None,
         }
     }
 
@@ -96,6 +132,7 @@ impl SimUnit {
             owner: self.owner,
             kind: self.kind,
             position: self.position,
+            velocity: self.velocity,
             health: f32::from(self.health),
             state: self.state,
             target: self.target,
@@ -429,6 +466,8 @@ impl World {
             };
             let mut next = u;
             next.target = target;
+            next.velocity = Velocity::ZERO;
+            next.leg = None;
             if matches!(u.order, Order::Attack(_)) && target.is_none() {
                 next.order = Order::Idle;
             }
@@ -457,7 +496,30 @@ impl World {
                 };
                 match goal {
                     Some(p) => {
-                        next.position = step_towards(u.position, p, stats.speed_cm_per_tick);
+                        let speed = stats.speed_cm_per_tick;
+                        // Keep walking the same leg, or start a new one here.
+                        let mut leg = match u.leg {
+                            Some(l) if l.to == p => l,
+                            _ => Leg {
+                                from: u.position,
+                                to: p,
+                                ticks: 0,
+                            },
+                        };
+                        leg.ticks += 1;
+                        let on_line = leg.position(speed);
+                        next.position = if distance_cm(u.position, on_line) <= speed {
+                            next.leg = Some(leg);
+                            on_line
+                        } else {
+                            // (Not for a leg walked from its start: rounding
+                            // moves a point by less than a centimetre.)
+                            step_towards(u.position, p, speed)
+                        };
+                        next.velocity = velocity_towards(leg.from, p, speed);
+                        if distance_cm(next.position, p) < speed {
+                            next.velocity = velocity_towards(next.position, p, speed);
+                        }
                         next.state = if matches!(next.order, Order::AttackMove(_)) {
                             UnitState::ATTACK_MOVING
                         } else {
@@ -466,6 +528,8 @@ impl World {
                         if target_pos.is_none() && next.position == p {
                             next.order = Order::Idle;
                             next.state = UnitState::IDLE;
+                            next.velocity = Velocity::ZERO;
+                            next.leg = None;
                         }
                     }
                     None => next.state = UnitState::IDLE,

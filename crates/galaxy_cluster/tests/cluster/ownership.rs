@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use galaxy_cluster::*;
 use galaxy_protocol::{
-    CompressedUnit, SectorId, SectorSnapshot, UnitSample, UnitState, WorldPos, quantize,
+    CompressedUnit, SectorId, SectorSnapshot, UnitSample, UnitState, Velocity, WorldPos, quantize,
 };
 
 fn config(nats: &NatsServer, id: u32) -> ClusterConfig {
@@ -27,6 +27,7 @@ fn snapshot(tick: u64, epoch: u64, n: u64) -> SectorSnapshot {
                 owner: 7,
                 kind: 0,
                 position: WorldPos::new(i as i64 * 100, 5),
+                velocity: Velocity::ZERO,
                 health: 50.0,
                 state: UnitState::IDLE,
                 target: None,

@@ -23,6 +23,13 @@ fuzz_target!(|data: &[u8]| {
             let _ = rx.drain_events().count();
             let _ = rx.visible_count();
             let _ = rx.units().count();
+            // Dead-reckon every track to a few ticks, far ones included.
+            let ids: Vec<u64> = rx.units().map(|(id, _)| id).collect();
+            for id in ids {
+                for tick in [0, update.timestamp, u64::MAX] {
+                    let _ = rx.position_at(id, tick);
+                }
+            }
         }
     }
     let _ = rx.take_acks();

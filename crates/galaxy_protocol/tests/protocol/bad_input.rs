@@ -225,6 +225,7 @@ fn errors_are_typed() {
                 owner: 1,
                 kind: 0,
                 position: WorldPos::new(0, 0),
+                velocity: Velocity::ZERO,
                 health: 5.0,
                 state: UnitState::IDLE,
                 target: None,

@@ -19,6 +19,8 @@ pub struct Harness {
     pub tick: u64,
     pub checked: u64,
     pub bytes_down: usize,
+    /// With a budget, updates are written within it (see `with_budget`).
+    pub budget: Option<ByteBudget>,
 }
 
 impl Harness {
@@ -32,14 +34,29 @@ impl Harness {
             tick: 0,
             checked: 0,
             bytes_down: 0,
+            budget: None,
         }
+    }
+
+    /// Writes updates within `budget` from now on, checking after every
+    /// tick that the bytes sent since then never exceed the budget's rate
+    /// by more than one message.
+    pub fn with_budget(mut self, budget: ByteBudget) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// One tick: send this tick's updates, deliver what arrives, ack.
     pub fn step(&mut self) -> Vec<UnitUpdate> {
         self.tick += 1;
         let tick = self.tick;
-        let updates = self.sender.write_updates(tick);
+        let updates = match self.budget.as_mut() {
+            Some(b) => {
+                b.refill();
+                self.sender.write_updates_within(tick, b)
+            }
+            None => self.sender.write_updates(tick),
+        };
         for u in &updates {
             for d in &u.updates {
                 self.truth
@@ -54,6 +71,15 @@ impl Harness {
             );
             self.bytes_down += bytes.len();
             self.down.send(tick, bytes);
+        }
+        if let Some(b) = &self.budget {
+            let allowed = tick as usize * b.bytes_per_tick() + MAX_UNIT_UPDATE_BYTES;
+            assert!(
+                self.bytes_down <= allowed,
+                "{} bytes sent in {tick} ticks of {} (+ one message)",
+                self.bytes_down,
+                b.bytes_per_tick()
+            );
         }
         for bytes in self.down.deliver(tick) {
             let Ok(NetworkMessage::UnitUpdate(u)) = decode(&bytes) else {
@@ -112,21 +138,26 @@ impl Harness {
     }
 }
 
-/// A world of units that wander, fight, leave view, come back, spawn and change kind.
-struct World {
+/// A world of units that walk (dead-reckoned), turn, wander, fight, leave
+/// view, come back, spawn and change kind.
+pub struct World {
     rng: SplitMix64,
-    in_view: BTreeMap<UnitId, QuantizedUnit>,
-    away: BTreeMap<UnitId, QuantizedUnit>,
+    in_view: BTreeMap<UnitId, UnitSample>,
+    away: BTreeMap<UnitId, UnitSample>,
     next_id: UnitId,
+    reckoner: DeadReckoner,
+    tick: u64,
 }
 
 impl World {
-    fn new(seed: u64, units: u64) -> Self {
+    pub fn new(seed: u64, units: u64) -> Self {
         let mut w = Self {
             rng: SplitMix64::new(seed),
             in_view: BTreeMap::new(),
             away: BTreeMap::new(),
             next_id: 1,
+            reckoner: DeadReckoner::default(),
+            tick: 0,
         };
         for _ in 0..units {
             w.spawn();
@@ -136,28 +167,39 @@ impl World {
 
     fn spawn(&mut self) {
         let r = &mut self.rng;
-        let u = quantize(&UnitSample {
+        let u = UnitSample {
             owner: r.below(4),
             kind: r.below(3) as u8,
             position: WorldPos::new(
                 r.below(300_000) as i64 - 150_000,
                 r.below(300_000) as i64 - 150_000,
             ),
+            velocity: random_velocity(r),
             health: r.below(1000) as f32,
             state: UnitState(r.below(4) as u8),
             target: None,
-        });
+        };
         self.in_view.insert(self.next_id, u);
         self.next_id += 1 + self.rng.below(3);
     }
 
-    fn step(&mut self, sender: &mut DeltaSender) {
+    /// Advances one tick and tells `sender` what the client should see.
+    pub fn step(&mut self, sender: &mut DeltaSender) {
+        self.tick += 1;
         let ids: Vec<UnitId> = self.in_view.keys().copied().collect();
         for id in ids {
             let r = &mut self.rng;
-            let mut s = self.in_view[&id].to_sample();
-            if r.chance(0.7) {
-                let step = if r.chance(0.02) { 5_000_000 } else { 80 };
+            let mut s = self.in_view[&id];
+            // Walk along the velocity (to the nearest cm), sometimes turn,
+            // stop, start, jitter or jump.
+            let (vx, vy) = s.velocity.cm_per_tick();
+            s.position.x += vx.round() as i64;
+            s.position.y += vy.round() as i64;
+            if r.chance(0.1) {
+                s.velocity = random_velocity(r);
+            }
+            if r.chance(0.3) {
+                let step = if r.chance(0.02) { 5_000_000 } else { 8 };
                 s.position.x += r.below(step * 2) as i64 - step as i64;
                 s.position.y += r.below(step * 2) as i64 - step as i64;
             }
@@ -179,9 +221,9 @@ impl World {
             }
             if r.chance(0.02) {
                 self.in_view.remove(&id);
-                self.away.insert(id, quantize(&s));
+                self.away.insert(id, s);
             } else {
-                self.in_view.insert(id, quantize(&s));
+                self.in_view.insert(id, s);
             }
         }
         let back: Vec<UnitId> = self
@@ -197,12 +239,22 @@ impl World {
         if self.rng.chance(0.2) {
             self.spawn();
         }
-        for (&id, u) in &self.in_view {
-            sender.set_unit(id, *u);
+        for (&id, s) in &self.in_view {
+            let track = self.reckoner.observe(id, self.tick, s);
+            sender.set_unit_weighted(id, track, 0.5 + (id % 4) as f32);
         }
         for &id in self.away.keys() {
+            self.reckoner.forget(id);
             sender.remove_unit(id);
         }
+    }
+}
+
+fn random_velocity(r: &mut SplitMix64) -> Velocity {
+    if r.chance(0.3) {
+        Velocity::ZERO
+    } else {
+        Velocity::new(r.below(1200) as i32 - 600, r.below(1200) as i32 - 600)
     }
 }
 
@@ -274,6 +326,7 @@ fn unit_at(x: i64, kind: u8) -> QuantizedUnit {
         owner: 1,
         kind,
         position: WorldPos::new(x, 0),
+        velocity: Velocity::ZERO,
         health: 100.0,
         state: UnitState::IDLE,
         target: None,
@@ -298,7 +351,7 @@ fn new_units_go_whole_then_as_deltas() {
     h.sender.set_unit(7, unit_at(30, 1));
     let body = only_body(&h.step());
     assert!(
-        matches!(body, DeltaBody::Changes(c) if c.position == Some(PositionChange::Delta(30, 0)) && c.health_delta.is_none())
+        matches!(body, DeltaBody::Changes(c) if c.motion.map(|m| m.position) == Some(PositionChange::Delta(30, 0)) && c.health_delta.is_none())
     );
     // Nothing changed, everything acked: nothing is sent.
     assert!(h.step().is_empty());
@@ -415,7 +468,7 @@ fn forged_baseline_is_refused_whole() {
         unit_id: 2,
         body: DeltaBody::Changes(FieldChanges {
             baseline_tick: 3,
-            position: None,
+            motion: None,
             health_delta: Some(1),
             state_changes: None,
             target: None,
@@ -463,4 +516,40 @@ fn with_deltas_off_every_change_goes_whole() {
             .count()
             > 100
     );
+}
+
+/// With dead reckoning a unit that turns is often the only thing sent for a
+/// while. If that lone update is lost, the empty probe after it is acked
+/// instead, which shows the loss at once: the turn is sent again within a
+/// round trip, not after `resend_after_ticks`.
+#[test]
+fn a_lost_lone_update_is_found_by_a_probe() {
+    let link = LinkConditions {
+        latency_ticks: 1,
+        ..LinkConditions::PERFECT
+    };
+    let mut h = Harness::new(DeltaConfig::default(), link, link, 2);
+    h.sender.set_unit(1, unit_at(0, 1));
+    for _ in 0..6 {
+        h.step();
+    }
+    assert!(h.converged());
+    // The unit moves; the update carrying it is lost.
+    h.sender.set_unit(1, unit_at(900, 1));
+    h.down.conditions.loss = 1.0;
+    h.step();
+    h.down.conditions.loss = 0.0;
+    let mut healed_after = None;
+    for t in 1..=DeltaConfig::default().resend_after_ticks {
+        h.step();
+        if h.converged() {
+            healed_after = Some(t);
+            break;
+        }
+    }
+    // The probe goes at +1 and arrives at +2; its ack is back at +3 (after
+    // that tick's send); the move goes again at +4 and arrives at +5,
+    // instead of being resent at +8 when the timeout expires.
+    assert_eq!(healed_after, Some(5));
+    assert!(h.sender.stats().probes >= 1);
 }

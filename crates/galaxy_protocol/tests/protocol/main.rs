@@ -3,6 +3,7 @@
 mod alloc_counter;
 mod bad_input;
 mod bandwidth_targets;
+mod budget;
 mod delta_healing;
 mod packing;
 mod roundtrip;

@@ -13,6 +13,7 @@ fn unit(x: i64, y: i64) -> QuantizedUnit {
         owner: 2,
         kind: 1,
         position: WorldPos::new(x, y),
+        velocity: Velocity::ZERO,
         health: 500.0,
         state: UnitState::MOVING,
         target: Some(77),

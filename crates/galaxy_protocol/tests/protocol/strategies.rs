@@ -20,25 +20,43 @@ pub fn sector() -> impl Strategy<Value = SectorId> {
         .prop_map(|(p, s)| SectorId::containing(p, s).expect("scale in range"))
 }
 
+pub fn velocity() -> impl Strategy<Value = Velocity> {
+    prop_oneof![
+        Just(Velocity::ZERO),
+        (-1000i32..1000, -1000i32..1000).prop_map(|(x, y)| Velocity::new(x, y)),
+        (any::<i32>(), any::<i32>()).prop_map(|(x, y)| Velocity::new(x, y)),
+    ]
+}
+
 pub fn unit() -> impl Strategy<Value = QuantizedUnit> {
+    unit_anchored_by(u64::MAX)
+}
+
+/// A unit whose track is anchored at or before `latest` (as in an update at that tick).
+pub fn unit_anchored_by(latest: u64) -> impl Strategy<Value = QuantizedUnit> {
     (
-        any::<u64>(),
-        any::<u8>(),
-        world_pos(),
+        (any::<u64>(), any::<u8>(), world_pos(), velocity()),
+        prop_oneof![0..=latest.min(100), 0..=latest],
         -10.0f32..40_000.0,
         any::<u8>(),
         proptest::option::of(any::<u64>()),
     )
-        .prop_map(|(owner, kind, position, health, state, target)| {
-            quantize(&UnitSample {
-                owner,
-                kind,
-                position,
-                health,
-                state: UnitState(state),
-                target,
-            })
-        })
+        .prop_map(
+            |((owner, kind, position, velocity), anchor, health, state, target)| {
+                quantize_at(
+                    &UnitSample {
+                        owner,
+                        kind,
+                        position,
+                        velocity,
+                        health,
+                        state: UnitState(state),
+                        target,
+                    },
+                    anchor,
+                )
+            },
+        )
 }
 
 pub fn compressed_unit() -> impl Strategy<Value = CompressedUnit> {
@@ -53,29 +71,53 @@ fn position_change() -> impl Strategy<Value = PositionChange> {
     ]
 }
 
+fn velocity_change() -> impl Strategy<Value = VelocityChange> {
+    prop_oneof![
+        (
+            -MAX_VELOCITY_DELTA..=MAX_VELOCITY_DELTA,
+            -MAX_VELOCITY_DELTA..=MAX_VELOCITY_DELTA
+        )
+            .prop_map(|(x, y)| VelocityChange::Delta(x, y)),
+        (-9i16..9, -9i16..9).prop_map(|(x, y)| VelocityChange::Delta(x, y)),
+        velocity().prop_map(VelocityChange::Absolute),
+    ]
+}
+
+fn motion_change(timestamp: u64) -> impl Strategy<Value = MotionChange> {
+    (
+        prop_oneof![Just(0u64), 0u64..5, any::<u64>()],
+        position_change(),
+        proptest::option::of(velocity_change()),
+    )
+        .prop_map(move |(age, position, velocity)| MotionChange {
+            anchor_tick: timestamp.saturating_sub(age),
+            position,
+            velocity,
+        })
+}
+
 fn body(timestamp: u64) -> impl Strategy<Value = DeltaBody> {
     let changes = (
         1..=timestamp.max(1),
-        proptest::option::of(position_change()),
+        proptest::option::of(motion_change(timestamp)),
         proptest::option::of(any::<i16>()),
         proptest::option::of(any::<u8>().prop_map(UnitState)),
         proptest::option::of(proptest::option::of(any::<u64>())),
     )
-        .prop_map(
-            move |(age, position, health_delta, state_changes, target)| {
-                DeltaBody::Changes(FieldChanges {
-                    baseline_tick: timestamp - age,
-                    position,
-                    health_delta,
-                    state_changes,
-                    target,
-                })
-            },
-        );
+        .prop_map(move |(age, motion, health_delta, state_changes, target)| {
+            DeltaBody::Changes(FieldChanges {
+                baseline_tick: timestamp - age,
+                motion,
+                health_delta,
+                state_changes,
+                target,
+            })
+        });
+    let full = unit_anchored_by(timestamp).prop_map(DeltaBody::Full);
     if timestamp == 0 {
-        prop_oneof![unit().prop_map(DeltaBody::Full), Just(DeltaBody::Removed)].boxed()
+        prop_oneof![full, Just(DeltaBody::Removed)].boxed()
     } else {
-        prop_oneof![4 => changes, 1 => unit().prop_map(DeltaBody::Full), 1 => Just(DeltaBody::Removed)].boxed()
+        prop_oneof![4 => changes, 1 => full, 1 => Just(DeltaBody::Removed)].boxed()
     }
 }
 

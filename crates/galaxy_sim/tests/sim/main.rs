@@ -35,6 +35,33 @@ fn move_orders_arrive_at_speed() {
     assert_eq!(w.unit(a).unwrap().state, UnitState::IDLE);
 }
 
+/// A unit walking a long straight order reports the velocity it keeps, so a
+/// dead-reckoning track needs only a few anchors; it reports zero once it
+/// arrives.
+#[test]
+fn walking_units_report_the_velocity_they_keep() {
+    let mut w = World::default();
+    let a = w.spawn_unit(1, 0, WorldPos::new(0, 0));
+    w.apply_command(1, &mv(&[a], 70_000, 31_000));
+    let mut reckoner = galaxy_protocol::DeadReckoner::default();
+    let mut ticks = 0;
+    while w.unit(a).unwrap().order != Order::Idle {
+        w.step();
+        reckoner.observe(a, w.tick(), &w.unit(a).unwrap().sample());
+        ticks += 1;
+    }
+    assert!(ticks > 3000, "a long walk ({ticks} ticks)");
+    // The first anchor, about one per 12 s as the 1/16 cm-per-tick velocity
+    // drifts 5 cm from the exact line, and the stop.
+    let anchors = reckoner.stats().anchors;
+    assert!(anchors <= 16, "{anchors} anchors for a {ticks}-tick walk");
+    assert_eq!(w.unit(a).unwrap().velocity, galaxy_protocol::Velocity::ZERO);
+    assert_eq!(
+        reckoner.track(a).unwrap().position_at(w.tick() + 100),
+        WorldPos::new(70_000, 31_000)
+    );
+}
+
 #[test]
 fn commands_for_other_players_units_are_refused() {
     let mut w = World::default();
