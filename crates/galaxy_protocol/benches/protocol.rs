@@ -1,5 +1,6 @@
-//! Criterion benches: encoding and decoding a 1,000-unit update (per unit)
-//! and sector lookups.
+//! Criterion benches: encoding and decoding a 1,000-unit update (per unit),
+//! the server's per-client replicate step (per changed unit per client) and
+//! sector lookups.
 //!
 //! `cargo bench -p galaxy_protocol --bench protocol`
 
@@ -124,6 +125,121 @@ fn s0_updates() -> Vec<UnitUpdate> {
     s.write_updates(1)
 }
 
+/// One client's replicate state: a sender watching `VISIBLE` dead-reckoned
+/// units, its 256 kbps budget, and the acks that come back two ticks later.
+struct ReplicatedClient {
+    sender: DeltaSender,
+    budget: ByteBudget,
+    outbox: Vec<Vec<u8>>,
+    in_flight: std::collections::VecDeque<Option<UpdateAck>>,
+}
+
+const VISIBLE: u64 = 1000;
+
+/// The dead-reckoned track of unit `i` as last turned at `tick`: walking at
+/// one of a few headings, anchored where it turned.
+fn track(i: u64, tick: u64) -> QuantizedUnit {
+    let heading = (i + tick) % 8;
+    let (vx, vy) = [
+        (4, 0),
+        (3, 3),
+        (0, 4),
+        (-3, 3),
+        (-4, 0),
+        (-3, -3),
+        (0, -4),
+        (3, -3),
+    ][heading as usize];
+    quantize_at(
+        &UnitSample {
+            owner: i % 4,
+            kind: 1,
+            position: WorldPos::new(
+                (i % 40) as i64 * 2_000 + tick as i64 * 7,
+                (i / 40) as i64 * 2_000,
+            ),
+            velocity: Velocity::new(vx * 100, vy * 100),
+            health: 1000.0 - (tick % 97) as f32,
+            state: UnitState::MOVING,
+            target: None,
+        },
+        tick,
+    )
+}
+
+impl ReplicatedClient {
+    fn new() -> Self {
+        let mut c = Self {
+            sender: DeltaSender::default(),
+            budget: ByteBudget::from_kbps(256.0, 20.0),
+            outbox: Vec::new(),
+            in_flight: std::collections::VecDeque::new(),
+        };
+        for i in 0..VISIBLE {
+            c.sender.set_unit(i, track(i, 0));
+        }
+        // Settle: send everything and acknowledge it, so the bench starts
+        // from the steady state of a battle in view.
+        for tick in 1..=200 {
+            c.step(tick, 0);
+        }
+        c
+    }
+
+    /// One server tick for this client: `changed` units turned, then the
+    /// budgeted write; acks arrive two ticks after their message.
+    fn step(&mut self, tick: u64, changed: u64) {
+        for k in 0..changed {
+            let i = (tick * changed + k) % VISIBLE;
+            self.sender.set_unit_weighted(i, track(i, tick), 1.0);
+        }
+        self.budget.refill();
+        self.outbox.clear();
+        self.sender
+            .write_messages_within(tick, &mut self.budget, &mut self.outbox);
+        // Sequences count up from 0, one per message, so the last one sent
+        // is `messages - 1`; the client acks everything (no loss here).
+        let sent = self.sender.stats().messages;
+        let acks = if self.outbox.is_empty() {
+            None
+        } else {
+            Some(UpdateAck {
+                latest: (sent - 1) as Sequence,
+                mask: u64::MAX,
+            })
+        };
+        self.in_flight.push_back(acks);
+        if self.in_flight.len() > 2 {
+            if let Some(ack) = self.in_flight.pop_front().flatten() {
+                self.sender.receive_ack(&ack);
+            }
+        }
+    }
+}
+
+fn replicate_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("replicate_step");
+    for (clients, changed) in [(1u64, 10u64), (1, 100), (1, 1000), (10, 100)] {
+        let mut all: Vec<ReplicatedClient> =
+            (0..clients).map(|_| ReplicatedClient::new()).collect();
+        let mut tick = 200;
+        g.throughput(Throughput::Elements(clients * changed));
+        g.bench_function(
+            format!("clients_{clients}_changed_{changed}_of_{VISIBLE}"),
+            |b| {
+                b.iter(|| {
+                    tick += 1;
+                    for client in &mut all {
+                        client.step(tick, changed);
+                    }
+                    all.iter().map(|c| c.outbox.len()).sum::<usize>()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
 fn sectors(c: &mut Criterion) {
     let mut g = c.benchmark_group("sector");
     let positions: Vec<WorldPos> = (0..1024i64)
@@ -168,5 +284,5 @@ fn sectors(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode_decode, sectors);
+criterion_group!(benches, encode_decode, replicate_step, sectors);
 criterion_main!(benches);

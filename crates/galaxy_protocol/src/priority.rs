@@ -7,8 +7,9 @@
 //! starves. Taken items leave the accumulator; push them again when they
 //! change again.
 
-use std::collections::HashMap;
 use std::hash::Hash;
+
+use crate::hash::IdHashMap;
 
 /// How urgently an item must go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,7 +42,7 @@ struct Entry {
 /// Chooses which items to send within a byte budget; see the module docs.
 #[derive(Clone, Debug)]
 pub struct PriorityAccumulator<K> {
-    entries: HashMap<K, Entry>,
+    entries: IdHashMap<K, Entry>,
     arrivals: u64,
     order: Vec<(K, Entry)>,
 }
@@ -49,7 +50,7 @@ pub struct PriorityAccumulator<K> {
 impl<K> Default for PriorityAccumulator<K> {
     fn default() -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: IdHashMap::default(),
             arrivals: 0,
             order: Vec::new(),
         }

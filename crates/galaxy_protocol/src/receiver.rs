@@ -5,10 +5,11 @@
 //! (all of it or none), ignores duplicates and out-of-date packets, and
 //! produces the [`UpdateAck`]s that let the sender advance its baselines.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::ack::{Arrival, ReceivedWindow, UpdateAck};
 use crate::delta::{DeltaBody, DeltaError};
+use crate::hash::IdHashMap;
 use crate::message::UnitUpdate;
 use crate::sender::DeltaConfig;
 use crate::unit::{QuantizedUnit, UnitId};
@@ -76,7 +77,7 @@ pub struct ReceiverStats {
 pub struct DeltaReceiver {
     config: DeltaConfig,
     /// Per unit: `(tick, state)` ascending by tick; `None` = removed.
-    units: HashMap<UnitId, VecDeque<(u64, Option<QuantizedUnit>)>>,
+    units: IdHashMap<UnitId, VecDeque<(u64, Option<QuantizedUnit>)>>,
     window: ReceivedWindow,
     newest_tick: u64,
     pruned_at: u64,
@@ -97,7 +98,7 @@ impl DeltaReceiver {
     pub fn new(config: DeltaConfig) -> Self {
         Self {
             config,
-            units: HashMap::new(),
+            units: IdHashMap::default(),
             window: ReceivedWindow::new(),
             newest_tick: 0,
             pruned_at: 0,

@@ -15,8 +15,7 @@
 //! baseline. Clients never see a unit farther than the threshold from the
 //! server's position at the tick they draw (given the update arrived).
 
-use std::collections::HashMap;
-
+use crate::hash::IdHashMap;
 use crate::position::WorldPos;
 use crate::unit::{QuantizedUnit, UnitId, UnitSample, quantize_at};
 
@@ -52,7 +51,7 @@ pub struct ReckonerStats {
 #[derive(Clone, Debug, Default)]
 pub struct DeadReckoner {
     config: ReckonConfig,
-    units: HashMap<UnitId, QuantizedUnit>,
+    units: IdHashMap<UnitId, QuantizedUnit>,
     stats: ReckonerStats,
 }
 
@@ -68,7 +67,7 @@ impl DeadReckoner {
     pub fn new(config: ReckonConfig) -> Self {
         Self {
             config,
-            units: HashMap::new(),
+            units: IdHashMap::default(),
             stats: ReckonerStats::default(),
         }
     }
@@ -88,24 +87,37 @@ impl DeadReckoner {
     /// sample stays within the threshold of it, else a new one anchored at
     /// `tick`. Call once per unit per tick, ticks increasing.
     pub fn observe(&mut self, id: UnitId, tick: u64, sample: &UnitSample) -> QuantizedUnit {
+        let prev = self.units.get(&id).copied();
+        let track = self.reckon(prev.as_ref(), tick, sample);
+        self.units.insert(id, track);
+        track
+    }
+
+    /// The rule of [`DeadReckoner::observe`] for a caller that keeps the
+    /// tracks itself (e.g. beside other per-unit data): the track that
+    /// follows `prev` (`None`: first sight) for this sample.
+    pub fn reckon(
+        &mut self,
+        prev: Option<&QuantizedUnit>,
+        tick: u64,
+        sample: &UnitSample,
+    ) -> QuantizedUnit {
         self.stats.observed += 1;
         let fresh = quantize_at(sample, tick);
         let limit = u128::from(self.config.threshold_cm).pow(2);
-        let keep = self.units.get(&id).filter(|prev| {
+        let keep = prev.filter(|prev| {
             prev.velocity().is_zero() == sample.velocity.is_zero()
                 && prev.owner() == fresh.owner()
                 && prev.kind() == fresh.kind()
                 && distance_sq(prev.position_at(tick), sample.position) <= limit
         });
-        let track = match keep {
+        match keep {
             Some(prev) => fresh.with_motion(prev.motion()),
             None => {
                 self.stats.anchors += 1;
                 fresh
             }
-        };
-        self.units.insert(id, track);
-        track
+        }
     }
 
     /// The current track of unit `id`.

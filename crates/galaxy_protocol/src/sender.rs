@@ -16,7 +16,7 @@
 //! client does not have yet). Units left out keep their priority and grow
 //! it every tick, so nothing starves.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::ack::{RECEIVE_WINDOW, UpdateAck, sequence_greater};
 use crate::bits::BitWriter;
@@ -25,6 +25,7 @@ use crate::codec::{
     MAX_UNIT_UPDATE_BYTES, encode_packed_unit_update, unit_update_header_len, unit_update_overhead,
 };
 use crate::delta::{DeltaBody, FieldChanges, UnitDelta, write_delta};
+use crate::hash::IdHashMap;
 use crate::message::UnitUpdate;
 use crate::priority::{PriorityAccumulator, PriorityClass};
 use crate::sector::SectorId;
@@ -169,7 +170,7 @@ enum Sink<'a> {
 #[derive(Debug)]
 pub struct DeltaSender {
     config: DeltaConfig,
-    units: HashMap<UnitId, Tracked>,
+    units: IdHashMap<UnitId, Tracked>,
     due: Vec<UnitId>,
     sent: VecDeque<SentPacket>,
     next_seq: u16,
@@ -198,7 +199,7 @@ impl DeltaSender {
     pub fn new(config: DeltaConfig) -> Self {
         Self {
             config,
-            units: HashMap::new(),
+            units: IdHashMap::default(),
             due: Vec::new(),
             sent: VecDeque::new(),
             next_seq: 0,
