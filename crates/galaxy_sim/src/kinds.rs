@@ -47,6 +47,19 @@ const KINDS: [KindStats; 3] = [
     },
 ];
 
+/// The fastest any kind moves, per tick.
+pub const MAX_SPEED_CM: u64 = {
+    let mut max = 0;
+    let mut i = 0;
+    while i < KINDS.len() {
+        if KINDS[i].speed_cm_per_tick > max {
+            max = KINDS[i].speed_cm_per_tick;
+        }
+        i += 1;
+    }
+    max
+};
+
 /// Stats of `kind`; unknown kinds behave as infantry.
 pub fn kind_stats(kind: u8) -> KindStats {
     KINDS.get(usize::from(kind)).copied().unwrap_or(KINDS[0])

@@ -2,21 +2,30 @@
 //!
 //! The unit simulation both sides run: the server as the authority, the
 //! client to predict its own units. Pure and deterministic: integer
-//! centimetres, integer hit points, ordered maps, no clocks and no threads,
-//! so the same commands on the same world give bit-identical worlds.
+//! centimetres, integer hit points, ordered maps, no clocks, and every unit
+//! decides from the world as the tick began, so the same commands on the
+//! same world give bit-identical worlds (a big world's tick may use two
+//! threads; the result is the same).
+//!
+//! The world keeps a spatial index of its units (a grid of cells,
+//! updated only for units that moved) and a list of what changed, which a
+//! replicator takes each tick ([`World::take_changes`]) so that units
+//! standing still cost it nothing.
 //!
 //! One [`World::step`] is one fixed tick (20 Hz by default): orders ->
 //! movement -> targeting -> combat -> deaths and captures, returning the
 //! design's [`CombatEvent`]s.
 
+mod behaviour;
 mod geometry;
 mod kinds;
 mod portable;
+mod spatial;
 mod structures;
 mod world;
 
 pub use geometry::{distance_cm, distance_sq, step_towards, velocity_towards, within};
-pub use kinds::{KindStats, kind_stats};
+pub use kinds::{KindStats, MAX_SPEED_CM, kind_stats};
 pub use portable::ImportOutcome;
 pub use structures::{KIND_BASE, KIND_RESOURCE, is_structure};
 pub use world::{Base, CommandOutcome, Order, Resource, SimConfig, SimUnit, World};

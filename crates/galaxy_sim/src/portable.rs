@@ -87,6 +87,7 @@ impl World {
                 }
             }
             self.note_id(id);
+            self.touch_place(id);
             out.added += 1;
         }
         out
@@ -158,6 +159,27 @@ impl World {
     /// (a sector this world no longer owns); returns how many went.
     pub fn remove_where(&mut self, inside: impl Fn(WorldPos) -> bool) -> usize {
         let before = self.units.len() + self.resources.len() + self.bases.len();
+        let going: Vec<UnitId> = self
+            .units
+            .iter()
+            .filter(|(_, u)| inside(u.position))
+            .map(|(&id, _)| id)
+            .chain(
+                self.resources
+                    .iter()
+                    .filter(|(_, r)| inside(r.position))
+                    .map(|(&id, _)| id),
+            )
+            .chain(
+                self.bases
+                    .iter()
+                    .filter(|(_, b)| inside(b.position))
+                    .map(|(&id, _)| id),
+            )
+            .collect();
+        for id in going {
+            self.touch_place(id);
+        }
         self.units.retain(|_, u| !inside(u.position));
         self.resources.retain(|_, r| !inside(r.position));
         self.bases.retain(|_, b| !inside(b.position));

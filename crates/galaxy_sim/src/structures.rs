@@ -35,6 +35,28 @@ impl World {
         }
         self.base(id).map(base_sample)
     }
+
+    /// [`World::sample`] of each of `ids` (increasing), in one pass over
+    /// the units in id order rather than a lookup each: what a replicator
+    /// calls with the ids [`World::take_changes`] gave it.
+    pub fn samples_of(&self, ids: &[UnitId], mut f: impl FnMut(UnitId, Option<UnitSample>)) {
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+            return;
+        };
+        let mut units = self.units.range(first..=last).peekable();
+        for &id in ids {
+            while units.next_if(|e| *e.0 < id).is_some() {}
+            match units.next_if(|e| *e.0 == id) {
+                Some((_, u)) => f(id, Some(u.sample())),
+                None => f(
+                    id,
+                    self.resource(id)
+                        .map(resource_sample)
+                        .or_else(|| self.base(id).map(base_sample)),
+                ),
+            }
+        }
+    }
 }
 
 fn resource_sample(r: &Resource) -> UnitSample {

@@ -1,14 +1,16 @@
 //! The simulated world: units, resources and bases, stepped one fixed tick at a time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use galaxy_protocol::{
     CombatEvent, CombatEventType, CompressedCommand, PlayerId, SectorId, UnitId, UnitSample,
     UnitState, Velocity, WorldPos,
 };
 
-use crate::geometry::{distance_cm, distance_sq, step_towards, velocity_towards, within};
-use crate::kinds::kind_stats;
+use crate::behaviour::{Leg, PARALLEL_UNITS, TickOutput, think_all};
+use crate::geometry::within;
+use crate::kinds::{MAX_SPEED_CM, kind_stats};
+use crate::spatial::Grid;
 
 /// Tuning of the rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +27,9 @@ pub struct SimConfig {
     pub capture_ticks: u32,
     /// Hit points of a new base.
     pub base_health: u32,
+    /// Threads a tick may use (0: up to two, for worlds of 20,000 units or
+    /// more). The world is the same whatever the number.
+    pub threads: usize,
 }
 
 impl Default for SimConfig {
@@ -36,6 +41,7 @@ impl Default for SimConfig {
             capture_radius_cm: 3_000,
             capture_ticks: 100,
             base_health: 5_000,
+            threads: 0,
         }
     }
 }
@@ -77,36 +83,7 @@ pub struct SimUnit {
     /// arrived): what a dead-reckoning track extrapolates.
     pub velocity: Velocity,
     /// The straight walk it is on, if any (see [`Leg`]).
-    leg: Option<Leg>,
-}
-
-/// A straight walk from `from` to `to`: a unit on a leg is, after `ticks`
-/// ticks, at the point of the exact line its speed has reached (rounded to
-/// the centimetre), so its path does not drift from the line and a
-/// dead-reckoning track of its velocity stays on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Leg {
-    from: WorldPos,
-    to: WorldPos,
-    ticks: u64,
-}
-
-impl Leg {
-    /// Where the walk is after `ticks` ticks at `speed` cm per tick.
-    fn position(&self, speed: u64) -> WorldPos {
-        let length = distance_cm(self.from, self.to);
-        let walked = self.ticks.saturating_mul(speed);
-        if walked >= length {
-            return self.to;
-        }
-        let (d, w) = (i128::from(length), i128::from(walked));
-        // Nearest centimetre, half away from zero.
-        let along = |a: i64, b: i64| {
-            let v = (i128::from(b) - i128::from(a)) * w;
-            (i128::from(a) + (2 * v + v.signum() * d) / (2 * d)) as i64
-        };
-        WorldPos::new(along(self.from.x, self.to.x), along(self.from.y, self.to.y))
-    }
+    pub(crate) leg: Option<Leg>,
 }
 
 impl SimUnit {
@@ -175,21 +152,6 @@ pub struct CommandOutcome {
     pub invalid_target: bool,
 }
 
-/// Grid cell for neighbour queries: 50 m.
-const CELL_CM: i64 = 5_000;
-
-fn cell(p: WorldPos) -> (i64, i64) {
-    (p.x.div_euclid(CELL_CM), p.y.div_euclid(CELL_CM))
-}
-
-/// Units in one grid cell, and whether they all belong to one player (then
-/// that player's units can skip the cell when looking for enemies).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Cell {
-    units: Vec<(UnitId, PlayerId, WorldPos)>,
-    single_owner: Option<PlayerId>,
-}
-
 /// The simulated world; see the crate docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct World {
@@ -201,8 +163,15 @@ pub struct World {
     pub(crate) units: BTreeMap<UnitId, SimUnit>,
     pub(crate) resources: BTreeMap<UnitId, Resource>,
     pub(crate) bases: BTreeMap<UnitId, Base>,
-    grid: HashMap<(i64, i64), Cell>,
+    grid: Grid,
     last_battle: BTreeMap<SectorId, u64>,
+    /// Units, resources and bases whose sample may have changed, or that
+    /// appeared or went, since the last [`World::take_changes`].
+    changed: Vec<UnitId>,
+    /// `changed` overflowed (nobody took it): report everything instead.
+    changed_all: bool,
+    /// Units the grid has not seen in their present place yet.
+    moved: Vec<UnitId>,
 }
 
 impl Default for World {
@@ -222,8 +191,11 @@ impl World {
             units: BTreeMap::new(),
             resources: BTreeMap::new(),
             bases: BTreeMap::new(),
-            grid: HashMap::new(),
+            grid: Grid::default(),
             last_battle: BTreeMap::new(),
+            changed: Vec::new(),
+            changed_all: false,
+            moved: Vec::new(),
         }
     }
 
@@ -258,10 +230,52 @@ impl World {
         }
     }
 
+    /// Notes that the sample of `id` may have changed (or it appeared or went).
+    pub(crate) fn touch(&mut self, id: UnitId) {
+        if self.changed_all {
+            return;
+        }
+        self.changed.push(id);
+        // Nobody takes the changes (a world stepped on its own): keep the
+        // list bounded, and report everything when it is taken.
+        let bound = 4 * (self.units.len() + self.resources.len() + self.bases.len()) + 1024;
+        if self.changed.len() > bound {
+            self.changed.sort_unstable();
+            self.changed.dedup();
+            if self.changed.len() > bound / 2 {
+                self.changed_all = true;
+                self.changed = Vec::new();
+            }
+        }
+    }
+
+    /// Notes that unit `id` may have moved, changed hands, appeared or gone.
+    pub(crate) fn touch_place(&mut self, id: UnitId) {
+        self.touch(id);
+        self.moved.push(id);
+    }
+
+    /// What changed since the last call: the ids (sorted, each once) of
+    /// units, resources and bases whose sample may differ, that appeared or
+    /// that went. `None` means "anything may have": it was not called for
+    /// so long that the list was dropped. A replicator looks at these ids
+    /// only, so a world that stands still costs it nothing.
+    pub fn take_changes(&mut self, out: &mut Vec<UnitId>) -> Option<()> {
+        out.clear();
+        if std::mem::take(&mut self.changed_all) {
+            return None;
+        }
+        out.append(&mut self.changed);
+        out.sort_unstable();
+        out.dedup();
+        Some(())
+    }
+
     /// Adds a unit and returns its id.
     pub fn spawn_unit(&mut self, owner: PlayerId, kind: u8, position: WorldPos) -> UnitId {
         let id = self.take_id();
         self.units.insert(id, SimUnit::new(owner, kind, position));
+        self.touch_place(id);
         id
     }
 
@@ -269,16 +283,19 @@ impl World {
     pub fn insert_unit(&mut self, id: UnitId, unit: SimUnit) {
         self.note_id(id);
         self.units.insert(id, unit);
+        self.touch_place(id);
     }
 
     /// Removes a unit; returns it if it existed.
     pub fn remove_unit(&mut self, id: UnitId) -> Option<SimUnit> {
+        self.touch_place(id);
         self.units.remove(&id)
     }
 
     /// Adds an unowned resource point.
     pub fn spawn_resource(&mut self, position: WorldPos) -> UnitId {
         let id = self.take_id();
+        self.touch(id);
         self.resources.insert(
             id,
             Resource {
@@ -293,6 +310,7 @@ impl World {
     /// Adds a base for `owner`.
     pub fn spawn_base(&mut self, owner: PlayerId, position: WorldPos) -> UnitId {
         let id = self.take_id();
+        self.touch(id);
         let health = self.config.base_health;
         self.bases.insert(
             id,
@@ -372,170 +390,80 @@ impl World {
                         _ => None,
                     };
                     out.applied += 1;
+                    self.touch(id);
                 }
             }
         }
         out
     }
 
-    fn rebuild_grid(&mut self) {
-        for c in self.grid.values_mut() {
-            c.units.clear();
-        }
-        for (&id, u) in &self.units {
-            let c = self.grid.entry(cell(u.position)).or_default();
-            c.single_owner = if c.units.is_empty() || c.single_owner == Some(u.owner) {
-                Some(u.owner)
-            } else {
-                None
-            };
-            c.units.push((id, u.owner, u.position));
-        }
-        self.grid.retain(|_, c| !c.units.is_empty());
-    }
-
-    /// The nearest enemy of `owner` within `range` of `pos` (ties: lowest id).
-    fn nearest_enemy(&self, owner: PlayerId, pos: WorldPos, range: u64) -> Option<UnitId> {
-        let r = (range as i64 / CELL_CM) + 1;
-        let (cx, cy) = cell(pos);
-        let limit = u128::from(range) * u128::from(range);
-        let mut best: Option<(u128, UnitId)> = None;
-        for gx in cx.saturating_sub(r)..=cx.saturating_add(r) {
-            for gy in cy.saturating_sub(r)..=cy.saturating_add(r) {
-                let Some(c) = self
-                    .grid
-                    .get(&(gx, gy))
-                    .filter(|c| c.single_owner != Some(owner))
-                else {
-                    continue;
-                };
-                for &(id, o, p) in &c.units {
-                    if o == owner {
-                        continue;
-                    }
-                    let d = distance_sq(pos, p);
-                    if d <= limit && best.is_none_or(|b| (d, id) < b) {
-                        best = Some((d, id));
-                    }
-                }
-            }
-        }
-        best.map(|b| b.1)
-    }
-
-    /// Position of a unit or base that can be attacked.
-    fn target_position(&self, id: UnitId) -> Option<WorldPos> {
-        self.units
-            .get(&id)
-            .map(|u| u.position)
-            .or_else(|| self.bases.get(&id).map(|b| b.position))
-    }
-
     /// Advances one fixed tick and returns the events it produced.
+    ///
+    /// Every unit decides from the world as the tick began (targets, their
+    /// positions), so the order units are visited in does not matter.
     pub fn step(&mut self) -> Vec<CombatEvent> {
+        let parts = match self.config.threads {
+            0 if self.units.len() >= PARALLEL_UNITS => {
+                std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+            }
+            0 => 1,
+            n => n,
+        };
+        self.step_in(parts)
+    }
+
+    /// [`World::step`] with the units split in `parts` threads.
+    fn step_in(&mut self, parts: usize) -> Vec<CombatEvent> {
         self.tick += 1;
-        self.rebuild_grid();
-        let ids: Vec<UnitId> = self.units.keys().copied().collect();
+        for id in std::mem::take(&mut self.moved) {
+            let now = self.units.get(&id).map(|u| (u.owner, u.position));
+            self.grid.update(id, now);
+        }
+        self.grid.compact();
+        self.grid.refresh_boxes(self.tick, 8);
+        // Units decide from the grid (the world as the tick began), so each
+        // is updated in place; a big world is split between two threads,
+        // whose results are merged in id order (the same world either way).
+        let (tick, grid, bases) = (self.tick, &self.grid, &self.bases);
+        let mut slots: Vec<(UnitId, &mut SimUnit)> =
+            self.units.iter_mut().map(|(&id, u)| (id, u)).collect();
+        let mut outs = vec![TickOutput::default(); parts.max(1)];
+        let chunk = slots.len().div_ceil(parts.max(1)).max(1);
+        std::thread::scope(|scope| {
+            let mut work = slots.chunks_mut(chunk).zip(outs.iter_mut());
+            let here = work.next();
+            for (part, out) in work {
+                scope.spawn(move || think_all(part, tick, grid, bases, out));
+            }
+            if let Some((part, out)) = here {
+                think_all(part, tick, grid, bases, out);
+            }
+        });
+        drop(slots);
+        let mut out = TickOutput::default();
+        for mut o in outs {
+            out.damage.append(&mut o.damage);
+            out.fighting.append(&mut o.fighting);
+            out.changed.append(&mut o.changed);
+            out.moved.append(&mut o.moved);
+        }
+        // The grid follows the walkers now (it held the tick's start until here).
+        for &(id, owner, position) in &out.moved {
+            self.grid.update(id, Some((owner, position)));
+        }
+        for id in std::mem::take(&mut out.changed) {
+            self.touch(id);
+        }
         // Damage dealt this tick: target -> (total, attackers), applied after everyone acted.
         let mut damage: BTreeMap<UnitId, (u32, Vec<UnitId>)> = BTreeMap::new();
         let mut fighting: BTreeMap<SectorId, Vec<UnitId>> = BTreeMap::new();
-        for id in ids {
-            let u = self.units[&id];
-            let stats = kind_stats(u.kind);
-            // Choose a target.
-            let target = match u.order {
-                Order::Attack(t) => self.target_position(t).map(|_| t),
-                Order::Move(_) => None,
-                Order::Idle | Order::AttackMove(_) => {
-                    let keep = u.target.filter(|&t| {
-                        self.target_position(t)
-                            .is_some_and(|p| within(u.position, p, stats.sight_cm))
-                    });
-                    let range = if u.order == Order::Idle {
-                        stats.attack_range_cm
-                    } else {
-                        stats.sight_cm
-                    };
-                    // Units without a target look around every fourth tick, staggered by id.
-                    let look = (self.tick + id).is_multiple_of(4);
-                    keep.or_else(|| {
-                        look.then(|| self.nearest_enemy(u.owner, u.position, range))
-                            .flatten()
-                    })
-                }
-            };
-            let mut next = u;
-            next.target = target;
-            next.velocity = Velocity::ZERO;
-            next.leg = None;
-            if matches!(u.order, Order::Attack(_)) && target.is_none() {
-                next.order = Order::Idle;
-            }
-            next.cooldown = u.cooldown.saturating_sub(1);
-            let target_pos = target.and_then(|t| self.target_position(t));
-            let in_range = target_pos.is_some_and(|p| within(u.position, p, stats.attack_range_cm));
-            if in_range {
-                next.state = UnitState::ATTACKING;
-                fighting
-                    .entry(SectorId::at(u.position))
-                    .or_default()
-                    .push(id);
-                if next.cooldown == 0 {
-                    next.cooldown = stats.cooldown_ticks;
-                    let e = damage
-                        .entry(target.expect("in range implies a target"))
-                        .or_default();
-                    e.0 += u32::from(stats.damage);
-                    e.1.push(id);
-                }
-            } else {
-                let goal = match (target_pos, next.order) {
-                    (Some(p), _) => Some(p),
-                    (None, Order::Move(p) | Order::AttackMove(p)) => Some(p),
-                    _ => None,
-                };
-                match goal {
-                    Some(p) => {
-                        let speed = stats.speed_cm_per_tick;
-                        // Keep walking the same leg, or start a new one here.
-                        let mut leg = match u.leg {
-                            Some(l) if l.to == p => l,
-                            _ => Leg {
-                                from: u.position,
-                                to: p,
-                                ticks: 0,
-                            },
-                        };
-                        leg.ticks += 1;
-                        let on_line = leg.position(speed);
-                        next.position = if distance_cm(u.position, on_line) <= speed {
-                            next.leg = Some(leg);
-                            on_line
-                        } else {
-                            // (Not for a leg walked from its start: rounding
-                            // moves a point by less than a centimetre.)
-                            step_towards(u.position, p, speed)
-                        };
-                        next.velocity = velocity_towards(leg.from, p, speed);
-                        if distance_cm(next.position, p) < speed {
-                            next.velocity = velocity_towards(next.position, p, speed);
-                        }
-                        next.state = if matches!(next.order, Order::AttackMove(_)) {
-                            UnitState::ATTACK_MOVING
-                        } else {
-                            UnitState::MOVING
-                        };
-                        if target_pos.is_none() && next.position == p {
-                            next.order = Order::Idle;
-                            next.state = UnitState::IDLE;
-                            next.velocity = Velocity::ZERO;
-                            next.leg = None;
-                        }
-                    }
-                    None => next.state = UnitState::IDLE,
-                }
-            }
-            self.units.insert(id, next);
+        for (target, amount, attacker) in out.damage {
+            let e = damage.entry(target).or_default();
+            e.0 += amount;
+            e.1.push(attacker);
+        }
+        for (sector, id) in out.fighting {
+            fighting.entry(sector).or_default().push(id);
         }
         let mut events = Vec::new();
         self.apply_damage(damage, &mut events);
@@ -550,6 +478,7 @@ impl World {
         events: &mut Vec<CombatEvent>,
     ) {
         for (target, (amount, attackers)) in damage {
+            self.touch(target);
             if let Some(u) = self.units.get_mut(&target) {
                 u.health = u
                     .health
@@ -557,6 +486,7 @@ impl World {
                 if u.health == 0 {
                     let sector_id = SectorId::at(u.position);
                     self.units.remove(&target);
+                    self.moved.push(target);
                     events.push(self.event(
                         sector_id,
                         CombatEventType::UnitDestroyed,
@@ -628,12 +558,18 @@ impl World {
         let ids: Vec<UnitId> = self.resources.keys().copied().collect();
         for rid in ids {
             let r = self.resources[&rid];
-            let near: Vec<(UnitId, PlayerId)> = self
-                .units
-                .iter()
-                .filter(|(_, u)| within(u.position, r.position, radius))
-                .map(|(&id, u)| (id, u.owner))
-                .collect();
+            // Units as they stand after this tick's moves (the grid has the
+            // positions the tick began with).
+            let mut near: Vec<(UnitId, PlayerId)> = Vec::new();
+            self.grid
+                .within(r.position, radius + MAX_SPEED_CM, |id, _| {
+                    if let Some(u) = self.units.get(&id)
+                        && within(u.position, r.position, radius)
+                    {
+                        near.push((id, u.owner));
+                    }
+                });
+            near.sort_unstable();
             let mut owners: Vec<PlayerId> = near.iter().map(|n| n.1).collect();
             owners.sort_unstable();
             owners.dedup();
@@ -660,7 +596,53 @@ impl World {
                 }
                 _ => next.capture = None,
             }
-            self.resources.insert(rid, next);
+            if next != r {
+                self.touch(rid);
+                self.resources.insert(rid, next);
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use galaxy_protocol::UnitIdList;
+
+    /// A big world stepped on two threads is the same world, tick by tick,
+    /// as one stepped on one.
+    #[test]
+    fn two_threads_step_the_same_world() {
+        let mut w = World::default();
+        for b in 0..26u64 {
+            let base = WorldPos::new(b as i64 * 800_000, 0);
+            let mut movers = Vec::new();
+            for side in 0..2u64 {
+                for i in 0..500i64 {
+                    let at = WorldPos::new(
+                        base.x + (i % 23) * 200,
+                        side as i64 * 6_000 + (i / 23) * 200,
+                    );
+                    let id = w.spawn_unit(b * 2 + side + 1, (i % 3) as u8, at);
+                    if side == 0 && i % 3 == 0 {
+                        movers.push(id);
+                    }
+                }
+            }
+            let units = UnitIdList::from_ids(movers).unwrap();
+            let to = WorldPos::new(base.x + 2_000, 9_000);
+            w.apply_command(b * 2 + 1, &CompressedCommand::AttackMove { units, to });
+        }
+        assert!(w.unit_count() >= PARALLEL_UNITS);
+        let (mut one, mut two) = (w.clone(), w);
+        let mut events = 0;
+        for _ in 0..40 {
+            let a = one.step_in(1);
+            let b = two.step_in(2);
+            assert_eq!(a, b);
+            events += a.len();
+            assert!(one == two, "the worlds differ at tick {}", one.tick());
+        }
+        assert!(events > 0, "the armies fought");
     }
 }

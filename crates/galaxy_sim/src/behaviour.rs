@@ -1,0 +1,205 @@
+//! What one unit does in one tick: choose a target, walk a straight leg
+//! towards its goal or shoot. Every unit decides from the world as the tick
+//! began (the grid's positions, the bases), so units can be visited in any
+//! order, or on two threads, and the world comes out the same.
+
+use std::collections::BTreeMap;
+
+use galaxy_protocol::{PlayerId, SectorId, UnitId, UnitState, Velocity, WorldPos};
+
+use crate::geometry::{distance_cm, distance_sq, step_towards, velocity_towards, within};
+use crate::kinds::kind_stats;
+use crate::spatial::Grid;
+use crate::world::{Base, Order, SimUnit};
+
+/// A straight walk from `from` to `to`: a unit on a leg is, after `ticks`
+/// ticks, at the point of the exact line its speed has reached (rounded to
+/// the centimetre), so its path does not drift from the line and a
+/// dead-reckoning track of its velocity stays on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Leg {
+    from: WorldPos,
+    to: WorldPos,
+    ticks: u64,
+    /// `distance_cm(from, to)`.
+    length: u64,
+    /// Its velocity at the walker's speed.
+    velocity: Velocity,
+}
+
+impl Leg {
+    fn new(from: WorldPos, to: WorldPos, speed: u64) -> Self {
+        Self {
+            from,
+            to,
+            ticks: 0,
+            length: distance_cm(from, to),
+            velocity: velocity_towards(from, to, speed),
+        }
+    }
+
+    /// Where the walk is after `ticks` ticks at `speed` cm per tick.
+    fn position(&self, speed: u64) -> WorldPos {
+        let length = self.length;
+        let walked = self.ticks.saturating_mul(speed);
+        if walked >= length {
+            return self.to;
+        }
+        let (d, w) = (i128::from(length), i128::from(walked));
+        // Nearest centimetre, half away from zero.
+        let along = |a: i64, b: i64| {
+            let v = (i128::from(b) - i128::from(a)) * w;
+            (i128::from(a) + (2 * v + v.signum() * d) / (2 * d)) as i64
+        };
+        WorldPos::new(along(self.from.x, self.to.x), along(self.from.y, self.to.y))
+    }
+}
+
+/// What the units did in a tick besides changing themselves.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TickOutput {
+    /// (target, damage, attacker), in attacker id order.
+    pub(crate) damage: Vec<(UnitId, u32, UnitId)>,
+    /// (sector, unit) of units fighting, in id order.
+    pub(crate) fighting: Vec<(SectorId, UnitId)>,
+    /// Units whose replicated sample changed.
+    pub(crate) changed: Vec<UnitId>,
+    /// Units whose position changed, with owner and new position.
+    pub(crate) moved: Vec<(UnitId, PlayerId, WorldPos)>,
+}
+
+/// Worlds with at least this many units step on two threads.
+pub(crate) const PARALLEL_UNITS: usize = 20_000;
+
+/// One tick of each unit in `part` (in id order), noting what changed.
+pub(crate) fn think_all(
+    part: &mut [(UnitId, &mut SimUnit)],
+    tick: u64,
+    grid: &Grid,
+    bases: &BTreeMap<UnitId, Base>,
+    out: &mut TickOutput,
+) {
+    for (id, slot) in part.iter_mut() {
+        let next = think(*id, slot, tick, grid, bases, out);
+        if next != **slot {
+            if next.position != slot.position {
+                out.moved.push((*id, next.owner, next.position));
+            }
+            if next.sample() != slot.sample() {
+                out.changed.push(*id);
+            }
+            **slot = next;
+        }
+    }
+}
+
+/// Unit `id`'s next state: its target, movement and shots, decided from
+/// the world as the tick began (`grid`, `bases`).
+fn think(
+    id: UnitId,
+    u: &SimUnit,
+    tick: u64,
+    grid: &Grid,
+    bases: &BTreeMap<UnitId, Base>,
+    out: &mut TickOutput,
+) -> SimUnit {
+    let u = *u;
+    let target_position = |id: UnitId| {
+        grid.position(id)
+            .or_else(|| bases.get(&id).map(|b| b.position))
+    };
+    let stats = kind_stats(u.kind);
+    // Choose a target (and where it is: looked up once).
+    let (target, target_pos) = match u.order {
+        Order::Attack(t) => match target_position(t) {
+            Some(p) => (Some(t), Some(p)),
+            None => (None, None),
+        },
+        Order::Move(_) => (None, None),
+        Order::Idle | Order::AttackMove(_) => {
+            let keep = u.target.and_then(|t| {
+                target_position(t)
+                    .filter(|&p| within(u.position, p, stats.sight_cm))
+                    .map(|p| (t, p))
+            });
+            let range = if u.order == Order::Idle {
+                stats.attack_range_cm
+            } else {
+                stats.sight_cm
+            };
+            // Units without a target look around every fourth tick, staggered by id.
+            let look = (tick + id).is_multiple_of(4);
+            let found = keep.or_else(|| {
+                look.then(|| grid.nearest_enemy(u.owner, u.position, range))
+                    .flatten()
+                    .and_then(|t| target_position(t).map(|p| (t, p)))
+            });
+            (found.map(|f| f.0), found.map(|f| f.1))
+        }
+    };
+    let mut next = u;
+    next.target = target;
+    next.velocity = Velocity::ZERO;
+    next.leg = None;
+    if matches!(u.order, Order::Attack(_)) && target.is_none() {
+        next.order = Order::Idle;
+    }
+    next.cooldown = u.cooldown.saturating_sub(1);
+    let in_range = target_pos.is_some_and(|p| within(u.position, p, stats.attack_range_cm));
+    if in_range {
+        next.state = UnitState::ATTACKING;
+        out.fighting.push((SectorId::at(u.position), id));
+        if next.cooldown == 0 {
+            next.cooldown = stats.cooldown_ticks;
+            let t = target.expect("in range implies a target");
+            out.damage.push((t, u32::from(stats.damage), id));
+        }
+    } else {
+        let goal = match (target_pos, next.order) {
+            (Some(p), _) => Some(p),
+            (None, Order::Move(p) | Order::AttackMove(p)) => Some(p),
+            _ => None,
+        };
+        match goal {
+            Some(p) => {
+                let speed = stats.speed_cm_per_tick;
+                // Keep walking the same leg, or start a new one here.
+                let mut leg = match u.leg {
+                    Some(l) if l.to == p => l,
+                    _ => Leg::new(u.position, p, speed),
+                };
+                leg.ticks += 1;
+                let on_line = leg.position(speed);
+                // At most `speed` (floor of the distance, as `distance_cm`).
+                let step_ok = distance_sq(u.position, on_line) < u128::from(speed + 1).pow(2);
+                next.position = if step_ok {
+                    next.leg = Some(leg);
+                    on_line
+                } else {
+                    // (Not for a leg walked from its start: rounding
+                    // moves a point by less than a centimetre.)
+                    step_towards(u.position, p, speed)
+                };
+                let left = leg.length.saturating_sub(leg.ticks.saturating_mul(speed));
+                next.velocity = if step_ok && left >= speed {
+                    leg.velocity
+                } else {
+                    velocity_towards(next.position, p, speed)
+                };
+                next.state = if matches!(next.order, Order::AttackMove(_)) {
+                    UnitState::ATTACK_MOVING
+                } else {
+                    UnitState::MOVING
+                };
+                if target_pos.is_none() && next.position == p {
+                    next.order = Order::Idle;
+                    next.state = UnitState::IDLE;
+                    next.velocity = Velocity::ZERO;
+                    next.leg = None;
+                }
+            }
+            None => next.state = UnitState::IDLE,
+        }
+    }
+    next
+}

@@ -1,0 +1,449 @@
+//! Where units are, for the questions a tick asks many times: "where is
+//! unit `id`?", "what is the nearest enemy within `range`?" and "who is
+//! within `radius` of this point?".
+//!
+//! Rebuilt once per tick from the units' positions. Fine cells (10 m) keep
+//! each owner's units apart, so a search never looks at a player's own
+//! units; they sit in 80 m blocks (one hash lookup for 64 cells) that
+//! remember which owners are present, so a search skips every block where
+//! only its own side stands and looks at the cells within range of the rest.
+
+use galaxy_protocol::{IdHashMap, PlayerId, UnitId, WorldPos};
+
+use crate::geometry::distance_sq;
+
+/// Side of a fine cell: 10 m.
+const CELL_CM: i64 = 1_000;
+/// Fine cells per side of a block (a coarse cell): 8, so a block is 80 m.
+const BLOCK: i64 = 8;
+
+/// One fine cell: its units grouped by owner.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Cell {
+    groups: Vec<(PlayerId, Vec<(UnitId, WorldPos)>)>,
+}
+
+/// One owner's units in a block: how many, and a box around them (it only
+/// grows while they are there, so it may be larger than they are now, never
+/// smaller; it is forgotten when the last one leaves).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Presence {
+    owner: PlayerId,
+    count: u32,
+    min: WorldPos,
+    max: WorldPos,
+}
+
+impl Presence {
+    /// Squared distance from `p` to the box (0 inside).
+    fn distance_sq(&self, p: WorldPos) -> u128 {
+        let gap = |v: i64, lo: i64, hi: i64| {
+            if v < lo {
+                (i128::from(lo) - i128::from(v)).unsigned_abs()
+            } else if v > hi {
+                (i128::from(v) - i128::from(hi)).unsigned_abs()
+            } else {
+                0
+            }
+        };
+        let (dx, dy) = (
+            gap(p.x, self.min.x, self.max.x),
+            gap(p.y, self.min.y, self.max.y),
+        );
+        dx.saturating_mul(dx).saturating_add(dy.saturating_mul(dy))
+    }
+}
+
+/// An 80 m square: where each owner's units are, and its 8 x 8 fine cells.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Block {
+    owners: Vec<Presence>,
+    cells: Vec<Cell>,
+    units: usize,
+}
+
+impl Block {
+    /// True if a unit not of `owner` may be within `limit` (squared) of `pos`.
+    fn enemy_within(&self, owner: PlayerId, pos: WorldPos, limit: u128) -> bool {
+        self.owners
+            .iter()
+            .any(|p| p.owner != owner && p.distance_sq(pos) <= limit)
+    }
+}
+
+fn fine(p: WorldPos) -> (i64, i64) {
+    (p.x.div_euclid(CELL_CM), p.y.div_euclid(CELL_CM))
+}
+
+fn block_of((gx, gy): (i64, i64)) -> ((i64, i64), usize) {
+    // BLOCK is 8: floor division and remainder are a shift and a mask.
+    let key = (gx >> 3, gy >> 3);
+    let index = (gy & 7) * BLOCK + (gx & 7);
+    (key, index as usize)
+}
+
+/// The spatial index of one tick; see the module docs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Grid {
+    /// Block key -> index in `blocks`.
+    index: IdHashMap<(i64, i64), usize>,
+    blocks: Vec<Block>,
+    /// Every unit's owner and position.
+    units: IdHashMap<UnitId, (PlayerId, WorldPos)>,
+}
+
+impl Grid {
+    /// Brings unit `id` up to date: `now` is its owner and position, or
+    /// `None` if it is gone. Only a unit that appeared, left, changed hands
+    /// or moved to another cell is moved in the index.
+    pub(crate) fn update(&mut self, id: UnitId, now: Option<(PlayerId, WorldPos)>) {
+        let before = self.units.get(&id).copied();
+        match (before, now) {
+            (None, None) => {}
+            (Some(b), Some(n)) if b == n => {}
+            (Some((bo, bp)), Some((no, np))) if bo == no && fine(bp) == fine(np) => {
+                self.repos(id, no, bp, np);
+                self.units.insert(id, (no, np));
+            }
+            (before, now) => {
+                if let Some((o, p)) = before {
+                    self.take(id, o, p);
+                    self.units.remove(&id);
+                }
+                if let Some((o, p)) = now {
+                    self.put(id, o, p);
+                    self.units.insert(id, (o, p));
+                }
+            }
+        }
+    }
+
+    /// Shrinks the owners' boxes of every `every`-th block (in turn, by
+    /// `tick`) to the units there now: boxes only grow between refreshes.
+    pub(crate) fn refresh_boxes(&mut self, tick: u64, every: u64) {
+        let every = every.max(1) as usize;
+        let start = (tick % every as u64) as usize;
+        for b in self.blocks.iter_mut().skip(start).step_by(every) {
+            for p in &mut b.owners {
+                p.min = WorldPos::new(i64::MAX, i64::MAX);
+                p.max = WorldPos::new(i64::MIN, i64::MIN);
+            }
+            for c in &b.cells {
+                for (owner, units) in &c.groups {
+                    if let Some(p) = b.owners.iter_mut().find(|p| p.owner == *owner) {
+                        for &(_, u) in units {
+                            p.min = WorldPos::new(p.min.x.min(u.x), p.min.y.min(u.y));
+                            p.max = WorldPos::new(p.max.x.max(u.x), p.max.y.max(u.y));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets empty blocks (units that left) once they are a quarter of
+    /// all, so memory follows the units without compacting every tick.
+    pub(crate) fn compact(&mut self) {
+        let empty = self.blocks.iter().filter(|b| b.units == 0).count();
+        if empty > 0 && empty * 4 >= self.blocks.len() {
+            let keys: Vec<((i64, i64), usize)> = self.index.drain().collect();
+            let mut old: Vec<Option<Block>> = std::mem::take(&mut self.blocks)
+                .into_iter()
+                .map(Some)
+                .collect();
+            for (key, i) in keys {
+                if let Some(b) = old[i].take().filter(|b| b.units > 0) {
+                    self.index.insert(key, self.blocks.len());
+                    self.blocks.push(b);
+                }
+            }
+        }
+    }
+
+    fn put(&mut self, id: UnitId, owner: PlayerId, pos: WorldPos) {
+        let (key, index) = block_of(fine(pos));
+        let bi = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.blocks.push(Block {
+                    cells: vec![Cell::default(); (BLOCK * BLOCK) as usize],
+                    ..Block::default()
+                });
+                self.index.insert(key, self.blocks.len() - 1);
+                self.blocks.len() - 1
+            }
+        };
+        let b = &mut self.blocks[bi];
+        b.units += 1;
+        match b.owners.iter_mut().find(|o| o.owner == owner) {
+            Some(o) => {
+                o.count += 1;
+                o.min = WorldPos::new(o.min.x.min(pos.x), o.min.y.min(pos.y));
+                o.max = WorldPos::new(o.max.x.max(pos.x), o.max.y.max(pos.y));
+            }
+            None => b.owners.push(Presence {
+                owner,
+                count: 1,
+                min: pos,
+                max: pos,
+            }),
+        }
+        let c = &mut b.cells[index];
+        match c.groups.iter_mut().find(|g| g.0 == owner) {
+            Some(g) => g.1.push((id, pos)),
+            None => c.groups.push((owner, vec![(id, pos)])),
+        }
+    }
+
+    fn take(&mut self, id: UnitId, owner: PlayerId, pos: WorldPos) {
+        let (key, index) = block_of(fine(pos));
+        let Some(&bi) = self.index.get(&key) else {
+            return;
+        };
+        let b = &mut self.blocks[bi];
+        let c = &mut b.cells[index];
+        let Some(g) = c.groups.iter().position(|g| g.0 == owner) else {
+            return;
+        };
+        let Some(e) = c.groups[g].1.iter().position(|e| e.0 == id) else {
+            return;
+        };
+        c.groups[g].1.swap_remove(e);
+        if c.groups[g].1.is_empty() {
+            c.groups.swap_remove(g);
+        }
+        b.units -= 1;
+        if let Some(o) = b.owners.iter().position(|o| o.owner == owner) {
+            b.owners[o].count -= 1;
+            if b.owners[o].count == 0 {
+                b.owners.swap_remove(o);
+            }
+        }
+    }
+
+    /// Unit `id` moved within its fine cell.
+    fn repos(&mut self, id: UnitId, owner: PlayerId, from: WorldPos, to: WorldPos) {
+        let (key, index) = block_of(fine(from));
+        let entry = self
+            .index
+            .get(&key)
+            .and_then(|&bi| {
+                self.blocks[bi].cells[index]
+                    .groups
+                    .iter_mut()
+                    .find(|g| g.0 == owner)
+            })
+            .and_then(|g| g.1.iter_mut().find(|e| e.0 == id));
+        if let Some(e) = entry {
+            e.1 = to;
+        }
+    }
+
+    /// Position of unit `id` when the grid was last updated.
+    pub(crate) fn position(&self, id: UnitId) -> Option<WorldPos> {
+        self.units.get(&id).map(|e| e.1)
+    }
+
+    /// Calls `f` with every (group owner, units) of the cells within `r`
+    /// (a square) of `pos` that lie in blocks `block_ok` accepts.
+    fn for_each_group_near<'a>(
+        &'a self,
+        pos: WorldPos,
+        r: u64,
+        block_ok: impl Fn(&Block) -> bool,
+        mut f: impl FnMut(PlayerId, &'a [(UnitId, WorldPos)]),
+    ) {
+        let r = i64::try_from(r).unwrap_or(i64::MAX);
+        let lo = fine(WorldPos::new(
+            pos.x.saturating_sub(r),
+            pos.y.saturating_sub(r),
+        ));
+        let hi = fine(WorldPos::new(
+            pos.x.saturating_add(r),
+            pos.y.saturating_add(r),
+        ));
+        let (blo, bhi) = (
+            (lo.0.div_euclid(BLOCK), lo.1.div_euclid(BLOCK)),
+            (hi.0.div_euclid(BLOCK), hi.1.div_euclid(BLOCK)),
+        );
+        let mut visit = |(bx, by): (i64, i64), b: &'a Block| {
+            if !block_ok(b) {
+                return;
+            }
+            // The part of the square's cells inside this block.
+            let (x0, x1) = (lo.0.max(bx * BLOCK), hi.0.min(bx * BLOCK + BLOCK - 1));
+            let (y0, y1) = (lo.1.max(by * BLOCK), hi.1.min(by * BLOCK + BLOCK - 1));
+            for gy in y0..=y1 {
+                let row = ((gy - by * BLOCK) * BLOCK - bx * BLOCK) as isize;
+                for gx in x0..=x1 {
+                    let index = (row + gx as isize) as usize;
+                    for (o, units) in &b.cells[index].groups {
+                        f(*o, units);
+                    }
+                }
+            }
+        };
+        let span = ((bhi.0 - blo.0) as u128 + 1) * ((bhi.1 - blo.1) as u128 + 1);
+        if span > self.blocks.len() as u128 {
+            // A huge square: look at the blocks there are instead.
+            for (&key, &i) in &self.index {
+                if (blo.0..=bhi.0).contains(&key.0) && (blo.1..=bhi.1).contains(&key.1) {
+                    visit(key, &self.blocks[i]);
+                }
+            }
+        } else {
+            for bx in blo.0..=bhi.0 {
+                for by in blo.1..=bhi.1 {
+                    if let Some(&i) = self.index.get(&(bx, by)) {
+                        visit((bx, by), &self.blocks[i]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The nearest unit not of `owner` within `range` of `pos` (ties: the
+    /// lowest id). Looks only at the cells within range of blocks where
+    /// another owner's units may be within range.
+    pub(crate) fn nearest_enemy(
+        &self,
+        owner: PlayerId,
+        pos: WorldPos,
+        range: u64,
+    ) -> Option<UnitId> {
+        let limit = u128::from(range) * u128::from(range);
+        let mut best: Option<(u128, UnitId)> = None;
+        self.for_each_group_near(
+            pos,
+            range,
+            |b| b.enemy_within(owner, pos, limit),
+            |o, units| {
+                if o == owner {
+                    return;
+                }
+                for &(id, p) in units {
+                    let d = distance_sq(pos, p);
+                    if d <= limit && best.is_none_or(|b| (d, id) < b) {
+                        best = Some((d, id));
+                    }
+                }
+            },
+        );
+        best.map(|b| b.1)
+    }
+
+    /// Calls `f(id, owner)` for every unit within `radius` of `pos`.
+    pub(crate) fn within(&self, pos: WorldPos, radius: u64, mut f: impl FnMut(UnitId, PlayerId)) {
+        let limit = u128::from(radius) * u128::from(radius);
+        self.for_each_group_near(
+            pos,
+            radius,
+            |_| true,
+            |o, units| {
+                for &(id, p) in units {
+                    if distance_sq(pos, p) <= limit {
+                        f(id, o);
+                    }
+                }
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use galaxy_protocol::link_model::SplitMix64;
+    use std::collections::BTreeSet;
+
+    /// Updates `g` from `before` to `now` (every unit in either).
+    fn update_all(
+        g: &mut Grid,
+        before: &[(UnitId, PlayerId, WorldPos)],
+        now: &[(UnitId, PlayerId, WorldPos)],
+    ) {
+        for &(id, _, _) in before {
+            if !now.iter().any(|u| u.0 == id) {
+                g.update(id, None);
+            }
+        }
+        for &(id, o, p) in now {
+            g.update(id, Some((o, p)));
+        }
+        g.compact();
+    }
+
+    /// The block search finds exactly what a scan of every unit finds, at
+    /// every range (huge ones included).
+    #[test]
+    fn searches_match_a_full_scan() {
+        let mut rng = SplitMix64::new(3);
+        let units: Vec<(UnitId, PlayerId, WorldPos)> = (1..=2000u64)
+            .map(|id| {
+                let p = WorldPos::new(rng.below(40_000) as i64, rng.below(40_000) as i64 - 20_000);
+                (id, rng.below(3), p)
+            })
+            .collect();
+        let mut g = Grid::default();
+        let mut units = units;
+        update_all(&mut g, &[], &units);
+        for i in 0..500 {
+            if i % 50 == 25 {
+                // Some walk (across cells or not), some die, some are born,
+                // one changes hands: the index follows.
+                let before = units.clone();
+                for u in units.iter_mut() {
+                    match rng.below(4) {
+                        0 => u.2 = WorldPos::new(u.2.x + rng.below(3) as i64 - 1, u.2.y),
+                        1 => u.2 = WorldPos::new(u.2.x + rng.below(3_000) as i64 - 1_500, u.2.y),
+                        _ => {}
+                    }
+                }
+                units[0].1 = 7;
+                units.retain(|_| !rng.chance(0.05));
+                let next = units.last().map_or(1, |u| u.0 + 1);
+                units.extend(
+                    (next..next + 50).map(|id| (id, rng.below(3), WorldPos::new(0, id as i64))),
+                );
+                update_all(&mut g, &before, &units);
+            }
+            let owner = rng.below(3);
+            let pos = WorldPos::new(
+                rng.below(44_000) as i64 - 2_000,
+                rng.below(44_000) as i64 - 22_000,
+            );
+            let range = if i % 50 == 0 {
+                u64::MAX
+            } else {
+                rng.below(15_000)
+            };
+            let limit = u128::from(range) * u128::from(range);
+            let scan = units
+                .iter()
+                .filter(|u| u.1 != owner)
+                .map(|u| (distance_sq(pos, u.2), u.0))
+                .filter(|&(d, _)| d <= limit)
+                .min()
+                .map(|b| b.1);
+            assert_eq!(g.nearest_enemy(owner, pos, range), scan);
+            let mut near = BTreeSet::new();
+            g.within(pos, range, |id, _| {
+                near.insert(id);
+            });
+            let want: BTreeSet<UnitId> = units
+                .iter()
+                .filter(|u| distance_sq(pos, u.2) <= limit)
+                .map(|u| u.0)
+                .collect();
+            assert_eq!(near, want);
+        }
+        let (id, _, at) = units[16];
+        assert_eq!(g.position(id), Some(at));
+        assert_eq!(g.position(u64::MAX), None);
+        // Units leave: their blocks are forgotten (soon).
+        let few: Vec<_> = units.iter().take(10).copied().collect();
+        update_all(&mut g, &units, &few);
+        assert!(g.blocks.len() <= 10, "{} blocks", g.blocks.len());
+        assert!(g.nearest_enemy(99, WorldPos::new(0, 0), u64::MAX).is_some());
+    }
+}
