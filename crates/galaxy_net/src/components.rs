@@ -1,18 +1,18 @@
 //! ECS components of a replicated unit on the server. The simulation writes
 //! them only when a value really changes, so Bevy change detection tells the
 //! Tag systems exactly which units moved between sectors and which need
-//! replicating.
+//! replicating; a unit walking straight inside one sector writes nothing.
 
 use bevy::prelude::Component;
-use galaxy_protocol::{QuantizedUnit, UnitId, WorldPos};
+use galaxy_protocol::{QuantizedUnit, SectorId, UnitId};
 
 /// The unit's universe-wide id (links the entity to the simulation and the wire).
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NetUnit(pub UnitId);
 
-/// Where the unit really is, in centimetres (the sector index follows it).
+/// The scale-0 sector the unit is in (the sector index follows it).
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Position(pub WorldPos);
+pub struct Sector(pub SectorId);
 
 /// What clients are told: owner, kind, health, state, target and the
 /// dead-reckoning track of the unit's motion. It changes only when the unit

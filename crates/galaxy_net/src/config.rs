@@ -45,6 +45,10 @@ pub struct NetworkConfig {
     /// the unit is farther than this many centimetres from it (0: on every
     /// move). Clients never draw a unit farther off than this.
     pub reckoning_threshold_cm: u32,
+    /// Threads the server's replication may use: 0 spreads clients and
+    /// units over Bevy's compute task pool; 1 keeps it on one thread (for
+    /// a machine whose other cores are busy with something else).
+    pub server_threads: usize,
 }
 
 impl Default for NetworkConfig {
@@ -63,6 +67,7 @@ impl Default for NetworkConfig {
             idle_timeout_secs: 15,
             client_budget_kbps: 256.0,
             reckoning_threshold_cm: galaxy_protocol::reckoning::DEFAULT_THRESHOLD_CM,
+            server_threads: 0,
         }
     }
 }

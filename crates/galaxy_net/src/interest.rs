@@ -3,10 +3,12 @@
 //! and recent changes (so a client's update costs what changed, not what
 //! exists), and the sectors a client's view is interested in.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use bevy::prelude::Resource;
-use galaxy_protocol::{SECTOR_SIZE_CM, SectorId, UnitId, WorldPos, WorldRect};
+use galaxy_protocol::{
+    IdHashMap, IdHashSet, SECTOR_SIZE_CM, SectorId, UnitId, WorldPos, WorldRect,
+};
 
 /// Most scale-0 sectors in one client's near interest (a 20 km x 20 km view).
 pub const MAX_NEAR_SECTORS: u128 = 400;
@@ -78,11 +80,11 @@ pub struct SectorMove {
 /// which units' replicated state changed there lately.
 #[derive(Resource, Default)]
 pub struct SectorIndex {
-    units: HashMap<SectorId, HashSet<UnitId>>,
-    sector_of: HashMap<UnitId, SectorId>,
-    activity: HashMap<SectorId, Activity>,
+    units: IdHashMap<SectorId, IdHashSet<UnitId>>,
+    sector_of: IdHashMap<UnitId, SectorId>,
+    activity: IdHashMap<SectorId, Activity>,
     /// Per sector, `(tick, unit)` of recent changes, oldest first.
-    log: HashMap<SectorId, VecDeque<(u64, UnitId)>>,
+    log: IdHashMap<SectorId, VecDeque<(u64, UnitId)>>,
     moves: Vec<SectorMove>,
     tick: u64,
 }
@@ -261,7 +263,11 @@ fn scale0_cells(sector: &SectorId) -> Vec<SectorId> {
 }
 
 /// True if a unit in the scale-0 `sector` is inside the interest `(near, far)`.
-pub fn in_interest(sector: SectorId, near: &HashSet<SectorId>, far: &HashSet<SectorId>) -> bool {
+pub fn in_interest(
+    sector: SectorId,
+    near: &IdHashSet<SectorId>,
+    far: &IdHashSet<SectorId>,
+) -> bool {
     near.contains(&sector) || sector.parent().is_some_and(|p| far.contains(&p))
 }
 
@@ -270,7 +276,7 @@ pub fn in_interest(sector: SectorId, near: &HashSet<SectorId>, far: &HashSet<Sec
 /// view (`far`, a quarter of the rate; units in a `near` cell of a far
 /// sector are not counted there). Views larger than 20 km are clipped
 /// around their centre.
-pub fn interest(view: WorldRect) -> (HashSet<SectorId>, HashSet<SectorId>) {
+pub fn interest(view: WorldRect) -> (IdHashSet<SectorId>, IdHashSet<SectorId>) {
     let cx = view.min.x / 2 + view.max.x / 2;
     let cy = view.min.y / 2 + view.max.y / 2;
     let half_w =
@@ -291,18 +297,18 @@ pub fn interest(view: WorldRect) -> (HashSet<SectorId>, HashSet<SectorId>) {
             ),
         )
     };
-    let cover = |r: WorldRect, max: u128| -> HashSet<SectorId> {
+    let cover = |r: WorldRect, max: u128| -> IdHashSet<SectorId> {
         match SectorId::covering(r, 0) {
             Some(range) if range.remaining() <= max => range.collect(),
-            _ => HashSet::new(),
+            _ => IdHashSet::default(),
         }
     };
     let near = cover(rect(1, SECTOR_SIZE_CM), MAX_NEAR_SECTORS);
-    let far: HashSet<SectorId> = match SectorId::covering(rect(3, SECTOR_SIZE_CM), 1) {
+    let far: IdHashSet<SectorId> = match SectorId::covering(rect(3, SECTOR_SIZE_CM), 1) {
         Some(range) if range.remaining() <= MAX_NEAR_SECTORS * 9 => range
             .filter(|s| !s.children().all(|c| near.contains(&c)))
             .collect(),
-        _ => HashSet::new(),
+        _ => IdHashSet::default(),
     };
     (near, far)
 }

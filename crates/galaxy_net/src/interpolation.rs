@@ -99,7 +99,13 @@ impl InterpolationBuffer {
             let span = (last.time - prev.time).max(1e-9);
             return Some((b.0 + (b.0 - a.0) / span * dt, b.1 + (b.1 - a.1) / span * dt));
         }
-        let i = self.samples.partition_point(|s| s.time <= render_time);
+        // Usually the render time is between the last two samples.
+        let n = self.samples.len();
+        let i = if n >= 2 && self.samples[n - 2].time <= render_time {
+            n - 1
+        } else {
+            self.samples.partition_point(|s| s.time <= render_time)
+        };
         if i == 0 {
             return Some(f(self.samples[0].pos));
         }

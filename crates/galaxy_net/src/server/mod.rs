@@ -15,13 +15,13 @@ use bevy_renet::RenetServer;
 use bevy_renet::renet::ClientId;
 use bevy_renet::{RenetReceive, RenetSend};
 use galaxy_protocol::{
-    ByteBudget, DeltaSender, NetworkMessage, PlayerId, ReckonConfig, SectorId, UnitId, WorldRect,
-    codec,
+    ByteBudget, DeltaSender, IdHashMap, IdHashSet, NetworkMessage, PlayerId, ReckonConfig,
+    SectorId, UnitId, WorldRect, codec,
 };
 use galaxy_sim::World;
 
 pub use remote::RemoteUnits;
-pub use simulate::Reckoner;
+pub use simulate::ReplicatedUnits;
 
 use crate::NetSet;
 use crate::channels::{ACKS, COMMANDS};
@@ -110,11 +110,15 @@ pub struct Session {
     max_update_hz: u8,
     /// The view `near` and `far` were computed for.
     interest_of: Option<WorldRect>,
-    near: HashSet<SectorId>,
-    far: HashSet<SectorId>,
-    last_sent: HashMap<SectorId, u64>,
+    near: IdHashSet<SectorId>,
+    far: IdHashSet<SectorId>,
+    last_sent: IdHashMap<SectorId, u64>,
     /// Tick of the last replication for this client.
     last_tick: u64,
+    /// Encoded updates waiting to be handed to renet.
+    outbox: Vec<Vec<u8>>,
+    /// Scratch: units leaving the client's interest.
+    leaving: Vec<UnitId>,
     bad_messages: u32,
     last_heard: f64,
     window_start: f64,
@@ -139,10 +143,12 @@ impl Session {
             view: None,
             max_update_hz: 0,
             interest_of: None,
-            near: HashSet::new(),
-            far: HashSet::new(),
-            last_sent: HashMap::new(),
+            near: IdHashSet::default(),
+            far: IdHashSet::default(),
+            last_sent: IdHashMap::default(),
             last_tick: 0,
+            outbox: Vec::new(),
+            leaving: Vec::new(),
             bad_messages: 0,
             last_heard: now,
             window_start: 0.0,
@@ -197,9 +203,7 @@ pub(crate) fn build(app: &mut App) {
         .init_resource::<Sessions>()
         .init_resource::<TickTimes>()
         .init_resource::<RemoteUnits>()
-        .insert_resource(Reckoner(galaxy_protocol::DeadReckoner::new(ReckonConfig {
-            threshold_cm,
-        })))
+        .insert_resource(ReplicatedUnits::new(ReckonConfig { threshold_cm }))
         .add_systems(First, frame_start)
         .add_systems(Last, frame_end)
         .add_systems(

@@ -11,10 +11,11 @@ use bevy::prelude::*;
 use bevy_renet::RenetServer;
 use galaxy_protocol::{NetworkMessage, SectorId, UnitId, codec};
 
-use super::simulate::{PendingEvents, Reckoner, UnitEntities};
+use super::Session;
+use super::simulate::{PendingEvents, ReplicatedUnits, UnitEntities, in_parallel_mut};
 use super::{RemoteUnits, Sessions, SimWorld};
 use crate::channels::{EVENTS, MAX_SAVED_TICKS, UPDATES};
-use crate::components::{NetUnit, Position, Replicated};
+use crate::components::{NetUnit, Replicated, Sector};
 use crate::config::NetworkConfig;
 use crate::interest::{SectorIndex, in_interest, interest, interval_ticks};
 use crate::stats::NetworkStats;
@@ -28,18 +29,18 @@ const FAR_WEIGHT: f32 = 0.25;
 /// removed from every client.
 #[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is data it needs
 pub(crate) fn tag_changes(
-    moved: Query<(&NetUnit, &Position), Changed<Position>>,
+    moved: Query<(&NetUnit, &Sector), Changed<Sector>>,
     changed: Query<&NetUnit, Changed<Replicated>>,
     sim: Res<SimWorld>,
     mut index: ResMut<SectorIndex>,
     mut entities: ResMut<UnitEntities>,
     mut sessions: ResMut<Sessions>,
-    mut reckoner: ResMut<Reckoner>,
+    replicated: Res<ReplicatedUnits>,
     remote: Res<RemoteUnits>,
 ) {
     index.begin_tick(sim.0.tick());
-    for (unit, pos) in &moved {
-        index.place(unit.0, SectorId::at(pos.0));
+    for (unit, sector) in &moved {
+        index.place(unit.0, sector.0);
     }
     for unit in &changed {
         index.changed(unit.0);
@@ -47,7 +48,7 @@ pub(crate) fn tag_changes(
     let mut gone = std::mem::take(&mut entities.departed);
     gone.append(&mut entities.moved_away);
     for id in gone {
-        if entities.entities.contains_key(&id) {
+        if replicated.contains(id) {
             continue; // it came back (a handoff that failed)
         }
         if remote.units.contains_key(&id) {
@@ -55,7 +56,6 @@ pub(crate) fn tag_changes(
             continue;
         }
         index.remove(id);
-        reckoner.0.forget(id);
         for s in sessions.0.values_mut() {
             s.sender.remove_unit(id);
         }
@@ -113,94 +113,24 @@ pub(crate) fn replicate(
     mut sessions: ResMut<Sessions>,
     index: Res<SectorIndex>,
     sim: Res<SimWorld>,
-    reckoner: Res<Reckoner>,
+    replicated: Res<ReplicatedUnits>,
     config: Res<NetworkConfig>,
     mut stats: ResMut<NetworkStats>,
     mut last_tick: Local<u64>,
-    mut scratch: Local<(Vec<UnitId>, Vec<Vec<u8>>)>,
 ) {
     let tick = sim.0.tick();
     if tick == *last_tick {
         return;
     }
     *last_tick = tick;
-    let (leaving, out) = &mut *scratch;
+    // Clients are independent: several are encoded at once.
+    let mut clients: Vec<&mut Session> = sessions.0.values_mut().collect();
+    let (index, replicated, config) = (&*index, &*replicated, &*config);
+    in_parallel_mut(&mut clients, 8, config.server_threads, |s| {
+        replicate_client(s, tick, index, replicated, config);
+    });
     for (&client, s) in sessions.0.iter_mut() {
-        let Some(view) = s.view else { continue };
-        // Units that left the client's interest: all of them when the view
-        // changed, else those that changed sector this tick.
-        leaving.clear();
-        if s.interest_of != Some(view) {
-            (s.near, s.far) = interest(view);
-            s.interest_of = Some(view);
-            let (near, far) = (&s.near, &s.far);
-            s.last_sent
-                .retain(|sector, _| near.contains(sector) || far.contains(sector));
-            leaving.extend(s.sender.visible_units().map(|(id, _)| id).filter(|&id| {
-                index
-                    .sector_of(id)
-                    .is_none_or(|sec| !in_interest(sec, near, far))
-            }));
-        } else {
-            leaving.extend(index.moves().iter().filter_map(|m| match m.to {
-                Some(to) if !in_interest(to, &s.near, &s.far) => Some(m.unit),
-                _ => None,
-            }));
-        }
-        for &id in leaving.iter() {
-            s.sender.remove_unit(id);
-        }
-        // A client on a poor link may ask for fewer updates per second.
-        let floor = match s.max_update_hz {
-            0 => 1,
-            hz => (config.update_rate / f32::from(hz)).ceil().max(1.0) as u64,
-        };
-        s.budget
-            .set_max_saved_ticks(floor.min(u64::from(MAX_SAVED_TICKS)) as u32);
-        for (sector, is_far) in s
-            .near
-            .iter()
-            .map(|c| (*c, false))
-            .chain(s.far.iter().map(|c| (*c, true)))
-        {
-            let since = s.last_sent.get(&sector).copied();
-            let due = match since {
-                None => true,
-                Some(sent) => {
-                    index.changed_at(&sector) > sent
-                        && tick - sent
-                            >= interval_ticks(index.activity(&sector), config.update_rate, is_far)
-                                .max(floor)
-                }
-            };
-            if !due {
-                continue;
-            }
-            s.last_sent.insert(sector, tick);
-            let weight = if is_far { FAR_WEIGHT } else { 1.0 };
-            let cells = if is_far {
-                // A far sector's cells that are near go at the near rate instead.
-                sector
-                    .children()
-                    .filter(|c| !s.near.contains(c))
-                    .collect::<Vec<_>>()
-            } else {
-                vec![sector]
-            };
-            for cell in cells {
-                let mut show = |id: UnitId| {
-                    if let Some(track) = reckoner.0.track(id) {
-                        s.sender.set_unit_weighted(id, *track, weight);
-                    }
-                };
-                match since.and_then(|t| index.changed_since(&cell, t)) {
-                    Some(changed) => changed.for_each(&mut show),
-                    None => index.units_in(&cell).for_each(&mut show),
-                }
-            }
-        }
-        s.sender.write_messages_within(tick, &mut s.budget, out);
-        for bytes in out.drain(..) {
+        for bytes in s.outbox.drain(..) {
             stats.bytes_sent += bytes.len() as u64;
             stats.messages_sent += 1;
             stats.unit_updates += 1;
@@ -216,4 +146,92 @@ pub(crate) fn replicate(
     }
     stats.average_latency = (rtt / n * 1000.0) as f32;
     stats.packet_loss = (loss / n) as f32;
+}
+
+/// One client's updates for `tick` into its outbox.
+fn replicate_client(
+    s: &mut Session,
+    tick: u64,
+    index: &SectorIndex,
+    replicated: &ReplicatedUnits,
+    config: &NetworkConfig,
+) {
+    let Some(view) = s.view else { return };
+    // Units that left the client's interest: all of them when the view
+    // changed, else those that changed sector this tick.
+    let mut leaving = std::mem::take(&mut s.leaving);
+    leaving.clear();
+    if s.interest_of != Some(view) {
+        (s.near, s.far) = interest(view);
+        s.interest_of = Some(view);
+        let (near, far) = (&s.near, &s.far);
+        s.last_sent
+            .retain(|sector, _| near.contains(sector) || far.contains(sector));
+        leaving.extend(s.sender.visible_units().map(|(id, _)| id).filter(|&id| {
+            index
+                .sector_of(id)
+                .is_none_or(|sec| !in_interest(sec, near, far))
+        }));
+    } else {
+        leaving.extend(index.moves().iter().filter_map(|m| match m.to {
+            Some(to) if !in_interest(to, &s.near, &s.far) => Some(m.unit),
+            _ => None,
+        }));
+    }
+    for &id in leaving.iter() {
+        s.sender.remove_unit(id);
+    }
+    s.leaving = leaving;
+    // A client on a poor link may ask for fewer updates per second.
+    let floor = match s.max_update_hz {
+        0 => 1,
+        hz => (config.update_rate / f32::from(hz)).ceil().max(1.0) as u64,
+    };
+    s.budget
+        .set_max_saved_ticks(floor.min(u64::from(MAX_SAVED_TICKS)) as u32);
+    let sectors: Vec<(SectorId, bool)> = s
+        .near
+        .iter()
+        .map(|c| (*c, false))
+        .chain(s.far.iter().map(|c| (*c, true)))
+        .collect();
+    for (sector, is_far) in sectors {
+        let since = s.last_sent.get(&sector).copied();
+        let due = match since {
+            None => true,
+            Some(sent) => {
+                index.changed_at(&sector) > sent
+                    && tick - sent
+                        >= interval_ticks(index.activity(&sector), config.update_rate, is_far)
+                            .max(floor)
+            }
+        };
+        if !due {
+            continue;
+        }
+        s.last_sent.insert(sector, tick);
+        let weight = if is_far { FAR_WEIGHT } else { 1.0 };
+        let cells = if is_far {
+            // A far sector's cells that are near go at the near rate instead.
+            sector
+                .children()
+                .filter(|c| !s.near.contains(c))
+                .collect::<Vec<_>>()
+        } else {
+            vec![sector]
+        };
+        for cell in cells {
+            let mut show = |id: UnitId| {
+                if let Some(track) = replicated.track(id) {
+                    s.sender.set_unit_weighted(id, *track, weight);
+                }
+            };
+            match since.and_then(|t| index.changed_since(&cell, t)) {
+                Some(changed) => changed.for_each(&mut show),
+                None => index.units_in(&cell).for_each(&mut show),
+            }
+        }
+    }
+    s.sender
+        .write_messages_within(tick, &mut s.budget, &mut s.outbox);
 }

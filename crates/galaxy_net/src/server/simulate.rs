@@ -2,14 +2,15 @@
 //! simulation, and mirror every unit into the ECS with its replicated
 //! (dead-reckoned) state.
 
-use std::collections::HashMap;
-
 use bevy::prelude::*;
 use bevy_renet::renet::ClientId;
-use galaxy_protocol::{CombatEvent, CompressedCommand, DeadReckoner, UnitId};
+use galaxy_protocol::{
+    CombatEvent, CompressedCommand, DeadReckoner, IdHashMap, QuantizedUnit, ReckonConfig,
+    ReckonerStats, SectorId, UnitId, WorldPos,
+};
 
 use super::{RemoteUnits, Sessions, SimWorld};
-use crate::components::{NetUnit, Position, Replicated};
+use crate::components::{NetUnit, Replicated, Sector};
 use crate::stats::NetworkStats;
 
 /// Commands received this frame, applied at the next simulation tick.
@@ -20,17 +21,93 @@ pub(crate) struct CommandQueue(pub(crate) Vec<(ClientId, CompressedCommand)>);
 #[derive(Resource, Default)]
 pub(crate) struct PendingEvents(pub(crate) Vec<CombatEvent>);
 
-/// The replicated track of every unit this server shows (one for all
-/// clients; see [`DeadReckoner`]). Its threshold is
-/// `NetworkConfig::reckoning_threshold_cm`.
-#[derive(Resource, Default)]
-pub struct Reckoner(pub DeadReckoner);
+/// One unit as the server replicates it.
+#[derive(Clone, Copy, Debug)]
+struct Mirrored {
+    entity: Entity,
+    /// Where it was last seen, and that position's sector.
+    position: WorldPos,
+    sector: SectorId,
+    track: QuantizedUnit,
+}
 
-/// Unit id -> entity, and units that died since the last replication.
+/// Every unit this server shows clients (its own, its structures and its
+/// neighbours' ghosts) with its dead-reckoning track (one for all clients;
+/// see [`DeadReckoner`], threshold from `NetworkConfig::reckoning_threshold_cm`).
+/// Each tick looks only at what the simulation says changed (and the
+/// ghosts), so units that stand still cost nothing; ECS components are
+/// written only for units whose sector or track changed.
+#[derive(Resource, Default)]
+pub struct ReplicatedUnits {
+    reckoner: DeadReckoner,
+    units: IdHashMap<UnitId, Mirrored>,
+    /// Ids shown as ghosts last tick.
+    ghosts: Vec<UnitId>,
+    /// Ids to look at this tick (kept for its allocation).
+    todo: Vec<UnitId>,
+}
+
+impl ReplicatedUnits {
+    /// Replication with this dead-reckoning threshold.
+    pub fn new(config: ReckonConfig) -> Self {
+        Self {
+            reckoner: DeadReckoner::new(config),
+            ..Self::default()
+        }
+    }
+
+    /// The track clients get for unit `id`, if the server shows it.
+    pub fn track(&self, id: UnitId) -> Option<&QuantizedUnit> {
+        self.units.get(&id).map(|m| &m.track)
+    }
+
+    /// True if the server shows unit `id`.
+    pub fn contains(&self, id: UnitId) -> bool {
+        self.units.contains_key(&id)
+    }
+
+    /// Units shown.
+    pub fn len(&self) -> usize {
+        self.units.len()
+    }
+
+    /// True when no unit is shown.
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    /// What the dead reckoning did (samples seen, new anchors).
+    pub fn stats(&self) -> ReckonerStats {
+        self.reckoner.stats()
+    }
+}
+
+/// Runs `work` on every item, in chunks of at least `min_chunk`, on Bevy's
+/// compute task pool when there is one and the work is big enough.
+pub(crate) fn in_parallel_mut<T: Send>(
+    items: &mut [T],
+    min_chunk: usize,
+    threads: usize,
+    work: impl Fn(&mut T) + Sync,
+) {
+    let pool = bevy::tasks::ComputeTaskPool::try_get().filter(|_| threads != 1);
+    let threads = pool.map_or(1, |p| p.thread_num() + 1);
+    if threads < 2 || items.len() < 2 * min_chunk {
+        items.iter_mut().for_each(work);
+        return;
+    }
+    let chunk = items.len().div_ceil(threads).max(min_chunk);
+    let work = &work;
+    pool.expect("checked above").scope(|scope| {
+        for part in items.chunks_mut(chunk) {
+            scope.spawn(async move { part.iter_mut().for_each(work) });
+        }
+    });
+}
+
+/// Units that left the simulation since the last replication.
 #[derive(Resource, Default)]
 pub(crate) struct UnitEntities {
-    /// The entity and the last tick the unit was seen.
-    pub(crate) entities: HashMap<UnitId, (Entity, u64)>,
     pub(crate) departed: Vec<UnitId>,
     /// Departed units that moved to another server ([`RemoteUnits`]): not
     /// removed from clients, who keep their last state until they follow.
@@ -72,56 +149,84 @@ pub(crate) fn step_simulation(mut sim: ResMut<SimWorld>, mut events: ResMut<Pend
     events.0.extend(new);
 }
 
-/// Writes the simulation (units, then resources and bases, then ghosts)
-/// into ECS components, touching only what changed: the true position,
-/// and the replicated state the [`Reckoner`] keeps for clients.
+/// Mirrors what changed in the simulation (units, resources and bases),
+/// and the neighbours' ghosts, into [`ReplicatedUnits`] and the ECS: each
+/// changed unit's track is dead-reckoned, and its `Sector` and `Replicated`
+/// components are written only when they change. Units no longer there are
+/// despawned and listed as departed.
 pub(crate) fn mirror_units(
     mut commands: Commands,
-    sim: Res<SimWorld>,
+    mut sim: ResMut<SimWorld>,
     remote: Res<RemoteUnits>,
-    mut reckoner: ResMut<Reckoner>,
-    mut entities: ResMut<UnitEntities>,
-    mut units: Query<(&mut Position, &mut Replicated)>,
+    mut replicated: ResMut<ReplicatedUnits>,
+    mut gone: ResMut<UnitEntities>,
+    mut units: Query<(&mut Sector, &mut Replicated)>,
 ) {
     let tick = sim.0.tick();
-    let ghosts = remote
-        .ghosts
-        .iter()
-        .filter(|(id, _)| sim.0.sample(**id).is_none())
-        .map(|(&id, q)| (id, q.to_sample()));
-    let samples = sim
-        .0
-        .units()
-        .map(|(id, u)| (id, u.sample()))
-        .chain(sim.0.structures())
-        .chain(ghosts);
-    let entities = &mut *entities;
-    for (id, sample) in samples {
-        let track = reckoner.0.observe(id, tick, &sample);
-        let known = entities.entities.get_mut(&id).and_then(|(e, seen)| {
-            *seen = tick;
-            units.get_mut(*e).ok()
-        });
-        match known {
-            Some((mut p, mut r)) => {
-                p.set_if_neq(Position(sample.position));
-                r.set_if_neq(Replicated(track));
-            }
-            None => {
-                let e = commands
-                    .spawn((NetUnit(id), Position(sample.position), Replicated(track)))
-                    .id();
-                entities.entities.insert(id, (e, tick));
-            }
-        }
+    let r = &mut *replicated;
+    let mut todo = std::mem::take(&mut r.todo);
+    if sim.0.take_changes(&mut todo).is_none() {
+        // The change list was dropped: look at everything.
+        todo.extend(r.units.keys().copied());
+        todo.extend(sim.0.units().map(|(id, _)| id));
+        todo.extend(sim.0.structures().map(|(id, _)| id));
     }
-    let departed = &mut entities.departed;
-    entities.entities.retain(|&id, &mut (e, seen)| {
-        let alive = seen == tick;
-        if !alive {
-            commands.entity(e).despawn();
-            departed.push(id);
+    // Ghosts are refreshed every tick (there are few); last tick's too, to
+    // drop those that are no longer sent.
+    let ghosts: Vec<UnitId> = remote
+        .ghosts
+        .keys()
+        .copied()
+        .filter(|&id| sim.0.sample(id).is_none())
+        .collect();
+    todo.extend(std::mem::replace(&mut r.ghosts, ghosts.clone()));
+    todo.extend(ghosts);
+    todo.sort_unstable();
+    todo.dedup();
+    let reckoner = &mut r.reckoner;
+    let mirror = &mut r.units;
+    sim.0.samples_of(&todo, |id, sample| {
+        let sample = sample.or_else(|| remote.ghosts.get(&id).map(|g| g.to_sample()));
+        match (mirror.get_mut(&id), sample) {
+            (Some(m), Some(sample)) => {
+                let sector = if sample.position == m.position {
+                    m.sector
+                } else {
+                    SectorId::at(sample.position)
+                };
+                let track = reckoner.reckon(Some(&m.track), tick, &sample);
+                if (track != m.track || sector != m.sector)
+                    && let Ok((mut s, mut q)) = units.get_mut(m.entity)
+                {
+                    s.set_if_neq(Sector(sector));
+                    q.set_if_neq(Replicated(track));
+                }
+                (m.position, m.sector, m.track) = (sample.position, sector, track);
+            }
+            (Some(_), None) => {
+                if let Some(m) = mirror.remove(&id) {
+                    commands.entity(m.entity).despawn();
+                    gone.departed.push(id);
+                }
+            }
+            (None, Some(sample)) => {
+                let sector = SectorId::at(sample.position);
+                let track = reckoner.reckon(None, tick, &sample);
+                let entity = commands
+                    .spawn((NetUnit(id), Sector(sector), Replicated(track)))
+                    .id();
+                mirror.insert(
+                    id,
+                    Mirrored {
+                        entity,
+                        position: sample.position,
+                        sector,
+                        track,
+                    },
+                );
+            }
+            (None, None) => {}
         }
-        alive
     });
+    r.todo = todo;
 }
