@@ -8,12 +8,16 @@
 //! ```
 //!
 //! The world is `units / battle-size` battles (default 1,000 units each,
-//! two armies 40 m apart), one every 8 km so no client's interest holds two.
+//! two armies 60 m apart), one every 8 km so no client's interest holds two.
 //! Client `c` watches battle `c mod battles` and owns a share of one of its
-//! armies; every two seconds each client attack-moves part of its units.
+//! armies; every two seconds (each at its own moment) each client
+//! attack-moves part of its units.
+//! Clients are bots at 30 rounds per second: they receive, apply and
+//! acknowledge every update and send orders, but do not draw (no smoothing),
+//! so the two cores go to the server and the network.
 //! The other army, and the armies of battles nobody watches, belong to
-//! idle AI players that fight back. Units that die are replaced every
-//! second, so the world holds `units` units for the whole run.
+//! idle AI players that fight back. Units that die are replaced four times
+//! a second, so the world holds `units` units for the whole run.
 //!
 //! At the end the clients stop, and for every unit the server's sender says
 //! a client acknowledged, the client's recorded state at that tick is
@@ -24,19 +28,23 @@
 //! - `kbps_per_client_*`: message payload each client received.
 //! - `rss_mb_*`: the whole process (server, clients, conditioner) after the
 //!   warm-up and at the end; `rss_growth_mb` is the difference.
-//! - `--sweep` runs units x clients over {1k, 10k, 100k} x {1, 10, 100} and
-//!   prints one table row and one JSON line per run.
+//! - `--idle-units N` adds N units at rest in a garrison nobody watches.
+//! - `--sweep` runs units x clients over {1k, 10k, 100k} x {1, 10, 100},
+//!   then 10k fighting units beside 90k idle ones with 10 and 100 clients,
+//!   and prints one table row and one JSON line per run.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use bevy::ecs::schedule::SingleThreadedExecutor;
 use bevy::prelude::*;
 use galaxy_net::*;
 use galaxy_protocol::link_model::SplitMix64;
 use galaxy_protocol::{
     CompressedCommand, DeltaReceiver, PlayerId, UnitId, UnitIdList, WorldPos, WorldRect,
 };
+use galaxy_sim::{SimConfig, World};
 
 #[derive(Clone, Copy)]
 struct Args {
@@ -47,6 +55,11 @@ struct Args {
     loss: f64,
     battle_size: u64,
     budget_kbps: f64,
+    /// Threads the server may use (0: all; 1: one).
+    server_threads: usize,
+    /// Extra units at rest in a garrison nobody watches: they exist but
+    /// never change, to show what units that exist (not move) cost.
+    idle_units: u64,
 }
 
 struct Cli {
@@ -58,7 +71,8 @@ struct Cli {
 fn parse() -> Result<Cli, String> {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: loadtest [--units N] [--clients N] [--seconds S] [--warmup S] [--loss P] \
-                 [--battle-size N] [--budget-kbps K] [--sweep] [--json]";
+                 [--battle-size N] [--budget-kbps K] [--server-threads N] [--idle-units N] \
+                 [--sweep] [--json]";
     if a.iter().any(|x| x == "--help" || x == "-h") {
         return Err(usage.into());
     }
@@ -70,6 +84,8 @@ fn parse() -> Result<Cli, String> {
         "--loss",
         "--battle-size",
         "--budget-kbps",
+        "--server-threads",
+        "--idle-units",
     ];
     let mut i = 0;
     while i < a.len() {
@@ -98,11 +114,16 @@ fn parse() -> Result<Cli, String> {
             loss: get("--loss", 0.05)?.min(1.0),
             battle_size: get("--battle-size", 1000.0)?.max(2.0) as u64,
             budget_kbps: get("--budget-kbps", NetworkConfig::default().client_budget_kbps)?,
+            server_threads: get("--server-threads", 1.0)? as usize,
+            idle_units: get("--idle-units", 0.0)? as u64,
         },
         json: a.iter().any(|x| x == "--json"),
         sweep: a.iter().any(|x| x == "--sweep"),
     })
 }
+
+/// The AI player owning the idle garrison (`--idle-units`).
+const GARRISON_OWNER: PlayerId = 2_000_000;
 
 /// The layout of the world: battles, armies and who owns which unit.
 struct Layout {
@@ -126,12 +147,27 @@ impl Layout {
         }
     }
 
-    /// Where army `side` (0 or 1) of battle `b` stands: one battle every 8 km.
+    /// Units per row of an army's square formation (2 m apart).
+    fn row(&self) -> i64 {
+        (self.per_army as f64).sqrt().ceil() as i64
+    }
+
+    /// Where army `side` (0 or 1) of battle `b` stands: one battle every
+    /// 8 km, the two armies 60 m apart (out of each other's weapon range:
+    /// they fight when a player sends units over, and defend themselves).
     fn origin(&self, b: u64, side: u64) -> WorldPos {
+        let gap = self.row() * 200 + 6_000;
         WorldPos::new(
             (b % 16) as i64 * 800_000,
-            (b / 16) as i64 * 800_000 + side as i64 * 4_000,
+            (b / 16) as i64 * 800_000 + side as i64 * gap,
         )
+    }
+
+    /// Formation slot `i` of army `side` in battle `b`.
+    fn slot(&self, b: u64, side: u64, i: u64) -> WorldPos {
+        let o = self.origin(b, side);
+        let row = self.row();
+        WorldPos::new(o.x + (i as i64 % row) * 200, o.y + (i as i64 / row) * 200)
     }
 
     /// The battle client `c` (1-based) watches.
@@ -160,6 +196,7 @@ impl Layout {
 #[derive(serde::Serialize)]
 struct LoadReport {
     units: u64,
+    idle_units: u64,
     clients: u64,
     battles: u64,
     seconds: f64,
@@ -211,19 +248,32 @@ fn run_server(
     addr_tx: mpsc::Sender<std::net::SocketAddr>,
     control: Arc<Control>,
 ) -> ServerReport {
+    // The clients and the link conditioner keep this machine's other core
+    // busy, so by default the server runs on one thread (simulation and
+    // replication, `--server-threads 1`); a dedicated server on its own
+    // machine spreads them over its cores (0).
     let config = NetworkConfig {
         port: 0,
         max_connections: args.clients as usize + 8,
         client_budget_kbps: args.budget_kbps,
+        server_threads: args.server_threads,
         ..default()
     };
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .insert_resource(config.clone())
+        .insert_resource(SimWorld(World::new(SimConfig {
+            threads: args.server_threads,
+            ..default()
+        })))
         .add_plugins(GalaxyNetPlugin {
             mode: NetMode::Server,
         });
     let addr = start_server(app.world_mut(), &config, ServerAuth::Insecure, &[]).expect("bind");
+    // The server's systems run on its own thread: Bevy's task pool is shared
+    // by every app in this process, and a client waiting in it would run
+    // server systems (and the server would wait for them).
+    single_threaded(&mut app);
     let layout = Layout::new(args);
     // Every army's units, to replace the dead ones.
     let mut armies: Vec<(u64, u64, Vec<UnitId>)> = Vec::new();
@@ -241,12 +291,24 @@ fn run_server(
                 .collect();
             armies.push((b, s, ids));
         }
+        // The garrison: far from every battle, 5 m apart, one owner.
+        let row = (args.idle_units as f64).sqrt().ceil().max(1.0) as i64;
+        for i in 0..args.idle_units as i64 {
+            let at = WorldPos::new(
+                -100_000_000 + (i % row) * 500,
+                -100_000_000 + (i / row) * 500,
+            );
+            sim.0.spawn_unit(GARRISON_OWNER, (i % 3) as u8, at);
+        }
     }
     addr_tx.send(addr).expect("main thread waits");
+    // The server's frame rate, as the dedicated server's (120 Hz).
+    let frame = Duration::from_secs_f64(1.0 / 120.0);
     let mut respawned = 0u64;
     let mut last_respawn = Instant::now();
     let mut warmed = false;
     while !control.stop.load(Ordering::Relaxed) {
+        let frame_start = Instant::now();
         app.update();
         let tick = app.world().resource::<SimWorld>().0.tick();
         control.ticks.store(tick, Ordering::Relaxed);
@@ -254,21 +316,22 @@ fn run_server(
             app.world_mut().resource_mut::<TickTimes>().clear();
             warmed = true;
         }
-        if last_respawn.elapsed() >= Duration::from_secs(1) {
+        if last_respawn.elapsed() >= Duration::from_millis(250) {
             last_respawn = Instant::now();
             let mut sim = app.world_mut().resource_mut::<SimWorld>();
             for (b, s, ids) in armies.iter_mut() {
-                let o = layout.origin(*b, *s);
                 for (i, id) in ids.iter_mut().enumerate() {
                     if sim.0.unit(*id).is_none() {
-                        let owner = layout.owner(*b, *s, i as u64);
-                        *id = sim.0.spawn_unit(owner, (i % 3) as u8, o);
+                        let (i, owner) = (i as u64, layout.owner(*b, *s, i as u64));
+                        *id = sim
+                            .0
+                            .spawn_unit(owner, (i % 3) as u8, layout.slot(*b, *s, i));
                         respawned += 1;
                     }
                 }
             }
         }
-        std::thread::sleep(Duration::from_micros(500));
+        std::thread::sleep(frame.saturating_sub(frame_start.elapsed()));
     }
     // Let acks already on the wire arrive.
     let end = Instant::now();
@@ -339,14 +402,25 @@ fn run_clients(
                 },
             )
             .expect("socket");
+            // These clients are bots: they play over the network but do not
+            // draw, so they skip the smoothing a renderer reads (measured on
+            // its own by galaxy_net's smoothing tests).
+            app.configure_sets(Update, SmoothingSet.run_if(|| false));
+            // Each client runs on this thread alone, as one game would on
+            // its own machine.
+            single_threaded(&mut app);
             (p, app)
         })
         .collect();
+    // Bots need no frame rate of their own: 30 rounds a second take every
+    // update as it comes (20 Hz) and leave the CPU to the server.
+    let frame = Duration::from_secs_f64(1.0 / 30.0);
     let mut rng = SplitMix64::new(9);
     let start = Instant::now();
-    let mut last_order = 0.0;
+    let mut last_round = 0.0;
     let mut received_at_warmup = vec![0u64; apps.len()];
     while start.elapsed().as_secs_f64() < args.warmup + args.seconds {
+        let round_start = Instant::now();
         let t = start.elapsed().as_secs_f64();
         if !control.warmed.load(Ordering::Relaxed) && t >= args.warmup {
             rss.0 = rss_mb();
@@ -355,11 +429,15 @@ fn run_clients(
             }
             control.warmed.store(true, Ordering::Relaxed);
         }
-        let order = t - last_order >= 2.0;
-        if order {
-            last_order = t;
-        }
+        // Every client gives an order every two seconds, each at its own
+        // moment (players do not click in step).
+        let (before, now) = (last_round / 2.0, t / 2.0);
+        last_round = t;
         for (p, app) in apps.iter_mut() {
+            let phase = (*p % 40) as f64 / 40.0;
+            let order = [now.floor() - 1.0, now.floor()]
+                .iter()
+                .any(|k| before < k + phase && k + phase <= now);
             if order {
                 let mine: Vec<UnitId> = app
                     .world()
@@ -370,10 +448,14 @@ fn run_clients(
                     .map(|(id, _)| id)
                     .filter(|_| rng.chance(0.3))
                     .collect();
-                let o = layout.origin(layout.battle_of(*p), 0);
+                // Somewhere between the two armies or into the enemy's.
+                let (o, e) = (
+                    layout.origin(layout.battle_of(*p), 0),
+                    layout.origin(layout.battle_of(*p), 1),
+                );
                 let to = WorldPos::new(
-                    o.x + rng.below(8_000) as i64,
-                    o.y + rng.below(8_000) as i64 - 2_000,
+                    o.x + rng.below(layout.row() as u64 * 200) as i64,
+                    o.y + rng.below((e.y - o.y) as u64 + 4_000) as i64,
                 );
                 if let Ok(units) = UnitIdList::from_ids(mine) {
                     app.world_mut()
@@ -389,7 +471,7 @@ fn run_clients(
                 .events
                 .clear();
         }
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(frame.saturating_sub(round_start.elapsed()));
     }
     rss.1 = rss_mb();
     apps.into_iter()
@@ -403,6 +485,14 @@ fn run_clients(
             (p, bytes, replica.receiver)
         })
         .collect()
+}
+
+/// Runs every schedule of `app` on the calling thread.
+fn single_threaded(app: &mut App) {
+    let mut schedules = app.world_mut().resource_mut::<Schedules>();
+    for (_, schedule) in schedules.iter_mut() {
+        schedule.set_executor(SingleThreadedExecutor::new());
+    }
 }
 
 fn rss_mb() -> f64 {
@@ -482,6 +572,7 @@ fn run(args: Args) -> LoadReport {
         .collect();
     LoadReport {
         units: args.units,
+        idle_units: args.idle_units,
         clients: args.clients,
         battles: Layout::new(&args).battles,
         seconds: args.seconds,
@@ -507,8 +598,9 @@ fn run(args: Args) -> LoadReport {
 
 fn header() {
     println!(
-        "{:>7} {:>7} {:>7} {:>5} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8} {:>8} {:>9} {:>9}",
+        "{:>7} {:>7} {:>7} {:>7} {:>5} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8} {:>8} {:>9} {:>9}",
         "units",
+        "idle",
         "clients",
         "battles",
         "loss",
@@ -526,8 +618,9 @@ fn header() {
 
 fn row(r: &LoadReport) {
     println!(
-        "{:>7} {:>7} {:>7} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>11.1} {:>11.1} {:>8} {:>8} {:>9.0} {:>9.1}",
+        "{:>7} {:>7} {:>7} {:>7} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>11.1} {:>11.1} {:>8} {:>8} {:>9.0} {:>9.1}",
         r.units,
+        r.idle_units,
         r.clients,
         r.battles,
         r.loss,
@@ -558,9 +651,20 @@ fn main() {
                 v.push(Args {
                     units,
                     clients,
+                    idle_units: 0,
                     ..cli.args
                 });
             }
+        }
+        // Units that exist but do not change: 10,000 fighting beside
+        // 90,000 at rest should cost what 10,000 alone cost.
+        for clients in [10, 100] {
+            v.push(Args {
+                units: 10_000,
+                clients,
+                idle_units: 90_000,
+                ..cli.args
+            });
         }
         v
     } else {
