@@ -120,3 +120,45 @@ fn smaller_message_limit_is_respected() {
     );
     assert!(h.converged());
 }
+
+/// The worked example of `docs/protocol.md` §5, byte for byte: a unit that
+/// turned (new velocity, anchored at the update's tick, a few cm off its
+/// old track) and a removal.
+#[test]
+fn the_documented_example_encodes_to_its_bytes() {
+    let msg = NetworkMessage::UnitUpdate(UnitUpdate {
+        sector_id: SectorId::new(3, -2, 0),
+        sequence: 7,
+        timestamp: 100,
+        updates: vec![
+            UnitDelta {
+                unit_id: 42,
+                body: DeltaBody::Changes(FieldChanges {
+                    baseline_tick: 97,
+                    motion: Some(MotionChange {
+                        anchor_tick: 100,
+                        position: PositionChange::Delta(3, -2),
+                        velocity: Some(VelocityChange::Delta(5, -1)),
+                    }),
+                    health_delta: None,
+                    state_changes: None,
+                    target: None,
+                }),
+            },
+            UnitDelta::removed(45),
+        ],
+    });
+    let bytes = encode(&msg).unwrap();
+    assert_eq!(
+        bytes,
+        [
+            0x01, 0x06, 0x03, 0x00, 0x07, 0x64, 0x02, 0x2A, 0x28, 0xA2, 0x11, 0x33, 0x64
+        ]
+    );
+    let NetworkMessage::UnitUpdate(u) = &msg else {
+        unreachable!()
+    };
+    let changes: Vec<u32> = u.updates.iter().map(UnitDelta::changes).collect();
+    assert_eq!(changes, [POSITION_CHANGED | VELOCITY_CHANGED, REMOVED]);
+    assert_eq!(decode(&bytes).unwrap(), msg);
+}
