@@ -209,10 +209,10 @@ impl ReplicatedClient {
             })
         };
         self.in_flight.push_back(acks);
-        if self.in_flight.len() > 2 {
-            if let Some(ack) = self.in_flight.pop_front().flatten() {
-                self.sender.receive_ack(&ack);
-            }
+        if self.in_flight.len() > 2
+            && let Some(ack) = self.in_flight.pop_front().flatten()
+        {
+            self.sender.receive_ack(&ack);
         }
     }
 }

@@ -5,28 +5,49 @@
 //! tick. Keys here are server-assigned unit ids and sector coordinates (a
 //! client can name at most a bounded set of sectors through its view), so a
 //! multiply-rotate hash (the `FxHash` idea) is safe and several times faster.
+//!
+//! A key that is one integer (a unit id) keeps its low bits as the bucket
+//! index and takes only hashbrown's 7-bit tag from the mix: ids are handed
+//! out in sequence, so units visited in id order (the simulation, the
+//! mirror, the journal) touch neighbouring buckets instead of a random
+//! cache line each.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A multiply-rotate hasher for integer keys; see the module docs.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct IdHasher(u64);
+pub struct IdHasher {
+    mixed: u64,
+    /// The single integer written, while only one was.
+    raw: u64,
+    writes: u32,
+}
 
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 impl IdHasher {
     #[inline]
     fn add(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(SEED);
+        self.mixed = (self.mixed.rotate_left(5) ^ v).wrapping_mul(SEED);
+        self.raw = v;
+        self.writes += 1;
     }
 }
 
 impl Hasher for IdHasher {
     #[inline]
     fn finish(&self) -> u64 {
+        if self.writes == 1 {
+            // One integer: its own low bits (high half folded in, so id
+            // blocks far apart do not share buckets) pick the bucket; the
+            // mix gives the top 7 bits, hashbrown's tag.
+            const TAG: u64 = 0x7f << 57;
+            let low = self.raw ^ (self.raw >> 32);
+            return (low & !TAG) | (self.mixed & TAG);
+        }
         // Fold the high bits down: hashbrown takes its control bytes from the top.
-        self.0 ^ (self.0 >> 29)
+        self.mixed ^ (self.mixed >> 29)
     }
 
     #[inline]
