@@ -16,6 +16,9 @@ use crate::geometry::distance_sq;
 const CELL_CM: i64 = 1_000;
 /// Fine cells per side of a block (a coarse cell): 8, so a block is 80 m.
 const BLOCK: i64 = 8;
+/// Most blocks a nearest-enemy search walks in rings (6 x 6, a range of
+/// up to ~200 m); wider searches go block by block.
+const NEAR_BLOCKS: usize = 36;
 
 /// One fine cell: its units grouped by owner.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -303,9 +306,117 @@ impl Grid {
     }
 
     /// The nearest unit not of `owner` within `range` of `pos` (ties: the
-    /// lowest id). Looks only at the cells within range of blocks where
-    /// another owner's units may be within range.
+    /// lowest id). Looks only at blocks where another owner's units may be
+    /// within range, and at their cells in rings around `pos`, nearest
+    /// first, stopping once no farther ring can hold anything nearer: in
+    /// the thick of a battle the answer is a cell or two away.
     pub(crate) fn nearest_enemy(
+        &self,
+        owner: PlayerId,
+        pos: WorldPos,
+        range: u64,
+    ) -> Option<UnitId> {
+        let limit = u128::from(range) * u128::from(range);
+        let r = i64::try_from(range).unwrap_or(i64::MAX);
+        let lo = fine(WorldPos::new(
+            pos.x.saturating_sub(r),
+            pos.y.saturating_sub(r),
+        ));
+        let hi = fine(WorldPos::new(
+            pos.x.saturating_add(r),
+            pos.y.saturating_add(r),
+        ));
+        let (blo, bhi) = ((lo.0 >> 3, lo.1 >> 3), (hi.0 >> 3, hi.1 >> 3));
+        let (w, h) = (
+            (bhi.0 as i128 - blo.0 as i128 + 1) as u128,
+            (bhi.1 as i128 - blo.1 as i128 + 1) as u128,
+        );
+        if w * h > NEAR_BLOCKS as u128 {
+            return self.nearest_enemy_by_blocks(owner, pos, range);
+        }
+        let w = w as i64;
+        // The blocks that may hold an enemy in range, and the cells they span.
+        let mut table: [Option<&Block>; NEAR_BLOCKS] = [None; NEAR_BLOCKS];
+        let mut span: Option<((i64, i64), (i64, i64))> = None;
+        for by in blo.1..=bhi.1 {
+            for bx in blo.0..=bhi.0 {
+                let Some(&i) = self.index.get(&(bx, by)) else {
+                    continue;
+                };
+                let b = &self.blocks[i];
+                if b.enemy_within(owner, pos, limit) {
+                    table[((by - blo.1) * w + (bx - blo.0)) as usize] = Some(b);
+                    let (c0, c1) = (
+                        (bx * BLOCK, by * BLOCK),
+                        (bx * BLOCK + BLOCK - 1, by * BLOCK + BLOCK - 1),
+                    );
+                    span = Some(match span {
+                        None => (c0, c1),
+                        Some((a, z)) => (
+                            (a.0.min(c0.0), a.1.min(c0.1)),
+                            (z.0.max(c1.0), z.1.max(c1.1)),
+                        ),
+                    });
+                }
+            }
+        }
+        let (s0, s1) = span?;
+        let (lo, hi) = (
+            (lo.0.max(s0.0), lo.1.max(s0.1)),
+            (hi.0.min(s1.0), hi.1.min(s1.1)),
+        );
+        let c = fine(pos);
+        let mut best: Option<(u128, UnitId)> = None;
+        let visit = |best: &mut Option<(u128, UnitId)>, gx: i64, gy: i64| {
+            if gx < lo.0 || gx > hi.0 || gy < lo.1 || gy > hi.1 {
+                return;
+            }
+            let Some(b) = table[(((gy >> 3) - blo.1) * w + ((gx >> 3) - blo.0)) as usize] else {
+                return;
+            };
+            let cell = &b.cells[((gy & 7) * BLOCK + (gx & 7)) as usize];
+            for (o, units) in &cell.groups {
+                if *o == owner {
+                    continue;
+                }
+                for &(id, p) in units {
+                    let d = distance_sq(pos, p);
+                    if d <= limit && best.is_none_or(|b| (d, id) < b) {
+                        *best = Some((d, id));
+                    }
+                }
+            }
+        };
+        let rings = (c.0 - lo.0)
+            .max(hi.0 - c.0)
+            .max(c.1 - lo.1)
+            .max(hi.1 - c.1)
+            .max(0);
+        for k in 0..=rings {
+            if k == 0 {
+                visit(&mut best, c.0, c.1);
+            } else {
+                for gx in (c.0 - k).max(lo.0)..=(c.0 + k).min(hi.0) {
+                    visit(&mut best, gx, c.1 - k);
+                    visit(&mut best, gx, c.1 + k);
+                }
+                for gy in (c.1 - k + 1).max(lo.1)..=(c.1 + k - 1).min(hi.1) {
+                    visit(&mut best, c.0 - k, gy);
+                    visit(&mut best, c.0 + k, gy);
+                }
+            }
+            // Every cell of a farther ring is more than k cells away.
+            let reach = u128::from(k as u64) * CELL_CM as u128;
+            if best.is_some_and(|(d, _)| d <= reach * reach) {
+                break;
+            }
+        }
+        best.map(|b| b.1)
+    }
+
+    /// [`Grid::nearest_enemy`] for a range spanning many blocks: every
+    /// cell in range of the blocks that may hold an enemy.
+    fn nearest_enemy_by_blocks(
         &self,
         owner: PlayerId,
         pos: WorldPos,
@@ -445,5 +556,42 @@ mod tests {
         update_all(&mut g, &units, &few);
         assert!(g.blocks.len() <= 10, "{} blocks", g.blocks.len());
         assert!(g.nearest_enemy(99, WorldPos::new(0, 0), u64::MAX).is_some());
+    }
+
+    /// In a crowd (a battle: units 1-2 m apart, owners mixed) the ring
+    /// search stops early and still finds what a full scan finds, ties to
+    /// the lowest id included.
+    #[test]
+    fn crowded_searches_match_a_full_scan() {
+        let mut rng = SplitMix64::new(11);
+        let units: Vec<(UnitId, PlayerId, WorldPos)> = (1..=3000u64)
+            .map(|id| {
+                // On a 1 m lattice, so equal distances (ties) are common.
+                let p = WorldPos::new(
+                    rng.below(60) as i64 * 100 - 3_000,
+                    rng.below(60) as i64 * 100,
+                );
+                (id, rng.below(2), p)
+            })
+            .collect();
+        let mut g = Grid::default();
+        update_all(&mut g, &[], &units);
+        for _ in 0..2000 {
+            let owner = rng.below(3);
+            let pos = WorldPos::new(
+                rng.below(8_000) as i64 - 4_000,
+                rng.below(8_000) as i64 - 1_000,
+            );
+            let range = rng.below(9_000);
+            let limit = u128::from(range) * u128::from(range);
+            let scan = units
+                .iter()
+                .filter(|u| u.1 != owner)
+                .map(|u| (distance_sq(pos, u.2), u.0))
+                .filter(|&(d, _)| d <= limit)
+                .min()
+                .map(|b| b.1);
+            assert_eq!(g.nearest_enemy(owner, pos, range), scan, "{pos:?} {range}");
+        }
     }
 }
