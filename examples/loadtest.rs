@@ -307,6 +307,8 @@ fn run_server(
     let mut respawned = 0u64;
     let mut last_respawn = Instant::now();
     let mut warmed = false;
+    let mut last_progress = (Instant::now(), 0usize);
+    let mut alive: Vec<UnitId> = Vec::new();
     while !control.stop.load(Ordering::Relaxed) {
         let frame_start = Instant::now();
         app.update();
@@ -315,13 +317,36 @@ fn run_server(
         if !warmed && control.warmed.load(Ordering::Relaxed) {
             app.world_mut().resource_mut::<TickTimes>().clear();
             warmed = true;
+            last_progress = (Instant::now(), 0);
+        }
+        if warmed && last_progress.0.elapsed() >= PROGRESS_EVERY {
+            // Progress: the ticks since the last line.
+            let times = app.world().resource::<TickTimes>();
+            let mut recent: Vec<f64> = times
+                .samples()
+                .skip(last_progress.1.min(times.len()))
+                .map(f64::from)
+                .collect();
+            eprintln!(
+                "  server tick {tick}: last {:.0} s tick p50 {:.1} ms p99 {:.1} ms ({} ticks), {} units, {respawned} respawned, RSS {:.0} MB",
+                last_progress.0.elapsed().as_secs_f64(),
+                quantile(&mut recent, 0.5),
+                quantile(&mut recent, 0.99),
+                recent.len(),
+                app.world().resource::<SimWorld>().0.unit_count(),
+                rss_mb()
+            );
+            last_progress = (Instant::now(), times.len());
         }
         if last_respawn.elapsed() >= Duration::from_millis(250) {
             last_respawn = Instant::now();
             let mut sim = app.world_mut().resource_mut::<SimWorld>();
+            // The living, in id order: one walk instead of a lookup per slot.
+            alive.clear();
+            alive.extend(sim.0.units().map(|(id, _)| id));
             for (b, s, ids) in armies.iter_mut() {
                 for (i, id) in ids.iter_mut().enumerate() {
-                    if sim.0.unit(*id).is_none() {
+                    if alive.binary_search(id).is_err() {
                         let (i, owner) = (i as u64, layout.owner(*b, *s, i as u64));
                         *id = sim
                             .0
@@ -517,6 +542,9 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
+
+/// How often the server thread prints a progress line.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// One run: server, conditioner and clients; returns the report.
 fn run(args: Args) -> LoadReport {

@@ -67,6 +67,11 @@ impl TickTimes {
         v[((v.len() - 1) as f32 * q.clamp(0.0, 1.0)).round() as usize]
     }
 
+    /// The recent tick times in milliseconds, oldest first.
+    pub fn samples(&self) -> impl Iterator<Item = f32> + '_ {
+        self.samples.iter().copied()
+    }
+
     /// Number of ticks measured.
     pub fn len(&self) -> usize {
         self.samples.len()
