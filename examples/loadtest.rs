@@ -24,16 +24,25 @@
 //! compared bit for bit: `desynced_units` counts mismatches.
 //!
 //! - `tick_ms_*`: the server frames that ran a simulation tick, whole
-//!   (receive, simulate, tag, replicate, send), after the warm-up.
+//!   (receive, simulate, tag, replicate, send), after the warm-up (the
+//!   last 1,200 of them in runs over a minute).
 //! - `kbps_per_client_*`: message payload each client received.
 //! - `rss_mb_*`: the whole process (server, clients, conditioner) after the
-//!   warm-up and at the end; `rss_growth_mb` is the difference.
+//!   warm-up and at the end; `rss_growth_mb` is the difference. The 100
+//!   clients' baseline histories fill up during a run, so this grows even
+//!   when the server's memory does not.
+//! - `server_heap_mb_*`: the bytes the server thread holds on the heap
+//!   (allocated minus freed by that thread, counted by this example's
+//!   global allocator), after the warm-up and at the end: the server's own
+//!   memory, apart from the clients'.
 //! - `--idle-units N` adds N units at rest in a garrison nobody watches.
 //! - `--sweep` runs units x clients over {1k, 10k, 100k} x {1, 10, 100},
 //!   then 10k fighting units beside 90k idle ones with 10 and 100 clients,
 //!   and prints one table row and one JSON line per run.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -45,6 +54,67 @@ use galaxy_protocol::{
     CompressedCommand, DeltaReceiver, PlayerId, UnitId, UnitIdList, WorldPos, WorldRect,
 };
 use galaxy_sim::{SimConfig, World};
+
+/// The system allocator, counting what the server thread holds.
+struct ServerHeap;
+
+thread_local! {
+    /// True on the server's thread.
+    static ON_SERVER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Bytes allocated minus bytes freed by the server thread.
+static SERVER_HEAP_BYTES: AtomicI64 = AtomicI64::new(0);
+
+fn count_server(delta: i64) {
+    // `try_with`: the thread-local may already be gone while a thread exits.
+    if ON_SERVER.try_with(Cell::get).unwrap_or(false) {
+        SERVER_HEAP_BYTES.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call goes straight to `System`; the counting touches no memory it returns.
+unsafe impl GlobalAlloc for ServerHeap {
+    unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on unchanged.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            count_server(layout.size() as i64);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) };
+        count_server(-(layout.size() as i64));
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: AllocLayout) -> *mut u8 {
+        // SAFETY: as above.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count_server(layout.size() as i64);
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: AllocLayout, new_size: usize) -> *mut u8 {
+        // SAFETY: as above.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            count_server(new_size as i64 - layout.size() as i64);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: ServerHeap = ServerHeap;
+
+fn server_heap_mb() -> f64 {
+    SERVER_HEAP_BYTES.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
+}
 
 #[derive(Clone, Copy)]
 struct Args {
@@ -217,6 +287,9 @@ struct LoadReport {
     rss_mb_after_warmup: f64,
     rss_mb_end: f64,
     rss_growth_mb: f64,
+    server_heap_mb_after_warmup: f64,
+    server_heap_mb_end: f64,
+    server_heap_growth_mb: f64,
 }
 
 /// A unit the server's sender says a client acknowledged: id, tick, state.
@@ -234,6 +307,8 @@ struct ServerReport {
     units: usize,
     respawned: u64,
     acked: Vec<(u64, Vec<AckedState>)>,
+    /// Server heap MB after the warm-up and at the end.
+    heap_mb: (f64, f64),
 }
 
 /// Shared between the threads: stop flag, and "warm-up over" flag.
@@ -248,6 +323,8 @@ fn run_server(
     addr_tx: mpsc::Sender<std::net::SocketAddr>,
     control: Arc<Control>,
 ) -> ServerReport {
+    ON_SERVER.with(|on| on.set(true));
+    let mut heap_mb = (0.0, 0.0);
     // The clients and the link conditioner keep this machine's other core
     // busy, so by default the server runs on one thread (simulation and
     // replication, `--server-threads 1`); a dedicated server on its own
@@ -307,7 +384,7 @@ fn run_server(
     let mut respawned = 0u64;
     let mut last_respawn = Instant::now();
     let mut warmed = false;
-    let mut last_progress = (Instant::now(), 0usize);
+    let mut last_progress = (Instant::now(), 0u64);
     let mut alive: Vec<UnitId> = Vec::new();
     while !control.stop.load(Ordering::Relaxed) {
         let frame_start = Instant::now();
@@ -318,25 +395,28 @@ fn run_server(
             app.world_mut().resource_mut::<TickTimes>().clear();
             warmed = true;
             last_progress = (Instant::now(), 0);
+            heap_mb.0 = server_heap_mb();
         }
         if warmed && last_progress.0.elapsed() >= PROGRESS_EVERY {
             // Progress: the ticks since the last line.
             let times = app.world().resource::<TickTimes>();
+            let new = (times.total() - last_progress.1).min(times.len() as u64) as usize;
             let mut recent: Vec<f64> = times
                 .samples()
-                .skip(last_progress.1.min(times.len()))
+                .skip(times.len() - new)
                 .map(f64::from)
                 .collect();
             eprintln!(
-                "  server tick {tick}: last {:.0} s tick p50 {:.1} ms p99 {:.1} ms ({} ticks), {} units, {respawned} respawned, RSS {:.0} MB",
+                "  server tick {tick}: last {:.0} s tick p50 {:.1} ms p99 {:.1} ms ({} ticks), {} units, {respawned} respawned, server heap {:.0} MB, RSS {:.0} MB",
                 last_progress.0.elapsed().as_secs_f64(),
                 quantile(&mut recent, 0.5),
                 quantile(&mut recent, 0.99),
                 recent.len(),
                 app.world().resource::<SimWorld>().0.unit_count(),
+                server_heap_mb(),
                 rss_mb()
             );
-            last_progress = (Instant::now(), times.len());
+            last_progress = (Instant::now(), times.total());
         }
         if last_respawn.elapsed() >= Duration::from_millis(250) {
             last_respawn = Instant::now();
@@ -358,6 +438,7 @@ fn run_server(
         }
         std::thread::sleep(frame.saturating_sub(frame_start.elapsed()));
     }
+    heap_mb.1 = server_heap_mb();
     // Let acks already on the wire arrive.
     let end = Instant::now();
     while end.elapsed() < Duration::from_millis(300) {
@@ -391,6 +472,7 @@ fn run_server(
         units: w.resource::<SimWorld>().0.unit_count(),
         respawned,
         acked,
+        heap_mb,
     }
 }
 
@@ -621,12 +703,15 @@ fn run(args: Args) -> LoadReport {
         rss_mb_after_warmup: round1(rss.0),
         rss_mb_end: round1(rss.1),
         rss_growth_mb: round1(rss.1 - rss.0),
+        server_heap_mb_after_warmup: round1(report.heap_mb.0),
+        server_heap_mb_end: round1(report.heap_mb.1),
+        server_heap_growth_mb: round1(report.heap_mb.1 - report.heap_mb.0),
     }
 }
 
 fn header() {
     println!(
-        "{:>7} {:>7} {:>7} {:>7} {:>5} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8} {:>8} {:>9} {:>9}",
+        "{:>7} {:>7} {:>7} {:>7} {:>5} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
         "units",
         "idle",
         "clients",
@@ -640,13 +725,15 @@ fn header() {
         "desync",
         "checked",
         "RSS MB",
-        "RSS grew"
+        "RSS grew",
+        "heap MB",
+        "heap grew"
     );
 }
 
 fn row(r: &LoadReport) {
     println!(
-        "{:>7} {:>7} {:>7} {:>7} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>11.1} {:>11.1} {:>8} {:>8} {:>9.0} {:>9.1}",
+        "{:>7} {:>7} {:>7} {:>7} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>11.1} {:>11.1} {:>8} {:>8} {:>9.0} {:>9.1} {:>9.0} {:>9.1}",
         r.units,
         r.idle_units,
         r.clients,
@@ -660,7 +747,9 @@ fn row(r: &LoadReport) {
         r.desynced_units,
         r.checked_units,
         r.rss_mb_end,
-        r.rss_growth_mb
+        r.rss_growth_mb,
+        r.server_heap_mb_end,
+        r.server_heap_growth_mb
     );
 }
 

@@ -44,6 +44,8 @@ pub struct TickTimes {
     samples: std::collections::VecDeque<f32>,
     frame_start: Option<Instant>,
     last_tick: u64,
+    /// Samples ever pushed (the window keeps the newest `CAP`).
+    total: u64,
 }
 
 impl TickTimes {
@@ -55,6 +57,13 @@ impl TickTimes {
             self.samples.pop_front();
         }
         self.samples.push_back(ms);
+        self.total += 1;
+    }
+
+    /// Tick frames measured since the start (or the last [`TickTimes::clear`]),
+    /// including those the window no longer holds.
+    pub fn total(&self) -> u64 {
+        self.total
     }
 
     /// The `q` quantile (0..=1) of recent tick times in milliseconds.
@@ -85,6 +94,7 @@ impl TickTimes {
     /// Forgets all samples (e.g. after warm-up).
     pub fn clear(&mut self) {
         self.samples.clear();
+        self.total = 0;
     }
 }
 
