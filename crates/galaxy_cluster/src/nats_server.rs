@@ -2,7 +2,6 @@
 //! store, stopped (and its store removed) on drop: for tests, reports and
 //! trying a cluster on one machine.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,20 +36,25 @@ fn binary() -> Option<PathBuf> {
 }
 
 impl NatsServer {
-    /// Starts `nats-server -js` on a free loopback port with a fresh store,
-    /// and waits until it accepts connections.
+    /// Starts `nats-server -js` on a loopback port it picks itself (so
+    /// servers started side by side never race for one), with a fresh
+    /// store, and waits until it accepts connections.
     pub fn start() -> Result<NatsServer, NatsServerError> {
         let binary = binary().ok_or(NatsServerError::NotInstalled)?;
         let start = |e: std::io::Error| NatsServerError::Start(e.to_string());
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(start)?
-            .port();
-        let dir = std::env::temp_dir().join(format!("galaxy-nats-{}-{port}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "galaxy-nats-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(start)?;
+        // `-p -1`: a random free port, written to `<dir>/nats-server_<pid>.ports`.
         let child = Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
             .arg(&dir)
+            .arg("-sd")
+            .arg(dir.join("store"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -58,18 +62,40 @@ impl NatsServer {
         let mut server = NatsServer {
             child,
             dir,
-            url: format!("nats://127.0.0.1:{port}"),
+            url: String::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            if let Some(port) = server.port()
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                server.url = format!("nats://127.0.0.1:{port}");
+                return Ok(server);
+            }
             if Instant::now() > deadline || server.child.try_wait().ok().flatten().is_some() {
-                return Err(NatsServerError::Start(format!("not listening on {port}")));
+                return Err(NatsServerError::Start(
+                    "no client port announced within 10 s".into(),
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(server)
+    }
+
+    /// The client port from the server's ports file, once it is written
+    /// (`{"nats":["nats://127.0.0.1:PORT"]}`).
+    fn port(&self) -> Option<u16> {
+        let file = self
+            .dir
+            .join(format!("nats-server_{}.ports", self.child.id()));
+        let text = std::fs::read_to_string(file).ok()?;
+        let after = &text[text.find("nats://")? + "nats://".len()..];
+        let end = after.find('"')?;
+        after[..end].rsplit(':').next()?.parse().ok()
     }
 }
+
+/// Numbers the store directories of one process's servers.
+static NEXT_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
