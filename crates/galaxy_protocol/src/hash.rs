@@ -120,5 +120,18 @@ mod tests {
             })
             .collect();
         assert!(tags.len() > 60, "{} distinct tags", tags.len());
+        // ...while their low bits (hashbrown's bucket index) stay in order,
+        // so a walk in id order walks neighbouring buckets.
+        let hash = |v: u64| {
+            let mut h = IdHasher::default();
+            h.write_u64(v);
+            h.finish()
+        };
+        assert!((0..4096u64).all(|i| hash(i) & 0xfff == i));
+        // Two writes (a sector, a pair) are mixed as before.
+        let mut pair = IdHasher::default();
+        pair.write_u64(1);
+        pair.write_u64(2);
+        assert_ne!(pair.finish() & 0xfff, 2);
     }
 }
