@@ -1,0 +1,304 @@
+//! Load test: a real server and real renet clients over UDP on 127.0.0.1,
+//! through the link conditioner, in one process (server in one thread,
+//! clients in another, the conditioner in a third).
+//!
+//! ```text
+//! cargo run --release --example loadtest -- --units 100000 --clients 100 --seconds 30 --json
+//! cargo run --release --example loadtest -- --sweep --seconds 12 --json
+//! ```
+//!
+//! The world is `units / battle-size` battles (default 1,000 units each,
+//! two armies 60 m apart), one every 8 km so no client's interest holds two.
+//! Client `c` watches battle `c mod battles` and owns a share of one of its
+//! armies; every two seconds (each at its own moment) each client
+//! attack-moves part of its units.
+//! Clients are bots at 30 rounds per second: they receive, apply and
+//! acknowledge every update and send orders, but do not draw (no smoothing),
+//! so the two cores go to the server and the network.
+//! The other army, and the armies of battles nobody watches, belong to
+//! idle AI players that fight back. Units that die are replaced four times
+//! a second, so the world holds `units` units for the whole run.
+//!
+//! At the end the clients stop, and for every unit the server's sender says
+//! a client acknowledged, the client's recorded state at that tick is
+//! compared bit for bit: `desynced_units` counts mismatches.
+//!
+//! - `tick_ms_*`: the server frames that ran a simulation tick, whole
+//!   (receive, simulate, tag, replicate, send), after the warm-up (the
+//!   last 1,200 of them in runs over a minute).
+//! - `kbps_per_client_*`: message payload each client received.
+//! - `rss_mb_*`: the whole process (server, clients, conditioner) after the
+//!   warm-up and at the end; `rss_growth_mb` is the difference. The 100
+//!   clients' baseline histories fill up during a run, so this grows even
+//!   when the server's memory does not.
+//! - `server_heap_mb_*`: the bytes the server thread holds on the heap
+//!   (allocated minus freed by that thread, counted by this example's
+//!   global allocator), after the warm-up and at the end: the server's own
+//!   memory, apart from the clients'.
+//! - `--idle-units N` adds N units at rest in a garrison nobody watches.
+//! - `--sweep` runs units x clients over {1k, 10k, 100k} x {1, 10, 100},
+//!   then 10k fighting units beside 90k idle ones with 10 and 100 clients,
+//!   and prints one table row and one JSON line per run.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use bevy::ecs::schedule::SingleThreadedExecutor;
+use bevy::prelude::*;
+use galaxy_net::*;
+use galaxy_protocol::link_model::SplitMix64;
+use galaxy_protocol::{
+    CompressedCommand, DeltaReceiver, PlayerId, UnitId, UnitIdList, WorldPos, WorldRect,
+};
+use galaxy_sim::{SimConfig, World};
+
+mod clients;
+mod layout;
+mod memory;
+mod report;
+mod server;
+
+use clients::*;
+use layout::*;
+use memory::*;
+use report::*;
+use server::*;
+
+#[derive(Clone, Copy)]
+struct Args {
+    units: u64,
+    clients: u64,
+    seconds: f64,
+    warmup: f64,
+    loss: f64,
+    battle_size: u64,
+    budget_kbps: f64,
+    /// Threads the server may use (0: all; 1: one).
+    server_threads: usize,
+    /// Extra units at rest in a garrison nobody watches: they exist but
+    /// never change, to show what units that exist (not move) cost.
+    idle_units: u64,
+}
+
+struct Cli {
+    args: Args,
+    json: bool,
+    sweep: bool,
+}
+
+fn parse() -> Result<Cli, String> {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: loadtest [--units N] [--clients N] [--seconds S] [--warmup S] [--loss P] \
+                 [--battle-size N] [--budget-kbps K] [--server-threads N] [--idle-units N] \
+                 [--sweep] [--json]";
+    if a.iter().any(|x| x == "--help" || x == "-h") {
+        return Err(usage.into());
+    }
+    let known = [
+        "--units",
+        "--clients",
+        "--seconds",
+        "--warmup",
+        "--loss",
+        "--battle-size",
+        "--budget-kbps",
+        "--server-threads",
+        "--idle-units",
+    ];
+    let mut i = 0;
+    while i < a.len() {
+        match a[i].as_str() {
+            "--json" | "--sweep" => i += 1,
+            f if known.contains(&f) => i += 2,
+            other => return Err(format!("unknown argument {other:?}\n{usage}")),
+        }
+    }
+    let get = |f: &str, d: f64| -> Result<f64, String> {
+        match a.iter().position(|x| x == f) {
+            Some(i) => a
+                .get(i + 1)
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or(format!("{f} needs a non-negative number")),
+            None => Ok(d),
+        }
+    };
+    Ok(Cli {
+        args: Args {
+            units: get("--units", 20_000.0)?.max(2.0) as u64,
+            clients: get("--clients", 32.0)?.max(1.0) as u64,
+            seconds: get("--seconds", 20.0)?,
+            warmup: get("--warmup", 3.0)?,
+            loss: get("--loss", 0.05)?.min(1.0),
+            battle_size: get("--battle-size", 1000.0)?.max(2.0) as u64,
+            budget_kbps: get("--budget-kbps", NetworkConfig::default().client_budget_kbps)?,
+            server_threads: get("--server-threads", 1.0)? as usize,
+            idle_units: get("--idle-units", 0.0)? as u64,
+        },
+        json: a.iter().any(|x| x == "--json"),
+        sweep: a.iter().any(|x| x == "--sweep"),
+    })
+}
+
+/// Shared between the threads: stop flag, and "warm-up over" flag.
+struct Control {
+    stop: AtomicBool,
+    warmed: AtomicBool,
+    ticks: AtomicU64,
+}
+
+/// How often the server thread prints a progress line.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// One run: server, conditioner and clients; returns the report.
+fn run(args: Args) -> LoadReport {
+    eprintln!(
+        "load test: {} units in {} battles, {} clients, {} s after {} s warm-up, loss {}",
+        args.units,
+        Layout::new(&args).battles,
+        args.clients,
+        args.seconds,
+        args.warmup,
+        args.loss
+    );
+    let control = Arc::new(Control {
+        stop: AtomicBool::new(false),
+        warmed: AtomicBool::new(false),
+        ticks: AtomicU64::new(0),
+    });
+    let (tx, rx) = mpsc::channel();
+    let server = {
+        let control = control.clone();
+        std::thread::spawn(move || run_server(&args, tx, control))
+    };
+    let addr = rx.recv().expect("server started");
+    let f = LinkFaults::lossy(args.loss, 0.0, 5, 5);
+    let proxy = LinkConditioner::start(addr, Faults { up: f, down: f }, 3).expect("proxy");
+    let mut rss = (0.0, 0.0);
+    let clients = run_clients(&args, proxy.addr(), &control, &mut rss);
+    eprintln!(
+        "conditioner: {} datagrams forwarded, {} dropped, {} waiting at the end; server at tick {}",
+        proxy.stats().forwarded.load(Ordering::Relaxed),
+        proxy.stats().dropped.load(Ordering::Relaxed),
+        proxy.stats().queued.load(Ordering::Relaxed),
+        control.ticks.load(Ordering::Relaxed),
+    );
+    control.stop.store(true, Ordering::Relaxed);
+    let report = server.join().expect("server thread");
+    let mut desynced = 0u64;
+    let mut checked = 0u64;
+    for (player, acked) in &report.acked {
+        let Some((_, _, receiver)) = clients.iter().find(|c| c.0 == *player) else {
+            continue;
+        };
+        for (id, tick, state) in acked {
+            checked += 1;
+            if receiver.recorded(*id, *tick).map(|s| s.copied()) != Some(*state) {
+                desynced += 1;
+            }
+        }
+    }
+    let mut kbps: Vec<f64> = clients
+        .iter()
+        .map(|c| c.1 as f64 * 8.0 / args.seconds.max(1e-9) / 1000.0)
+        .collect();
+    LoadReport {
+        units: args.units,
+        idle_units: args.idle_units,
+        clients: args.clients,
+        battles: Layout::new(&args).battles,
+        seconds: args.seconds,
+        loss: args.loss,
+        budget_kbps: args.budget_kbps,
+        ticks_measured: report.ticks,
+        tick_ms_p50: report.tick_p50,
+        tick_ms_p99: report.tick_p99,
+        tick_ms_max: report.tick_max,
+        kbps_per_client_p50: round1(quantile(&mut kbps, 0.5)),
+        kbps_per_client_max: round1(quantile(&mut kbps, 1.0)),
+        desynced_units: desynced,
+        checked_units: checked,
+        rejected_commands: report.rejected,
+        orders_for_dead_units: report.orders_for_dead_units,
+        units_alive_at_end: report.units,
+        respawned: report.respawned,
+        rss_mb_after_warmup: round1(rss.0),
+        rss_mb_end: round1(rss.1),
+        rss_growth_mb: round1(rss.1 - rss.0),
+        server_heap_mb_after_warmup: round1(report.heap_mb.0),
+        server_heap_mb_end: round1(report.heap_mb.1),
+        server_heap_growth_mb: round1(report.heap_mb.1 - report.heap_mb.0),
+    }
+}
+
+fn main() {
+    let cli = match parse() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let runs: Vec<Args> = if cli.sweep {
+        let mut v = Vec::new();
+        for units in [1_000, 10_000, 100_000] {
+            for clients in [1, 10, 100] {
+                v.push(Args {
+                    units,
+                    clients,
+                    idle_units: 0,
+                    ..cli.args
+                });
+            }
+        }
+        // Units that exist but do not change: 10,000 fighting beside
+        // 90,000 at rest should cost what 10,000 alone cost.
+        for clients in [10, 100] {
+            v.push(Args {
+                units: 10_000,
+                clients,
+                idle_units: 90_000,
+                ..cli.args
+            });
+        }
+        v
+    } else {
+        vec![cli.args]
+    };
+    let total = runs.len();
+    let mut reports = Vec::new();
+    for (i, a) in runs.into_iter().enumerate() {
+        if total > 1 {
+            eprintln!("[{}/{total}]", i + 1);
+        }
+        let r = run(a);
+        if total > 1 {
+            // Show progress as the sweep goes.
+            header();
+            row(&r);
+        }
+        reports.push(r);
+    }
+    header();
+    for r in &reports {
+        row(r);
+    }
+    for r in &reports {
+        eprintln!(
+            "{} units / {} clients: checked {} acknowledged unit states; {} alive at the end, {} respawned; {} orders named units already dead; {} ticks measured",
+            r.units,
+            r.clients,
+            r.checked_units,
+            r.units_alive_at_end,
+            r.respawned,
+            r.orders_for_dead_units,
+            r.ticks_measured
+        );
+    }
+    if cli.json {
+        for r in &reports {
+            println!("{}", serde_json::to_string(r).expect("report serializes"));
+        }
+    }
+}

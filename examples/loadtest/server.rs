@@ -1,0 +1,182 @@
+//! The server thread: the authoritative app, the respawns and the
+//! progress lines.
+
+use super::*;
+
+/// A unit the server's sender says a client acknowledged: id, tick, state.
+pub(crate) type AckedState = (UnitId, u64, Option<galaxy_protocol::QuantizedUnit>);
+
+/// What the server thread reports when the run ends.
+pub(crate) struct ServerReport {
+    pub(crate) ticks: usize,
+    pub(crate) tick_p50: f32,
+    pub(crate) tick_p99: f32,
+    pub(crate) tick_max: f32,
+    /// Refusals other than orders for units that died on the way.
+    pub(crate) rejected: u64,
+    /// Orders naming units that had died by the time they arrived.
+    pub(crate) orders_for_dead_units: u64,
+    pub(crate) units: usize,
+    pub(crate) respawned: u64,
+    pub(crate) acked: Vec<(u64, Vec<AckedState>)>,
+    /// Server heap MB after the warm-up and at the end.
+    pub(crate) heap_mb: (f64, f64),
+}
+
+pub(crate) fn run_server(
+    args: &Args,
+    addr_tx: mpsc::Sender<std::net::SocketAddr>,
+    control: Arc<Control>,
+) -> ServerReport {
+    ON_SERVER.with(|on| on.set(true));
+    let mut heap_mb = (0.0, 0.0);
+    // The clients and the link conditioner keep this machine's other core
+    // busy, so by default the server runs on one thread (simulation and
+    // replication, `--server-threads 1`); a dedicated server on its own
+    // machine spreads them over its cores (0).
+    let config = NetworkConfig {
+        port: 0,
+        max_connections: args.clients as usize + 8,
+        client_budget_kbps: args.budget_kbps,
+        server_threads: args.server_threads,
+        ..default()
+    };
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .insert_resource(config.clone())
+        .insert_resource(SimWorld(World::new(SimConfig {
+            threads: args.server_threads,
+            ..default()
+        })))
+        .add_plugins(GalaxyNetPlugin {
+            mode: NetMode::Server,
+        });
+    let addr = start_server(app.world_mut(), &config, ServerAuth::Insecure, &[]).expect("bind");
+    // The server's systems run on its own thread: Bevy's task pool is shared
+    // by every app in this process, and a client waiting in it would run
+    // server systems (and the server would wait for them).
+    single_threaded(&mut app);
+    let layout = Layout::new(args);
+    // Every army's units, to replace the dead ones.
+    let mut armies: Vec<(u64, u64, Vec<UnitId>)> = Vec::new();
+    {
+        let mut sim = app.world_mut().resource_mut::<SimWorld>();
+        let side = (layout.per_army as f64).sqrt().ceil() as i64;
+        for (b, s) in layout.armies() {
+            let o = layout.origin(b, s);
+            let ids = (0..layout.per_army)
+                .map(|i| {
+                    let at =
+                        WorldPos::new(o.x + (i as i64 % side) * 200, o.y + (i as i64 / side) * 200);
+                    sim.0.spawn_unit(layout.owner(b, s, i), (i % 3) as u8, at)
+                })
+                .collect();
+            armies.push((b, s, ids));
+        }
+        // The garrison: far from every battle, 5 m apart, one owner.
+        let row = (args.idle_units as f64).sqrt().ceil().max(1.0) as i64;
+        for i in 0..args.idle_units as i64 {
+            let at = WorldPos::new(
+                -100_000_000 + (i % row) * 500,
+                -100_000_000 + (i / row) * 500,
+            );
+            sim.0.spawn_unit(GARRISON_OWNER, (i % 3) as u8, at);
+        }
+    }
+    addr_tx.send(addr).expect("main thread waits");
+    // The server's frame rate, as the dedicated server's (120 Hz).
+    let frame = Duration::from_secs_f64(1.0 / 120.0);
+    let mut respawned = 0u64;
+    let mut last_respawn = Instant::now();
+    let mut warmed = false;
+    let mut last_progress = (Instant::now(), 0u64);
+    let mut alive: Vec<UnitId> = Vec::new();
+    while !control.stop.load(Ordering::Relaxed) {
+        let frame_start = Instant::now();
+        app.update();
+        let tick = app.world().resource::<SimWorld>().0.tick();
+        control.ticks.store(tick, Ordering::Relaxed);
+        if !warmed && control.warmed.load(Ordering::Relaxed) {
+            app.world_mut().resource_mut::<TickTimes>().clear();
+            warmed = true;
+            last_progress = (Instant::now(), 0);
+            heap_mb.0 = server_heap_mb();
+        }
+        if warmed && last_progress.0.elapsed() >= PROGRESS_EVERY {
+            // Progress: the ticks since the last line.
+            let times = app.world().resource::<TickTimes>();
+            let new = (times.total() - last_progress.1).min(times.len() as u64) as usize;
+            let mut recent: Vec<f64> = times
+                .samples()
+                .skip(times.len() - new)
+                .map(f64::from)
+                .collect();
+            eprintln!(
+                "  server tick {tick}: last {:.0} s tick p50 {:.1} ms p99 {:.1} ms ({} ticks), {} units, {respawned} respawned, server heap {:.0} MB, RSS {:.0} MB",
+                last_progress.0.elapsed().as_secs_f64(),
+                quantile(&mut recent, 0.5),
+                quantile(&mut recent, 0.99),
+                recent.len(),
+                app.world().resource::<SimWorld>().0.unit_count(),
+                server_heap_mb(),
+                rss_mb()
+            );
+            last_progress = (Instant::now(), times.total());
+        }
+        if last_respawn.elapsed() >= Duration::from_millis(250) {
+            last_respawn = Instant::now();
+            let mut sim = app.world_mut().resource_mut::<SimWorld>();
+            // The living, in id order: one walk instead of a lookup per slot.
+            alive.clear();
+            alive.extend(sim.0.units().map(|(id, _)| id));
+            for (b, s, ids) in armies.iter_mut() {
+                for (i, id) in ids.iter_mut().enumerate() {
+                    if alive.binary_search(id).is_err() {
+                        let (i, owner) = (i as u64, layout.owner(*b, *s, i as u64));
+                        *id = sim
+                            .0
+                            .spawn_unit(owner, (i % 3) as u8, layout.slot(*b, *s, i));
+                        respawned += 1;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(frame.saturating_sub(frame_start.elapsed()));
+    }
+    heap_mb.1 = server_heap_mb();
+    // Let acks already on the wire arrive.
+    let end = Instant::now();
+    while end.elapsed() < Duration::from_millis(300) {
+        app.update();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let w = app.world();
+    let sessions = w.resource::<Sessions>();
+    let acked = sessions
+        .0
+        .values()
+        .map(|s| {
+            let sender = s.sender();
+            let list = sender
+                .tracked_units()
+                .filter_map(|id| sender.acked(id).map(|(t, u)| (id, t, u.copied())))
+                .collect();
+            (s.player, list)
+        })
+        .collect();
+    let times = w.resource::<TickTimes>();
+    let stats = w.resource::<NetworkStats>();
+    let dead_orders = stats.rejected.get("unknown_unit").copied().unwrap_or(0);
+    ServerReport {
+        ticks: times.len(),
+        tick_p50: times.quantile(0.5),
+        tick_p99: times.quantile(0.99),
+        tick_max: times.quantile(1.0),
+        rejected: stats.rejected_total() - dead_orders,
+        orders_for_dead_units: dead_orders,
+        units: w.resource::<SimWorld>().0.unit_count(),
+        respawned,
+        acked,
+        heap_mb,
+    }
+}
