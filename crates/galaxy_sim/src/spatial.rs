@@ -78,6 +78,37 @@ fn fine(p: WorldPos) -> (i64, i64) {
     (p.x.div_euclid(CELL_CM), p.y.div_euclid(CELL_CM))
 }
 
+/// The fine cells of the square of half-side `r` around `pos`: (lowest,
+/// highest) corner.
+fn square(pos: WorldPos, r: u64) -> ((i64, i64), (i64, i64)) {
+    let r = i64::try_from(r).unwrap_or(i64::MAX);
+    let lo = fine(WorldPos::new(
+        pos.x.saturating_sub(r),
+        pos.y.saturating_sub(r),
+    ));
+    let hi = fine(WorldPos::new(
+        pos.x.saturating_add(r),
+        pos.y.saturating_add(r),
+    ));
+    (lo, hi)
+}
+
+/// Keeps in `best` the nearest of `units` within `limit` (squared) of
+/// `pos`, ties going to the lowest id.
+fn closest(
+    pos: WorldPos,
+    limit: u128,
+    units: &[(UnitId, WorldPos)],
+    best: &mut Option<(u128, UnitId)>,
+) {
+    for &(id, p) in units {
+        let d = distance_sq(pos, p);
+        if d <= limit && best.is_none_or(|b| (d, id) < b) {
+            *best = Some((d, id));
+        }
+    }
+}
+
 fn block_of((gx, gy): (i64, i64)) -> ((i64, i64), usize) {
     // BLOCK is 8: floor division and remainder are a shift and a mask.
     let key = (gx >> 3, gy >> 3);
@@ -256,15 +287,7 @@ impl Grid {
         block_ok: impl Fn(&Block) -> bool,
         mut f: impl FnMut(PlayerId, &'a [(UnitId, WorldPos)]),
     ) {
-        let r = i64::try_from(r).unwrap_or(i64::MAX);
-        let lo = fine(WorldPos::new(
-            pos.x.saturating_sub(r),
-            pos.y.saturating_sub(r),
-        ));
-        let hi = fine(WorldPos::new(
-            pos.x.saturating_add(r),
-            pos.y.saturating_add(r),
-        ));
+        let (lo, hi) = square(pos, r);
         let (blo, bhi) = (
             (lo.0.div_euclid(BLOCK), lo.1.div_euclid(BLOCK)),
             (hi.0.div_euclid(BLOCK), hi.1.div_euclid(BLOCK)),
@@ -317,15 +340,7 @@ impl Grid {
         range: u64,
     ) -> Option<UnitId> {
         let limit = u128::from(range) * u128::from(range);
-        let r = i64::try_from(range).unwrap_or(i64::MAX);
-        let lo = fine(WorldPos::new(
-            pos.x.saturating_sub(r),
-            pos.y.saturating_sub(r),
-        ));
-        let hi = fine(WorldPos::new(
-            pos.x.saturating_add(r),
-            pos.y.saturating_add(r),
-        ));
+        let (lo, hi) = square(pos, range);
         let (blo, bhi) = ((lo.0 >> 3, lo.1 >> 3), (hi.0 >> 3, hi.1 >> 3));
         let (w, h) = (
             (bhi.0 as i128 - blo.0 as i128 + 1) as u128,
@@ -376,14 +391,8 @@ impl Grid {
             };
             let cell = &b.cells[((gy & 7) * BLOCK + (gx & 7)) as usize];
             for (o, units) in &cell.groups {
-                if *o == owner {
-                    continue;
-                }
-                for &(id, p) in units {
-                    let d = distance_sq(pos, p);
-                    if d <= limit && best.is_none_or(|b| (d, id) < b) {
-                        *best = Some((d, id));
-                    }
+                if *o != owner {
+                    closest(pos, limit, units, best);
                 }
             }
         };
@@ -429,14 +438,8 @@ impl Grid {
             range,
             |b| b.enemy_within(owner, pos, limit),
             |o, units| {
-                if o == owner {
-                    return;
-                }
-                for &(id, p) in units {
-                    let d = distance_sq(pos, p);
-                    if d <= limit && best.is_none_or(|b| (d, id) < b) {
-                        best = Some((d, id));
-                    }
+                if o != owner {
+                    closest(pos, limit, units, &mut best);
                 }
             },
         );
