@@ -22,6 +22,7 @@ mod kinds;
 mod portable;
 mod spatial;
 mod structures;
+mod table;
 mod world;
 
 pub use geometry::{distance_cm, distance_sq, step_towards, velocity_towards, within};

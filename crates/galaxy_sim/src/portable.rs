@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use galaxy_protocol::command::{MAX_BATCH_COMMANDS, MAX_COMMAND_UNITS};
 use galaxy_protocol::{
-    BatchCommand, CompressedCommand, CompressedUnit, PlayerId, SectorId, UnitId, UnitIdList,
-    UnitState, WorldPos, quantize,
+    BatchCommand, CompressedCommand, CompressedUnit, IdHashSet, PlayerId, SectorId, UnitId,
+    UnitIdList, UnitState, WorldPos, quantize,
 };
 
 use crate::structures::{KIND_BASE, KIND_RESOURCE};
@@ -47,9 +47,14 @@ impl World {
     /// replicated state).
     pub fn import(&mut self, records: &[CompressedUnit]) -> ImportOutcome {
         let mut out = ImportOutcome::default();
+        // Units go in at once at the end (their ids may sort anywhere among
+        // this world's), with the ids taken in.
+        let mut units: Vec<(UnitId, SimUnit)> = Vec::new();
+        let mut added: IdHashSet<UnitId> = IdHashSet::default();
         for c in records {
             let id = c.unit_id;
             if self.units.contains_key(&id)
+                || added.contains(&id)
                 || self.resources.contains_key(&id)
                 || self.bases.contains_key(&id)
             {
@@ -83,12 +88,18 @@ impl World {
                     unit.health = u.health();
                     unit.order = Order::Idle;
                     unit.state = UnitState::IDLE;
-                    self.units.insert(id, unit);
+                    units.push((id, unit));
                 }
             }
-            self.note_id(id);
-            self.touch_place(id);
-            out.added += 1;
+            added.insert(id);
+        }
+        self.units.extend(units);
+        for c in records {
+            if added.remove(&c.unit_id) {
+                self.note_id(c.unit_id);
+                self.touch_place(c.unit_id);
+                out.added += 1;
+            }
         }
         out
     }

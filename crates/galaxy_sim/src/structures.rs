@@ -43,7 +43,11 @@ impl World {
         let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
             return;
         };
-        let mut units = self.units.range(first..=last).peekable();
+        let mut units = self
+            .units
+            .iter_from(first)
+            .take_while(|e| *e.0 <= last)
+            .peekable();
         for &id in ids {
             while units.next_if(|e| *e.0 < id).is_some() {}
             match units.next_if(|e| *e.0 == id) {

@@ -11,6 +11,7 @@ use crate::behaviour::{Leg, PARALLEL_UNITS, TickOutput, think_all};
 use crate::geometry::within;
 use crate::kinds::{MAX_SPEED_CM, kind_stats};
 use crate::spatial::Grid;
+use crate::table::UnitTable;
 
 /// Tuning of the rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,7 +161,7 @@ pub struct World {
     next_id: UnitId,
     /// End (exclusive) of the id block `next_id` draws from.
     id_end: UnitId,
-    pub(crate) units: BTreeMap<UnitId, SimUnit>,
+    pub(crate) units: UnitTable<SimUnit>,
     pub(crate) resources: BTreeMap<UnitId, Resource>,
     pub(crate) bases: BTreeMap<UnitId, Base>,
     grid: Grid,
@@ -188,7 +189,7 @@ impl World {
             tick: 0,
             next_id: 1,
             id_end: UnitId::MAX,
-            units: BTreeMap::new(),
+            units: UnitTable::default(),
             resources: BTreeMap::new(),
             bases: BTreeMap::new(),
             grid: Grid::default(),
