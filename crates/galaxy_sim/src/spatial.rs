@@ -470,6 +470,23 @@ mod tests {
     use galaxy_protocol::link_model::SplitMix64;
     use std::collections::BTreeSet;
 
+    /// The nearest unit not of `owner` within `limit` (squared) of `pos`,
+    /// by looking at every unit (ties: the lowest id).
+    fn scan_nearest_enemy(
+        units: &[(UnitId, PlayerId, WorldPos)],
+        owner: PlayerId,
+        pos: WorldPos,
+        limit: u128,
+    ) -> Option<UnitId> {
+        units
+            .iter()
+            .filter(|u| u.1 != owner)
+            .map(|u| (distance_sq(pos, u.2), u.0))
+            .filter(|&(d, _)| d <= limit)
+            .min()
+            .map(|b| b.1)
+    }
+
     /// Updates `g` from `before` to `now` (every unit in either).
     fn update_all(
         g: &mut Grid,
@@ -532,13 +549,7 @@ mod tests {
                 rng.below(15_000)
             };
             let limit = u128::from(range) * u128::from(range);
-            let scan = units
-                .iter()
-                .filter(|u| u.1 != owner)
-                .map(|u| (distance_sq(pos, u.2), u.0))
-                .filter(|&(d, _)| d <= limit)
-                .min()
-                .map(|b| b.1);
+            let scan = scan_nearest_enemy(&units, owner, pos, limit);
             assert_eq!(g.nearest_enemy(owner, pos, range), scan);
             let mut near = BTreeSet::new();
             g.within(pos, range, |id, _| {
@@ -587,13 +598,7 @@ mod tests {
             );
             let range = rng.below(9_000);
             let limit = u128::from(range) * u128::from(range);
-            let scan = units
-                .iter()
-                .filter(|u| u.1 != owner)
-                .map(|u| (distance_sq(pos, u.2), u.0))
-                .filter(|&(d, _)| d <= limit)
-                .min()
-                .map(|b| b.1);
+            let scan = scan_nearest_enemy(&units, owner, pos, limit);
             assert_eq!(g.nearest_enemy(owner, pos, range), scan, "{pos:?} {range}");
         }
     }
