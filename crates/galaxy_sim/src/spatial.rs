@@ -131,13 +131,17 @@ impl Grid {
     /// `None` if it is gone. Only a unit that appeared, left, changed hands
     /// or moved to another cell is moved in the index.
     pub(crate) fn update(&mut self, id: UnitId, now: Option<(PlayerId, WorldPos)>) {
-        let before = self.units.get(&id).copied();
+        // The common case (a walker staying in its cell) with one lookup.
+        let entry = self.units.get_mut(&id);
+        let before = entry.as_deref().copied();
         match (before, now) {
             (None, None) => {}
             (Some(b), Some(n)) if b == n => {}
             (Some((bo, bp)), Some((no, np))) if bo == no && fine(bp) == fine(np) => {
+                if let Some(e) = entry {
+                    *e = (no, np);
+                }
                 self.repos(id, no, bp, np);
-                self.units.insert(id, (no, np));
             }
             (before, now) => {
                 if let Some((o, p)) = before {
@@ -255,18 +259,23 @@ impl Grid {
         }
     }
 
-    /// Unit `id` moved within its fine cell.
+    /// Unit `id` moved within its fine cell: its entry follows, and its
+    /// owner's box in the block grows to hold the new position (a box may
+    /// be larger than its units, never smaller).
     fn repos(&mut self, id: UnitId, owner: PlayerId, from: WorldPos, to: WorldPos) {
         let (key, index) = block_of(fine(from));
-        let entry = self
-            .index
-            .get(&key)
-            .and_then(|&bi| {
-                self.blocks[bi].cells[index]
-                    .groups
-                    .iter_mut()
-                    .find(|g| g.0 == owner)
-            })
+        let Some(&bi) = self.index.get(&key) else {
+            return;
+        };
+        let b = &mut self.blocks[bi];
+        if let Some(o) = b.owners.iter_mut().find(|o| o.owner == owner) {
+            o.min = WorldPos::new(o.min.x.min(to.x), o.min.y.min(to.y));
+            o.max = WorldPos::new(o.max.x.max(to.x), o.max.y.max(to.y));
+        }
+        let entry = b.cells[index]
+            .groups
+            .iter_mut()
+            .find(|g| g.0 == owner)
             .and_then(|g| g.1.iter_mut().find(|e| e.0 == id));
         if let Some(e) = entry {
             e.1 = to;
@@ -570,6 +579,24 @@ mod tests {
         update_all(&mut g, &units, &few);
         assert!(g.blocks.len() <= 10, "{} blocks", g.blocks.len());
         assert!(g.nearest_enemy(99, WorldPos::new(0, 0), u64::MAX).is_some());
+    }
+
+    /// A unit that walks within its fine cell stays findable where it is
+    /// now: its owner's box in the block grows with it (a search skips a
+    /// block whose boxes are out of range).
+    #[test]
+    fn a_walk_within_a_cell_keeps_the_unit_findable() {
+        let mut g = Grid::default();
+        let (from, to) = (WorldPos::new(100, 100), WorldPos::new(900, 100));
+        assert_eq!(fine(from), fine(to));
+        g.update(1, Some((1, from)));
+        g.update(1, Some((1, to)));
+        // 1 m from where it stands now, 8 m from where it stood.
+        let at = WorldPos::new(1_000, 100);
+        assert_eq!(g.nearest_enemy(2, at, 150), Some(1));
+        assert_eq!(g.position(1), Some(to));
+        g.refresh_boxes(0, 1);
+        assert_eq!(g.nearest_enemy(2, at, 150), Some(1));
     }
 
     /// In a crowd (a battle: units 1-2 m apart, owners mixed) the ring
