@@ -157,12 +157,15 @@ impl<T> UnitTable<T> {
             .filter_map(|(id, s)| s.as_ref().map(|u| (id, u)))
     }
 
-    /// Every unit, in id order, to change.
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&UnitId, &mut T)> {
+    /// The table cut into at most `parts` runs of neighbouring ids, each
+    /// its ids and its slots (holes are `None`): a tick's units split
+    /// between threads without collecting them first.
+    pub(crate) fn split_mut(&mut self, parts: usize) -> Vec<(&[UnitId], &mut [Option<T>])> {
+        let chunk = self.ids.len().div_ceil(parts.max(1)).max(1);
         self.ids
-            .iter()
-            .zip(&mut self.slots)
-            .filter_map(|(id, s)| s.as_mut().map(|u| (id, u)))
+            .chunks(chunk)
+            .zip(self.slots.chunks_mut(chunk))
+            .collect()
     }
 
     /// The units with ids from `first` on, in id order.
@@ -234,9 +237,20 @@ mod tests {
                         .map(|(k, _)| *k)
                         .eq(model.range(from..).map(|(k, _)| *k))
                 );
-                for (_, v) in table.iter_mut() {
-                    *v += 1;
+                // Split in parts, every unit is visited once, in id order.
+                let parts = 1 + rng.below(4) as usize;
+                let mut seen = Vec::new();
+                for (ids, slots) in table.split_mut(parts) {
+                    for (id, v) in ids
+                        .iter()
+                        .zip(slots)
+                        .filter_map(|(i, s)| Some((i, s.as_mut()?)))
+                    {
+                        *v += 1;
+                        seen.push(*id);
+                    }
                 }
+                assert!(seen.iter().copied().eq(model.keys().copied()));
                 for v in model.values_mut() {
                     *v += 1;
                 }

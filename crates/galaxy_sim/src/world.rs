@@ -426,21 +426,18 @@ impl World {
         // is updated in place; a big world is split between two threads,
         // whose results are merged in id order (the same world either way).
         let (tick, grid, bases) = (self.tick, &self.grid, &self.bases);
-        let mut slots: Vec<(UnitId, &mut SimUnit)> =
-            self.units.iter_mut().map(|(&id, u)| (id, u)).collect();
-        let mut outs = vec![TickOutput::default(); parts.max(1)];
-        let chunk = slots.len().div_ceil(parts.max(1)).max(1);
+        let parts = parts.max(1);
+        let mut outs = vec![TickOutput::default(); parts];
         std::thread::scope(|scope| {
-            let mut work = slots.chunks_mut(chunk).zip(outs.iter_mut());
+            let mut work = self.units.split_mut(parts).into_iter().zip(outs.iter_mut());
             let here = work.next();
-            for (part, out) in work {
-                scope.spawn(move || think_all(part, tick, grid, bases, out));
+            for ((ids, slots), out) in work {
+                scope.spawn(move || think_all(ids, slots, tick, grid, bases, out));
             }
-            if let Some((part, out)) = here {
-                think_all(part, tick, grid, bases, out);
+            if let Some(((ids, slots), out)) = here {
+                think_all(ids, slots, tick, grid, bases, out);
             }
         });
-        drop(slots);
         let mut out = TickOutput::default();
         for mut o in outs {
             out.damage.append(&mut o.damage);
