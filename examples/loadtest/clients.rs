@@ -8,6 +8,8 @@ pub(crate) fn run_clients(
     control: &Control,
     rss: &mut (f64, f64),
 ) -> Vec<(u64, u64, DeltaReceiver)> {
+    // What this thread holds is the clients' memory, not the server's.
+    ON_CLIENTS.with(|on| on.set(true));
     let config = NetworkConfig {
         port: 0,
         ..default()

@@ -31,10 +31,13 @@
 //!   warm-up and at the end; `rss_growth_mb` is the difference. The 100
 //!   clients' baseline histories fill up during a run, so this grows even
 //!   when the server's memory does not.
-//! - `server_heap_mb_*`: the bytes the server thread holds on the heap
-//!   (allocated minus freed by that thread, counted by this example's
-//!   global allocator), after the warm-up and at the end: the server's own
-//!   memory, apart from the clients'.
+//! - `server_heap_mb_*`: the bytes the server holds on the heap (allocated
+//!   minus freed by every thread but the clients', counted by this
+//!   example's global allocator), after the warm-up and at the end: the
+//!   server's own memory, apart from the clients'.
+//! - `--server-threads N`: 0 (the default) lets the server use both cores
+//!   (simulation on two threads, replication on Bevy's compute pool), 1
+//!   keeps it on one thread.
 //! - `--idle-units N` adds N units at rest in a garrison nobody watches.
 //! - `--sweep` runs units x clients over {1k, 10k, 100k} x {1, 10, 100},
 //!   then 10k fighting units beside 90k idle ones with 10 and 100 clients,
@@ -74,7 +77,7 @@ struct Args {
     loss: f64,
     battle_size: u64,
     budget_kbps: f64,
-    /// Threads the server may use (0: all; 1: one).
+    /// Threads the server may use (0: all, the default; 1: one).
     server_threads: usize,
     /// Extra units at rest in a garrison nobody watches: they exist but
     /// never change, to show what units that exist (not move) cost.
@@ -133,7 +136,7 @@ fn parse() -> Result<Cli, String> {
             loss: get("--loss", 0.05)?.min(1.0),
             battle_size: get("--battle-size", 1000.0)?.max(2.0) as u64,
             budget_kbps: get("--budget-kbps", NetworkConfig::default().client_budget_kbps)?,
-            server_threads: get("--server-threads", 1.0)? as usize,
+            server_threads: get("--server-threads", 0.0)? as usize,
             idle_units: get("--idle-units", 0.0)? as u64,
         },
         json: a.iter().any(|x| x == "--json"),

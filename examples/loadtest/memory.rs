@@ -1,24 +1,28 @@
-//! Memory figures: the server thread's heap (a counting global allocator)
-//! and the process RSS.
+//! Memory figures: the server's heap (a counting global allocator) and
+//! the process RSS.
 
 use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-/// The system allocator, counting what the server thread holds.
+/// The system allocator, counting what the server holds.
 pub(crate) struct ServerHeap;
 
 thread_local! {
-    /// True on the server's thread.
-    pub(crate) static ON_SERVER: Cell<bool> = const { Cell::new(false) };
+    /// True on the clients' thread: the one thread whose memory is not the
+    /// server's. Every other thread counts: the server's own, its
+    /// simulation and replication workers (which allocate what the server
+    /// thread later frees), and the link conditioner (whose datagrams come
+    /// and go on its thread, so it adds only what it has queued).
+    pub(crate) static ON_CLIENTS: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Bytes allocated minus bytes freed by the server thread.
+/// Bytes allocated minus bytes freed by every thread but the clients'.
 pub(crate) static SERVER_HEAP_BYTES: AtomicI64 = AtomicI64::new(0);
 
 pub(crate) fn count_server(delta: i64) {
     // `try_with`: the thread-local may already be gone while a thread exits.
-    if ON_SERVER.try_with(Cell::get).unwrap_or(false) {
+    if !ON_CLIENTS.try_with(Cell::get).unwrap_or(false) {
         SERVER_HEAP_BYTES.fetch_add(delta, Ordering::Relaxed);
     }
 }

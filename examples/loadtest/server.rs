@@ -28,12 +28,12 @@ pub(crate) fn run_server(
     addr_tx: mpsc::Sender<std::net::SocketAddr>,
     control: Arc<Control>,
 ) -> ServerReport {
-    ON_SERVER.with(|on| on.set(true));
     let mut heap_mb = (0.0, 0.0);
-    // The clients and the link conditioner keep this machine's other core
-    // busy, so by default the server runs on one thread (simulation and
-    // replication, `--server-threads 1`); a dedicated server on its own
-    // machine spreads them over its cores (0).
+    // By default (`--server-threads 0`) the server steps its simulation on
+    // two threads and replicates clients on Bevy's compute pool, as a
+    // dedicated server does; it shares the machine's two cores with the
+    // clients and the link conditioner (about half a core between them).
+    // `--server-threads 1` keeps it on one thread.
     let config = NetworkConfig {
         port: 0,
         max_connections: args.clients as usize + 8,
