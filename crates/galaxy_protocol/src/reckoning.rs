@@ -102,7 +102,20 @@ impl DeadReckoner {
         tick: u64,
         sample: &UnitSample,
     ) -> QuantizedUnit {
-        self.stats.observed += 1;
+        let (track, anchored) = self.next_track(prev, tick, sample);
+        self.count(1, u64::from(anchored));
+        track
+    }
+
+    /// [`DeadReckoner::reckon`] without counting, for callers that reckon
+    /// many units at once on several threads: the track, and whether it is
+    /// a new anchor. Add the counts afterwards with [`DeadReckoner::count`].
+    pub fn next_track(
+        &self,
+        prev: Option<&QuantizedUnit>,
+        tick: u64,
+        sample: &UnitSample,
+    ) -> (QuantizedUnit, bool) {
         let fresh = quantize_at(sample, tick);
         let limit = u128::from(self.config.threshold_cm).pow(2);
         let keep = prev.filter(|prev| {
@@ -112,12 +125,15 @@ impl DeadReckoner {
                 && distance_sq(prev.position_at(tick), sample.position) <= limit
         });
         match keep {
-            Some(prev) => fresh.with_motion(prev.motion()),
-            None => {
-                self.stats.anchors += 1;
-                fresh
-            }
+            Some(prev) => (fresh.with_motion(prev.motion()), false),
+            None => (fresh, true),
         }
+    }
+
+    /// Adds samples seen and new anchors made by [`DeadReckoner::next_track`].
+    pub fn count(&mut self, observed: u64, anchors: u64) {
+        self.stats.observed += observed;
+        self.stats.anchors += anchors;
     }
 
     /// The current track of unit `id`.

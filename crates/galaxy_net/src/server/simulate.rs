@@ -6,11 +6,12 @@ use bevy::prelude::*;
 use bevy_renet::renet::ClientId;
 use galaxy_protocol::{
     CombatEvent, CompressedCommand, DeadReckoner, IdHashMap, QuantizedUnit, ReckonConfig,
-    ReckonerStats, SectorId, UnitId, WorldPos,
+    ReckonerStats, SectorId, UnitId,
 };
 
 use super::{RemoteUnits, Sessions, SimWorld};
 use crate::components::{NetUnit, Replicated, Sector};
+use crate::config::NetworkConfig;
 use crate::stats::NetworkStats;
 
 /// Commands received this frame, applied at the next simulation tick.
@@ -25,11 +26,25 @@ pub(crate) struct PendingEvents(pub(crate) Vec<CombatEvent>);
 #[derive(Clone, Copy, Debug)]
 struct Mirrored {
     entity: Entity,
-    /// Where it was last seen, and that position's sector.
-    position: WorldPos,
+    /// The sector of where it was last seen.
     sector: SectorId,
     track: QuantizedUnit,
 }
+
+/// What one unit's mirror becomes this tick: worked out for many units at
+/// once (on several threads), then applied.
+#[derive(Clone, Copy, Debug)]
+enum Mirroring {
+    /// A unit seen for the first time.
+    New(SectorId, QuantizedUnit),
+    /// A new sector or track.
+    Changed(SectorId, QuantizedUnit),
+    /// No longer there.
+    Gone,
+}
+
+/// Units per chunk when the mirror is worked out on several threads.
+const MIRROR_CHUNK: usize = 4096;
 
 /// Every unit this server shows clients (its own, its structures and its
 /// neighbours' ghosts) with its dead-reckoning track (one for all clients;
@@ -105,6 +120,29 @@ pub(crate) fn in_parallel_mut<T: Send>(
     });
 }
 
+/// Runs `work` on `items` cut in chunks of at least `min_chunk`, on Bevy's
+/// compute task pool when there is one and the work is big enough, and
+/// returns each chunk's result in order.
+pub(crate) fn map_chunks<I: Sync, T: Send + 'static>(
+    items: &[I],
+    min_chunk: usize,
+    threads: usize,
+    work: impl Fn(&[I]) -> T + Sync,
+) -> Vec<T> {
+    let pool = bevy::tasks::ComputeTaskPool::try_get().filter(|_| threads != 1);
+    let threads = pool.map_or(1, |p| p.thread_num() + 1);
+    if threads < 2 || items.len() < 2 * min_chunk {
+        return vec![work(items)];
+    }
+    let chunk = items.len().div_ceil(threads).max(min_chunk);
+    let work = &work;
+    pool.expect("checked above").scope(|scope| {
+        for part in items.chunks(chunk) {
+            scope.spawn(async move { work(part) });
+        }
+    })
+}
+
 /// Units that left the simulation since the last replication.
 #[derive(Resource, Default)]
 pub(crate) struct UnitEntities {
@@ -161,6 +199,7 @@ pub(crate) fn mirror_units(
     mut replicated: ResMut<ReplicatedUnits>,
     mut gone: ResMut<UnitEntities>,
     mut units: Query<(&mut Sector, &mut Replicated)>,
+    config: Res<NetworkConfig>,
 ) {
     let tick = sim.0.tick();
     let r = &mut *replicated;
@@ -183,50 +222,89 @@ pub(crate) fn mirror_units(
     todo.extend(ghosts);
     todo.sort_unstable();
     todo.dedup();
-    let reckoner = &mut r.reckoner;
-    let mirror = &mut r.units;
-    sim.0.samples_of(&todo, |id, sample| {
-        let sample = sample.or_else(|| remote.ghosts.get(&id).map(|g| g.to_sample()));
-        match (mirror.get_mut(&id), sample) {
-            (Some(m), Some(sample)) => {
-                let sector = if sample.position == m.position {
-                    m.sector
-                } else {
-                    SectorId::at(sample.position)
-                };
-                let track = reckoner.reckon(Some(&m.track), tick, &sample);
-                if (track != m.track || sector != m.sector)
-                    && let Ok((mut s, mut q)) = units.get_mut(m.entity)
-                {
-                    s.set_if_neq(Sector(sector));
-                    q.set_if_neq(Replicated(track));
+    // Worked out in chunks (on two threads for a big world), then applied:
+    // most units keep their sector and track, and need no write at all.
+    let (world, reckoner, mirror) = (&sim.0, &r.reckoner, &r.units);
+    let ghosts = &remote.ghosts;
+    let parts = map_chunks(&todo, MIRROR_CHUNK, config.server_threads, |ids| {
+        let (mut out, mut observed, mut anchors) = (Vec::new(), 0u64, 0u64);
+        world.samples_of(ids, |id, sample| {
+            let sample = sample.or_else(|| ghosts.get(&id).map(|g| g.to_sample()));
+            let Some(sample) = sample else {
+                if mirror.contains_key(&id) {
+                    out.push((id, Mirroring::Gone));
                 }
-                (m.position, m.sector, m.track) = (sample.position, sector, track);
-            }
-            (Some(_), None) => {
-                if let Some(m) = mirror.remove(&id) {
-                    commands.entity(m.entity).despawn();
-                    gone.departed.push(id);
+                return;
+            };
+            observed += 1;
+            let m = mirror.get(&id);
+            let (track, anchored) = reckoner.next_track(m.map(|m| &m.track), tick, &sample);
+            anchors += u64::from(anchored);
+            let sector = SectorId::at(sample.position);
+            match m {
+                None => out.push((id, Mirroring::New(sector, track))),
+                Some(m) if track != m.track || sector != m.sector => {
+                    out.push((id, Mirroring::Changed(sector, track)));
                 }
+                Some(_) => {}
             }
-            (None, Some(sample)) => {
-                let sector = SectorId::at(sample.position);
-                let track = reckoner.reckon(None, tick, &sample);
-                let entity = commands
-                    .spawn((NetUnit(id), Sector(sector), Replicated(track)))
-                    .id();
-                mirror.insert(
-                    id,
-                    Mirrored {
-                        entity,
-                        position: sample.position,
-                        sector,
-                        track,
-                    },
-                );
-            }
-            (None, None) => {}
-        }
+        });
+        (out, observed, anchors)
     });
+    for (out, observed, anchors) in parts {
+        r.reckoner.count(observed, anchors);
+        for (id, change) in out {
+            match change {
+                Mirroring::Changed(sector, track) => {
+                    if let Some(m) = r.units.get_mut(&id) {
+                        if let Ok((mut s, mut q)) = units.get_mut(m.entity) {
+                            s.set_if_neq(Sector(sector));
+                            q.set_if_neq(Replicated(track));
+                        }
+                        (m.sector, m.track) = (sector, track);
+                    }
+                }
+                Mirroring::Gone => {
+                    if let Some(m) = r.units.remove(&id) {
+                        commands.entity(m.entity).despawn();
+                        gone.departed.push(id);
+                    }
+                }
+                Mirroring::New(sector, track) => {
+                    let entity = commands
+                        .spawn((NetUnit(id), Sector(sector), Replicated(track)))
+                        .id();
+                    r.units.insert(
+                        id,
+                        Mirrored {
+                            entity,
+                            sector,
+                            track,
+                        },
+                    );
+                }
+            }
+        }
+    }
     r.todo = todo;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks worked on the compute pool come back whole and in order, as
+    /// the mirror needs to apply changes in id order.
+    #[test]
+    fn map_chunks_keeps_every_item_in_order() {
+        bevy::tasks::ComputeTaskPool::get_or_init(|| {
+            bevy::tasks::TaskPoolBuilder::new().num_threads(2).build()
+        });
+        let items: Vec<u64> = (0..50_000).collect();
+        for threads in [0, 1] {
+            let parts = map_chunks(&items, 1000, threads, |part| part.to_vec());
+            assert_eq!(parts.len() > 1, threads == 0, "threads {threads}");
+            assert_eq!(parts.concat(), items);
+        }
+    }
 }
