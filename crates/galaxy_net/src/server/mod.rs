@@ -189,6 +189,13 @@ impl Session {
         self.sender.visible_units().map(|(id, _)| id)
     }
 
+    /// True if this client may hold units in scale-0 `sector`: it is in the
+    /// interest last replicated (its sender shows only units whose sector
+    /// was in that interest; those that left it were removed).
+    pub(crate) fn may_hold(&self, sector: SectorId) -> bool {
+        crate::interest::in_interest(sector, &self.near, &self.far)
+    }
+
     /// Logs a refusal once per client and reason.
     fn log_once(&mut self, reason: &'static str) {
         if self.logged.insert(reason) {

@@ -26,7 +26,7 @@ const FAR_WEIGHT: f32 = 0.25;
 /// Tag: units that moved are re-indexed (entering and leaving sectors);
 /// units whose replicated state changed are logged in their sector (so it
 /// is replicated and its activity counted); units that are gone are
-/// removed from every client.
+/// removed from every client whose interest holds their sector.
 #[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is data it needs
 pub(crate) fn tag_changes(
     moved: Query<(&NetUnit, &Sector), Changed<Sector>>,
@@ -55,9 +55,13 @@ pub(crate) fn tag_changes(
             entities.moved_away.push(id);
             continue;
         }
+        // Only clients whose interest held its sector may show it.
+        let sector = index.sector_of(id);
         index.remove(id);
         for s in sessions.0.values_mut() {
-            s.sender.remove_unit(id);
+            if sector.is_none_or(|sector| s.may_hold(sector)) {
+                s.sender.remove_unit(id);
+            }
         }
     }
 }
@@ -227,7 +231,12 @@ fn replicate_client(
                 }
             };
             match since.and_then(|t| index.changed_since(&cell, t)) {
-                Some(changed) => changed.for_each(&mut show),
+                // Only units still in this cell: one logged here that has
+                // since moved on is shown from its new cell's log if that
+                // is in interest, and must not come back if it is not.
+                Some(changed) => changed
+                    .filter(|&id| index.sector_of(id) == Some(cell))
+                    .for_each(&mut show),
                 None => index.units_in(&cell).for_each(&mut show),
             }
         }

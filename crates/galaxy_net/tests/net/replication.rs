@@ -316,3 +316,73 @@ fn a_client_on_a_poor_link_can_ask_for_fewer_updates() {
     assert!(f >= 20 && s * 2 <= f, "full {f} updates, slow {s}");
     assert!(s >= 10, "the slow client still gets updates: {s}");
 }
+
+/// Units that walk out of a client's interest leave its world and stay
+/// gone, though their last changes are still in the change log of the
+/// sector they left (a far sector, visited only every few ticks).
+#[test]
+fn units_that_walk_out_of_interest_stay_gone() {
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    let center = WorldPos::new(20_000, 10_000);
+    let view = view_at(center);
+    let (near, far) = galaxy_net::interest::interest(view);
+    let inside = |p: WorldPos| {
+        galaxy_net::interest::in_interest(galaxy_protocol::SectorId::at(p), &near, &far)
+    };
+    // The first centimetre east of the interest, on the view's row.
+    let edge = (0..)
+        .map(|k| center.x + k * 100)
+        .find(|&x| !inside(WorldPos::new(x, center.y)))
+        .expect("interest is bounded");
+    // A column of units 10-60 cm inside the edge, then a walk out east.
+    let ids: Vec<_> = {
+        let mut sim = server.world_mut().resource_mut::<SimWorld>();
+        (0..24)
+            .map(|i| {
+                let at = WorldPos::new(edge - 10 - (i % 6) * 10, center.y + i * 300);
+                sim.0.spawn_unit(1, 0, at)
+            })
+            .collect()
+    };
+    let mut c = client(
+        1,
+        ClientAuth::Insecure {
+            player: 1,
+            server: addr,
+        },
+        view,
+    );
+    let ok = pump_until(
+        &mut [&mut server, &mut c],
+        Duration::from_secs(10),
+        |apps| ids.iter().all(|id| client_units(apps[1]).contains_key(id)),
+    );
+    assert!(ok, "the client did not get the units");
+    let order = CompressedCommand::Move {
+        units: UnitIdList::from_ids(ids.iter().copied()).unwrap(),
+        to: WorldPos::new(edge + 5_000, center.y),
+    };
+    let out = server
+        .world_mut()
+        .resource_mut::<SimWorld>()
+        .0
+        .apply_command(1, &order);
+    assert_eq!((out.not_owned, out.unknown), (0, 0));
+    let ok = pump_until(
+        &mut [&mut server, &mut c],
+        Duration::from_secs(10),
+        |apps| {
+            let s = server_units(apps[0]);
+            ids.iter().all(|id| !inside(s[id].position()))
+                && client_units(apps[1]) == expected_for(apps[0], view)
+        },
+    );
+    // Give a stale re-send time to arrive, then look again.
+    pump_for(&mut [&mut server, &mut c], Duration::from_secs(2));
+    let held: Vec<_> = ids
+        .iter()
+        .filter(|id| client_units(&c).contains_key(id))
+        .collect();
+    assert!(ok && held.is_empty(), "the client still holds {held:?}");
+    assert_eq!(client_units(&c), expected_for(&server, view));
+}
