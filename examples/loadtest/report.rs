@@ -18,6 +18,8 @@ pub(crate) struct LoadReport {
     pub(crate) kbps_per_client_max: f64,
     pub(crate) desynced_units: u64,
     pub(crate) checked_units: u64,
+    /// Acknowledged states the client had already replaced and dropped.
+    pub(crate) superseded_units: u64,
     pub(crate) rejected_commands: u64,
     pub(crate) orders_for_dead_units: u64,
     pub(crate) units_alive_at_end: usize,

@@ -326,6 +326,13 @@ impl DeltaReceiver {
         self.units.get(&id)?.back().map(|e| e.0)
     }
 
+    /// Tick of the oldest state still held for unit `id`: older ones were
+    /// dropped (too old, or pushed out of a full history). For diagnostics
+    /// and load tests.
+    pub fn oldest_kept(&self, id: UnitId) -> Option<u64> {
+        self.units.get(&id)?.front().map(|e| e.0)
+    }
+
     /// Every visible unit with its newest state.
     pub fn units(&self) -> impl Iterator<Item = (UnitId, &QuantizedUnit)> {
         self.units
@@ -356,6 +363,41 @@ impl DeltaReceiver {
 mod tests {
     use super::*;
     use crate::link_model::SplitMix64;
+
+    /// A unit updated more often than its history holds: the oldest state
+    /// kept moves on, and the dropped ones are no longer recorded.
+    #[test]
+    fn oldest_kept_follows_a_full_history() {
+        let config = DeltaConfig {
+            history_cap: 4,
+            ..DeltaConfig::default()
+        };
+        let mut tx = crate::DeltaSender::new(config.clone());
+        let mut rx = DeltaReceiver::new(config);
+        assert_eq!(rx.oldest_kept(7), None);
+        for tick in 1..=10u64 {
+            let sample = crate::UnitSample {
+                owner: 1,
+                kind: 0,
+                position: crate::WorldPos::new(tick as i64 * 100, 0),
+                velocity: crate::Velocity::ZERO,
+                health: 100.0,
+                state: crate::UnitState::IDLE,
+                target: None,
+            };
+            tx.set_unit(7, crate::quantize(&sample));
+            for update in tx.write_updates(tick) {
+                rx.receive(&update).expect("in order");
+                for ack in rx.take_acks() {
+                    tx.receive_ack(&ack);
+                }
+            }
+        }
+        assert_eq!(rx.oldest_kept(7), Some(7));
+        assert_eq!(rx.updated_at(7), Some(10));
+        assert!(rx.recorded(7, 6).is_none());
+        assert!(rx.recorded(7, 7).is_some());
+    }
 
     /// The newest-first lookup answers as a binary search does, for ticks
     /// before, among, between and after the recorded ones.
