@@ -372,7 +372,7 @@ mod tests {
             history_cap: 4,
             ..DeltaConfig::default()
         };
-        let mut tx = crate::DeltaSender::new(config.clone());
+        let mut tx = crate::DeltaSender::new(config);
         let mut rx = DeltaReceiver::new(config);
         assert_eq!(rx.oldest_kept(7), None);
         for tick in 1..=10u64 {
