@@ -111,15 +111,22 @@ pub(crate) fn run_server(
                 .skip(times.len() - new)
                 .map(f64::from)
                 .collect();
+            // Where those frames' time went, on average.
+            let parts: Vec<String> = TickPhase::ALL
+                .iter()
+                .zip(times.phase_means(new))
+                .map(|(p, ms)| format!("{} {ms:.1}", p.name()))
+                .collect();
             eprintln!(
-                "  server tick {tick}: last {:.0} s tick p50 {:.1} ms p99 {:.1} ms ({} ticks), {} units, {respawned} respawned, server heap {:.0} MB, RSS {:.0} MB",
+                "  server tick {tick}: last {:.0} s tick p50 {:.1} ms p99 {:.1} ms ({} ticks), {} units, {respawned} respawned, server heap {:.0} MB, RSS {:.0} MB\n    mean ms per tick frame: {}",
                 last_progress.0.elapsed().as_secs_f64(),
                 quantile(&mut recent, 0.5),
                 quantile(&mut recent, 0.99),
                 recent.len(),
                 app.world().resource::<SimWorld>().0.unit_count(),
                 server_heap_mb(),
-                rss_mb()
+                rss_mb(),
+                parts.join(", ")
             );
             last_progress = (Instant::now(), times.total());
         }

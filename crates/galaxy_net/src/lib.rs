@@ -42,7 +42,7 @@ pub use conditioner::{Faults, LinkConditioner, LinkFaults};
 pub use config::{ConfigError, NetworkConfig};
 pub use degrade::{AutoUpdateRate, suggested_update_hz};
 pub use redirect::{PendingRedirects, RedirectError, redirect_to, validate_redirect};
-pub use server::{RemoteUnits, ReplicatedUnits, Sessions, SimWorld, TickTimes};
+pub use server::{PhaseMs, RemoteUnits, ReplicatedUnits, Sessions, SimWorld, TickPhase, TickTimes};
 pub use smoothing::{DrawnUnit, Smoothing, SmoothingConfig, SmoothingSet};
 pub use stats::NetworkStats;
 pub use tokens::ServerKey;

@@ -6,9 +6,9 @@
 mod remote;
 mod replicate;
 mod simulate;
+mod tick_times;
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
 
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
@@ -22,6 +22,7 @@ use galaxy_sim::World;
 
 pub use remote::RemoteUnits;
 pub use simulate::ReplicatedUnits;
+pub use tick_times::{PhaseMs, TickPhase, TickTimes};
 
 use crate::NetSet;
 use crate::channels::{ACKS, COMMANDS};
@@ -29,6 +30,7 @@ use crate::config::NetworkConfig;
 use crate::interest::SectorIndex;
 use crate::stats::NetworkStats;
 use simulate::{CommandQueue, PendingEvents, UnitEntities};
+use tick_times::{frame_end, frame_start, mark};
 
 /// Malformed messages a client may send before it is disconnected.
 const MAX_BAD_MESSAGES: u32 = 32;
@@ -36,82 +38,6 @@ const MAX_BAD_MESSAGES: u32 = 32;
 /// The authoritative simulation.
 #[derive(Resource, Default)]
 pub struct SimWorld(pub World);
-
-/// How long the server frames that ran a simulation tick took, newest
-/// last: everything the frame did (receive, simulate, tag, replicate, send).
-#[derive(Resource, Default)]
-pub struct TickTimes {
-    samples: std::collections::VecDeque<f32>,
-    frame_start: Option<Instant>,
-    last_tick: u64,
-    /// Samples ever pushed (the window keeps the newest `CAP`).
-    total: u64,
-}
-
-impl TickTimes {
-    /// Most samples kept (one minute at 20 Hz).
-    const CAP: usize = 1200;
-
-    fn push(&mut self, ms: f32) {
-        if self.samples.len() == Self::CAP {
-            self.samples.pop_front();
-        }
-        self.samples.push_back(ms);
-        self.total += 1;
-    }
-
-    /// Tick frames measured since the start (or the last [`TickTimes::clear`]),
-    /// including those the window no longer holds.
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-
-    /// The `q` quantile (0..=1) of recent tick times in milliseconds.
-    pub fn quantile(&self, q: f32) -> f32 {
-        if self.samples.is_empty() {
-            return 0.0;
-        }
-        let mut v: Vec<f32> = self.samples.iter().copied().collect();
-        v.sort_by(f32::total_cmp);
-        v[((v.len() - 1) as f32 * q.clamp(0.0, 1.0)).round() as usize]
-    }
-
-    /// The recent tick times in milliseconds, oldest first.
-    pub fn samples(&self) -> impl Iterator<Item = f32> + '_ {
-        self.samples.iter().copied()
-    }
-
-    /// Number of ticks measured.
-    pub fn len(&self) -> usize {
-        self.samples.len()
-    }
-
-    /// True before the first tick.
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
-    }
-
-    /// Forgets all samples (e.g. after warm-up).
-    pub fn clear(&mut self) {
-        self.samples.clear();
-        self.total = 0;
-    }
-}
-
-fn frame_start(mut times: ResMut<TickTimes>) {
-    times.frame_start = Some(Instant::now());
-}
-
-/// Records the frame's time if it ran a simulation tick.
-fn frame_end(mut times: ResMut<TickTimes>, sim: Res<SimWorld>) {
-    let tick = sim.0.tick();
-    if tick != times.last_tick {
-        times.last_tick = tick;
-        if let Some(start) = times.frame_start {
-            times.push(start.elapsed().as_secs_f32() * 1000.0);
-        }
-    }
-}
 
 /// One connected client.
 pub struct Session {
@@ -230,7 +156,7 @@ pub(crate) fn build(app: &mut App) {
         .add_systems(Last, frame_end)
         .add_systems(
             PreUpdate,
-            (track_sessions, receive_messages)
+            (track_sessions, receive_messages, mark(TickPhase::Receive))
                 .chain()
                 .in_set(NetSet::Receive)
                 .after(RenetReceive),
@@ -238,20 +164,34 @@ pub(crate) fn build(app: &mut App) {
         .add_systems(
             FixedUpdate,
             (
+                mark(TickPhase::Other),
                 simulate::apply_commands,
+                mark(TickPhase::Commands),
                 simulate::step_simulation,
+                mark(TickPhase::Step),
                 simulate::mirror_units,
+                mark(TickPhase::Mirror),
             )
                 .chain()
                 .in_set(NetSet::Simulate),
         )
-        .add_systems(PostUpdate, replicate::tag_changes.in_set(NetSet::Tag))
+        .add_systems(
+            PostUpdate,
+            (
+                mark(TickPhase::Other),
+                replicate::tag_changes,
+                mark(TickPhase::Tag),
+            )
+                .chain()
+                .in_set(NetSet::Tag),
+        )
         .add_systems(
             PostUpdate,
             (
                 replicate::refill_budgets,
                 replicate::send_events,
                 replicate::replicate,
+                mark(TickPhase::Replicate),
             )
                 .chain()
                 .in_set(NetSet::Replicate)

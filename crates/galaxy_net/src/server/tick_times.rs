@@ -1,0 +1,210 @@
+//! How long the server's tick frames take, whole and part by part, so a
+//! server (or a load test) can show where a slow tick goes.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bevy::prelude::*;
+
+use super::SimWorld;
+
+/// The parts of a server frame [`TickTimes`] times, in frame order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TickPhase {
+    /// renet's receive, then decoding acks and commands (PreUpdate).
+    Receive,
+    /// Applying the commands received (each fixed tick).
+    Commands,
+    /// Stepping the simulation (each fixed tick).
+    Step,
+    /// Dead-reckoning changed units into the ECS (each fixed tick).
+    Mirror,
+    /// Re-indexing sectors and removing departed units (PostUpdate).
+    Tag,
+    /// Budgets, events and every client's updates (PostUpdate).
+    Replicate,
+    /// Handing messages to renet and sending them (the rest of the frame).
+    Send,
+    /// Everything between those (other plugins' systems, schedule overhead).
+    Other,
+}
+
+impl TickPhase {
+    /// Every phase, in frame order.
+    pub const ALL: [TickPhase; 8] = [
+        TickPhase::Receive,
+        TickPhase::Commands,
+        TickPhase::Step,
+        TickPhase::Mirror,
+        TickPhase::Tag,
+        TickPhase::Replicate,
+        TickPhase::Send,
+        TickPhase::Other,
+    ];
+
+    /// A short lower-case name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TickPhase::Receive => "receive",
+            TickPhase::Commands => "commands",
+            TickPhase::Step => "step",
+            TickPhase::Mirror => "mirror",
+            TickPhase::Tag => "tag",
+            TickPhase::Replicate => "replicate",
+            TickPhase::Send => "send",
+            TickPhase::Other => "other",
+        }
+    }
+}
+
+/// Milliseconds per [`TickPhase`] of one frame, in [`TickPhase::ALL`] order.
+pub type PhaseMs = [f32; TickPhase::ALL.len()];
+
+/// How long the server frames that ran a simulation tick took, newest
+/// last: everything the frame did (receive, simulate, tag, replicate,
+/// send), and how that splits into [`TickPhase`]s.
+#[derive(Resource, Default)]
+pub struct TickTimes {
+    samples: VecDeque<f32>,
+    phases: VecDeque<PhaseMs>,
+    frame_start: Option<Instant>,
+    last_mark: Option<Instant>,
+    frame_phases: PhaseMs,
+    last_tick: u64,
+    /// Samples ever pushed (the window keeps the newest `CAP`).
+    total: u64,
+}
+
+impl TickTimes {
+    /// Most samples kept (one minute at 20 Hz).
+    const CAP: usize = 1200;
+
+    fn push(&mut self, ms: f32, phases: PhaseMs) {
+        if self.samples.len() == Self::CAP {
+            self.samples.pop_front();
+            self.phases.pop_front();
+        }
+        self.samples.push_back(ms);
+        self.phases.push_back(phases);
+        self.total += 1;
+    }
+
+    /// Tick frames measured since the start (or the last [`TickTimes::clear`]),
+    /// including those the window no longer holds.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The `q` quantile (0..=1) of recent tick times in milliseconds.
+    pub fn quantile(&self, q: f32) -> f32 {
+        if self.samples.is_empty() {
+            return 0.0;
+        }
+        let mut v: Vec<f32> = self.samples.iter().copied().collect();
+        v.sort_by(f32::total_cmp);
+        v[((v.len() - 1) as f32 * q.clamp(0.0, 1.0)).round() as usize]
+    }
+
+    /// The recent tick times in milliseconds, oldest first.
+    pub fn samples(&self) -> impl Iterator<Item = f32> + '_ {
+        self.samples.iter().copied()
+    }
+
+    /// The mean milliseconds per [`TickPhase`] over the newest `last` tick
+    /// frames (all kept, if fewer), in [`TickPhase::ALL`] order.
+    pub fn phase_means(&self, last: usize) -> PhaseMs {
+        let mut sum = PhaseMs::default();
+        let n = last.min(self.phases.len());
+        for p in self.phases.iter().skip(self.phases.len() - n) {
+            for (s, v) in sum.iter_mut().zip(p) {
+                *s += v;
+            }
+        }
+        sum.map(|s| if n == 0 { 0.0 } else { s / n as f32 })
+    }
+
+    /// Number of ticks measured.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// True before the first tick.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Forgets all samples (e.g. after warm-up).
+    pub fn clear(&mut self) {
+        self.samples.clear();
+        self.phases.clear();
+        self.total = 0;
+    }
+
+    /// Charges the time since the last mark to `phase`.
+    fn mark(&mut self, phase: TickPhase) {
+        let now = Instant::now();
+        if let Some(last) = self.last_mark {
+            let i = TickPhase::ALL
+                .iter()
+                .position(|&p| p == phase)
+                .expect("every phase is listed");
+            self.frame_phases[i] += now.duration_since(last).as_secs_f32() * 1000.0;
+        }
+        self.last_mark = Some(now);
+    }
+}
+
+/// A system that charges the time since the last mark to `phase`.
+pub(crate) fn mark(phase: TickPhase) -> impl FnMut(ResMut<TickTimes>) {
+    move |mut times: ResMut<TickTimes>| times.mark(phase)
+}
+
+pub(crate) fn frame_start(mut times: ResMut<TickTimes>) {
+    let now = Instant::now();
+    times.frame_start = Some(now);
+    times.last_mark = Some(now);
+    times.frame_phases = PhaseMs::default();
+}
+
+/// Records the frame's time if it ran a simulation tick.
+pub(crate) fn frame_end(mut times: ResMut<TickTimes>, sim: Res<SimWorld>) {
+    times.mark(TickPhase::Send);
+    let tick = sim.0.tick();
+    if tick != times.last_tick {
+        times.last_tick = tick;
+        if let Some(start) = times.frame_start {
+            let phases = times.frame_phases;
+            times.push(start.elapsed().as_secs_f32() * 1000.0, phases);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Marks split a frame among the phases, and the means follow the
+    /// newest frames.
+    #[test]
+    fn phases_add_up_to_the_frame() {
+        let mut t = TickTimes::default();
+        for (i, ms) in [2.0f32, 4.0, 6.0].into_iter().enumerate() {
+            let mut phases = PhaseMs::default();
+            phases[i] = ms;
+            phases[7] = 1.0;
+            t.push(ms + 1.0, phases);
+        }
+        assert_eq!(t.phase_means(2), [0.0, 2.0, 3.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(t.phase_means(100)[0], 2.0 / 3.0);
+        assert_eq!(t.phase_means(0), PhaseMs::default());
+        // A real frame: the marks charge elapsed time, and nothing is lost.
+        t.last_mark = Some(Instant::now());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        t.mark(TickPhase::Step);
+        t.mark(TickPhase::Mirror);
+        assert!(t.frame_phases[2] >= 2.0, "{:?}", t.frame_phases);
+        assert!(t.frame_phases[3] < t.frame_phases[2]);
+        t.clear();
+        assert!(t.is_empty() && t.phase_means(10) == PhaseMs::default());
+    }
+}
