@@ -132,9 +132,7 @@ impl DeltaReceiver {
     }
 
     fn recorded_at(&self, id: UnitId, tick: u64) -> Option<Option<QuantizedUnit>> {
-        let h = self.units.get(&id)?;
-        let i = find_tick(h, tick).ok()?;
-        Some(h[i].1)
+        self.recorded(id, tick).map(|s| s.copied())
     }
 
     /// Applies one update. Duplicates and packets older than the baseline

@@ -55,13 +55,17 @@ impl Leg {
                 let num = v.checked_mul(2)?.checked_add(v.signum() * d)?;
                 a.checked_add(num / d.checked_mul(2)?)
             });
-            fast.unwrap_or_else(|| {
-                let v = (i128::from(b) - i128::from(a)) * w;
-                (i128::from(a) + (2 * v + v.signum() * d) / (2 * d)) as i64
-            })
+            fast.unwrap_or_else(|| along_exact(a, b, w, d))
         };
         WorldPos::new(along(self.from.x, self.to.x), along(self.from.y, self.to.y))
     }
+}
+
+/// The point `walked / length` of the way from `a` to `b`, to the nearest
+/// centimetre (half away from zero), in i128: exact for any coordinates.
+fn along_exact(a: i64, b: i64, walked: i128, length: i128) -> i64 {
+    let v = (i128::from(b) - i128::from(a)) * walked;
+    (i128::from(a) + (2 * v + v.signum() * length) / (2 * length)) as i64
 }
 
 /// What the units did in a tick besides changing themselves.
@@ -228,10 +232,7 @@ mod tests {
             return leg.to;
         }
         let (d, w) = (i128::from(leg.length), i128::from(walked));
-        let along = |a: i64, b: i64| {
-            let v = (i128::from(b) - i128::from(a)) * w;
-            (i128::from(a) + (2 * v + v.signum() * d) / (2 * d)) as i64
-        };
+        let along = |a: i64, b: i64| along_exact(a, b, w, d);
         WorldPos::new(along(leg.from.x, leg.to.x), along(leg.from.y, leg.to.y))
     }
 

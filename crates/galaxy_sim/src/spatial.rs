@@ -38,6 +38,12 @@ struct Presence {
 }
 
 impl Presence {
+    /// Grows the box to hold `p`.
+    fn grow(&mut self, p: WorldPos) {
+        self.min = WorldPos::new(self.min.x.min(p.x), self.min.y.min(p.y));
+        self.max = WorldPos::new(self.max.x.max(p.x), self.max.y.max(p.y));
+    }
+
     /// Squared distance from `p` to the box (0 inside).
     fn distance_sq(&self, p: WorldPos) -> u128 {
         let gap = |v: i64, lo: i64, hi: i64| {
@@ -170,8 +176,7 @@ impl Grid {
                 for (owner, units) in &c.groups {
                     if let Some(p) = b.owners.iter_mut().find(|p| p.owner == *owner) {
                         for &(_, u) in units {
-                            p.min = WorldPos::new(p.min.x.min(u.x), p.min.y.min(u.y));
-                            p.max = WorldPos::new(p.max.x.max(u.x), p.max.y.max(u.y));
+                            p.grow(u);
                         }
                     }
                 }
@@ -216,8 +221,7 @@ impl Grid {
         match b.owners.iter_mut().find(|o| o.owner == owner) {
             Some(o) => {
                 o.count += 1;
-                o.min = WorldPos::new(o.min.x.min(pos.x), o.min.y.min(pos.y));
-                o.max = WorldPos::new(o.max.x.max(pos.x), o.max.y.max(pos.y));
+                o.grow(pos);
             }
             None => b.owners.push(Presence {
                 owner,
@@ -269,8 +273,7 @@ impl Grid {
         };
         let b = &mut self.blocks[bi];
         if let Some(o) = b.owners.iter_mut().find(|o| o.owner == owner) {
-            o.min = WorldPos::new(o.min.x.min(to.x), o.min.y.min(to.y));
-            o.max = WorldPos::new(o.max.x.max(to.x), o.max.y.max(to.y));
+            o.grow(to);
         }
         let entry = b.cells[index]
             .groups

@@ -97,6 +97,19 @@ impl ReplicatedUnits {
     }
 }
 
+/// Bevy's compute task pool and the chunk size for `len` items, if the
+/// work is worth splitting: a pool is there, `threads` allows it (not 1),
+/// and there are at least two chunks of `min_chunk`.
+fn parallel_plan(
+    len: usize,
+    min_chunk: usize,
+    threads: usize,
+) -> Option<(&'static bevy::tasks::ComputeTaskPool, usize)> {
+    let pool = bevy::tasks::ComputeTaskPool::try_get().filter(|_| threads != 1)?;
+    let threads = pool.thread_num() + 1;
+    (threads >= 2 && len >= 2 * min_chunk).then(|| (pool, len.div_ceil(threads).max(min_chunk)))
+}
+
 /// Runs `work` on every item, in chunks of at least `min_chunk`, on Bevy's
 /// compute task pool when there is one and the work is big enough.
 pub(crate) fn in_parallel_mut<T: Send>(
@@ -105,15 +118,12 @@ pub(crate) fn in_parallel_mut<T: Send>(
     threads: usize,
     work: impl Fn(&mut T) + Sync,
 ) {
-    let pool = bevy::tasks::ComputeTaskPool::try_get().filter(|_| threads != 1);
-    let threads = pool.map_or(1, |p| p.thread_num() + 1);
-    if threads < 2 || items.len() < 2 * min_chunk {
+    let Some((pool, chunk)) = parallel_plan(items.len(), min_chunk, threads) else {
         items.iter_mut().for_each(work);
         return;
-    }
-    let chunk = items.len().div_ceil(threads).max(min_chunk);
+    };
     let work = &work;
-    pool.expect("checked above").scope(|scope| {
+    pool.scope(|scope| {
         for part in items.chunks_mut(chunk) {
             scope.spawn(async move { part.iter_mut().for_each(work) });
         }
@@ -129,14 +139,11 @@ pub(crate) fn map_chunks<I: Sync, T: Send + 'static>(
     threads: usize,
     work: impl Fn(&[I]) -> T + Sync,
 ) -> Vec<T> {
-    let pool = bevy::tasks::ComputeTaskPool::try_get().filter(|_| threads != 1);
-    let threads = pool.map_or(1, |p| p.thread_num() + 1);
-    if threads < 2 || items.len() < 2 * min_chunk {
+    let Some((pool, chunk)) = parallel_plan(items.len(), min_chunk, threads) else {
         return vec![work(items)];
-    }
-    let chunk = items.len().div_ceil(threads).max(min_chunk);
+    };
     let work = &work;
-    pool.expect("checked above").scope(|scope| {
+    pool.scope(|scope| {
         for part in items.chunks(chunk) {
             scope.spawn(async move { work(part) });
         }
