@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use galaxy_protocol::{PlayerId, SectorId, UnitId, UnitState, Velocity, WorldPos};
+use galaxy_protocol::{SectorId, UnitId, UnitState, Velocity, WorldPos};
 
 use crate::geometry::{distance_cm, distance_sq, step_towards, velocity_towards, within};
 use crate::kinds::kind_stats;
-use crate::spatial::Grid;
+use crate::spatial::{Grid, Walk};
 use crate::world::{Base, Order, SimUnit};
 
 /// A straight walk from `from` to `to`: a unit on a leg is, after `ticks`
@@ -77,8 +77,8 @@ pub(crate) struct TickOutput {
     pub(crate) fighting: Vec<(SectorId, UnitId)>,
     /// Units whose replicated sample changed.
     pub(crate) changed: Vec<UnitId>,
-    /// Units whose position changed, with owner and new position.
-    pub(crate) moved: Vec<(UnitId, PlayerId, WorldPos)>,
+    /// Units whose position changed: from where to where.
+    pub(crate) moved: Vec<Walk>,
 }
 
 /// Worlds with at least this many units step on two threads.
@@ -99,7 +99,12 @@ pub(crate) fn think_all(
         let next = think(id, slot, tick, grid, bases, out);
         if next != *slot {
             if next.position != slot.position {
-                out.moved.push((id, next.owner, next.position));
+                out.moved.push(Walk {
+                    id,
+                    owner: next.owner,
+                    from: slot.position,
+                    to: next.position,
+                });
             }
             if next.sample() != slot.sample() {
                 out.changed.push(id);

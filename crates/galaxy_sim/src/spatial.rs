@@ -122,14 +122,35 @@ fn block_of((gx, gy): (i64, i64)) -> ((i64, i64), usize) {
     (key, index as usize)
 }
 
+/// One unit's move in a tick, its owner unchanged: what [`Grid::follow`]
+/// needs (where the grid has it, and where it is now).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Walk {
+    pub(crate) id: UnitId,
+    pub(crate) owner: PlayerId,
+    pub(crate) from: WorldPos,
+    pub(crate) to: WorldPos,
+}
+
+/// Walks from which [`Grid::follow`] uses two threads.
+const PARALLEL_WALKS: usize = 4096;
+
 /// The spatial index of one tick; see the module docs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Grid {
+    /// The blocks and their cells.
+    map: BlockMap,
+    /// Every unit's owner and position.
+    units: IdHashMap<UnitId, (PlayerId, WorldPos)>,
+}
+
+/// The blocks that hold units, by key: the part of the grid a walk moves
+/// (apart from the unit's own entry in `Grid::units`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct BlockMap {
     /// Block key -> index in `blocks`.
     index: IdHashMap<(i64, i64), usize>,
     blocks: Vec<Block>,
-    /// Every unit's owner and position.
-    units: IdHashMap<UnitId, (PlayerId, WorldPos)>,
 }
 
 impl Grid {
@@ -147,142 +168,59 @@ impl Grid {
                 if let Some(e) = entry {
                     *e = (no, np);
                 }
-                self.repos(id, no, bp, np);
+                self.map.repos(id, no, bp, np);
             }
             (before, now) => {
                 if let Some((o, p)) = before {
-                    self.take(id, o, p);
+                    self.map.take(id, o, p);
                     self.units.remove(&id);
                 }
                 if let Some((o, p)) = now {
-                    self.put(id, o, p);
+                    self.map.put(id, o, p);
                     self.units.insert(id, (o, p));
                 }
             }
         }
     }
 
+    /// Moves each walker from `from` (where the grid has it) to `to`, as
+    /// [`Grid::update`] would one by one. The units' entries and the blocks
+    /// are separate maps, so with `threads` > 1 and many walks they are
+    /// updated side by side on two threads: a tick's walks are most of the
+    /// grid's work, and it is serial work between two parallel phases.
+    pub(crate) fn follow(&mut self, walks: &[Walk], threads: usize) {
+        let Grid { map, units } = self;
+        let entries = |units: &mut IdHashMap<UnitId, (PlayerId, WorldPos)>| {
+            for w in walks {
+                let _before = units.insert(w.id, (w.owner, w.to));
+                debug_assert_eq!(_before, Some((w.owner, w.from)), "unit {}", w.id);
+            }
+        };
+        let cells = |map: &mut BlockMap| {
+            for w in walks {
+                map.walk(w);
+            }
+        };
+        if threads > 1 && walks.len() >= PARALLEL_WALKS {
+            std::thread::scope(|scope| {
+                scope.spawn(|| entries(units));
+                cells(map);
+            });
+        } else {
+            entries(units);
+            cells(map);
+        }
+    }
+
     /// Shrinks the owners' boxes of every `every`-th block (in turn, by
     /// `tick`) to the units there now: boxes only grow between refreshes.
     pub(crate) fn refresh_boxes(&mut self, tick: u64, every: u64) {
-        let every = every.max(1) as usize;
-        let start = (tick % every as u64) as usize;
-        for b in self.blocks.iter_mut().skip(start).step_by(every) {
-            for p in &mut b.owners {
-                p.min = WorldPos::new(i64::MAX, i64::MAX);
-                p.max = WorldPos::new(i64::MIN, i64::MIN);
-            }
-            for c in &b.cells {
-                for (owner, units) in &c.groups {
-                    if let Some(p) = b.owners.iter_mut().find(|p| p.owner == *owner) {
-                        for &(_, u) in units {
-                            p.grow(u);
-                        }
-                    }
-                }
-            }
-        }
+        self.map.refresh_boxes(tick, every);
     }
 
-    /// Forgets empty blocks (units that left) once they are a quarter of
-    /// all, so memory follows the units without compacting every tick.
+    /// Forgets empty blocks once they are a quarter of all.
     pub(crate) fn compact(&mut self) {
-        let empty = self.blocks.iter().filter(|b| b.units == 0).count();
-        if empty > 0 && empty * 4 >= self.blocks.len() {
-            let keys: Vec<((i64, i64), usize)> = self.index.drain().collect();
-            let mut old: Vec<Option<Block>> = std::mem::take(&mut self.blocks)
-                .into_iter()
-                .map(Some)
-                .collect();
-            for (key, i) in keys {
-                if let Some(b) = old[i].take().filter(|b| b.units > 0) {
-                    self.index.insert(key, self.blocks.len());
-                    self.blocks.push(b);
-                }
-            }
-        }
-    }
-
-    fn put(&mut self, id: UnitId, owner: PlayerId, pos: WorldPos) {
-        let (key, index) = block_of(fine(pos));
-        let bi = match self.index.get(&key) {
-            Some(&i) => i,
-            None => {
-                self.blocks.push(Block {
-                    cells: vec![Cell::default(); (BLOCK * BLOCK) as usize],
-                    ..Block::default()
-                });
-                self.index.insert(key, self.blocks.len() - 1);
-                self.blocks.len() - 1
-            }
-        };
-        let b = &mut self.blocks[bi];
-        b.units += 1;
-        match b.owners.iter_mut().find(|o| o.owner == owner) {
-            Some(o) => {
-                o.count += 1;
-                o.grow(pos);
-            }
-            None => b.owners.push(Presence {
-                owner,
-                count: 1,
-                min: pos,
-                max: pos,
-            }),
-        }
-        let c = &mut b.cells[index];
-        match c.groups.iter_mut().find(|g| g.0 == owner) {
-            Some(g) => g.1.push((id, pos)),
-            None => c.groups.push((owner, vec![(id, pos)])),
-        }
-    }
-
-    fn take(&mut self, id: UnitId, owner: PlayerId, pos: WorldPos) {
-        let (key, index) = block_of(fine(pos));
-        let Some(&bi) = self.index.get(&key) else {
-            return;
-        };
-        let b = &mut self.blocks[bi];
-        let c = &mut b.cells[index];
-        let Some(g) = c.groups.iter().position(|g| g.0 == owner) else {
-            return;
-        };
-        let Some(e) = c.groups[g].1.iter().position(|e| e.0 == id) else {
-            return;
-        };
-        c.groups[g].1.swap_remove(e);
-        if c.groups[g].1.is_empty() {
-            c.groups.swap_remove(g);
-        }
-        b.units -= 1;
-        if let Some(o) = b.owners.iter().position(|o| o.owner == owner) {
-            b.owners[o].count -= 1;
-            if b.owners[o].count == 0 {
-                b.owners.swap_remove(o);
-            }
-        }
-    }
-
-    /// Unit `id` moved within its fine cell: its entry follows, and its
-    /// owner's box in the block grows to hold the new position (a box may
-    /// be larger than its units, never smaller).
-    fn repos(&mut self, id: UnitId, owner: PlayerId, from: WorldPos, to: WorldPos) {
-        let (key, index) = block_of(fine(from));
-        let Some(&bi) = self.index.get(&key) else {
-            return;
-        };
-        let b = &mut self.blocks[bi];
-        if let Some(o) = b.owners.iter_mut().find(|o| o.owner == owner) {
-            o.grow(to);
-        }
-        let entry = b.cells[index]
-            .groups
-            .iter_mut()
-            .find(|g| g.0 == owner)
-            .and_then(|g| g.1.iter_mut().find(|e| e.0 == id));
-        if let Some(e) = entry {
-            e.1 = to;
-        }
+        self.map.compact();
     }
 
     /// Position of unit `id` when the grid was last updated.
@@ -322,18 +260,18 @@ impl Grid {
             }
         };
         let span = ((bhi.0 - blo.0) as u128 + 1) * ((bhi.1 - blo.1) as u128 + 1);
-        if span > self.blocks.len() as u128 {
+        if span > self.map.blocks.len() as u128 {
             // A huge square: look at the blocks there are instead.
-            for (&key, &i) in &self.index {
+            for (&key, &i) in &self.map.index {
                 if (blo.0..=bhi.0).contains(&key.0) && (blo.1..=bhi.1).contains(&key.1) {
-                    visit(key, &self.blocks[i]);
+                    visit(key, &self.map.blocks[i]);
                 }
             }
         } else {
             for bx in blo.0..=bhi.0 {
                 for by in blo.1..=bhi.1 {
-                    if let Some(&i) = self.index.get(&(bx, by)) {
-                        visit((bx, by), &self.blocks[i]);
+                    if let Some(&i) = self.map.index.get(&(bx, by)) {
+                        visit((bx, by), &self.map.blocks[i]);
                     }
                 }
             }
@@ -367,10 +305,10 @@ impl Grid {
         let mut span: Option<((i64, i64), (i64, i64))> = None;
         for by in blo.1..=bhi.1 {
             for bx in blo.0..=bhi.0 {
-                let Some(&i) = self.index.get(&(bx, by)) else {
+                let Some(&i) = self.map.index.get(&(bx, by)) else {
                     continue;
                 };
-                let b = &self.blocks[i];
+                let b = &self.map.blocks[i];
                 if b.enemy_within(owner, pos, limit) {
                     table[((by - blo.1) * w + (bx - blo.0)) as usize] = Some(b);
                     let (c0, c1) = (
@@ -473,6 +411,141 @@ impl Grid {
                 }
             },
         );
+    }
+}
+
+impl BlockMap {
+    /// Moves a walker's entry: within its cell in place, else to its new cell.
+    fn walk(&mut self, w: &Walk) {
+        if fine(w.from) == fine(w.to) {
+            self.repos(w.id, w.owner, w.from, w.to);
+        } else {
+            self.take(w.id, w.owner, w.from);
+            self.put(w.id, w.owner, w.to);
+        }
+    }
+
+    /// Shrinks the owners' boxes of every `every`-th block (in turn, by
+    /// `tick`) to the units there now: boxes only grow between refreshes.
+    fn refresh_boxes(&mut self, tick: u64, every: u64) {
+        let every = every.max(1) as usize;
+        let start = (tick % every as u64) as usize;
+        for b in self.blocks.iter_mut().skip(start).step_by(every) {
+            for p in &mut b.owners {
+                p.min = WorldPos::new(i64::MAX, i64::MAX);
+                p.max = WorldPos::new(i64::MIN, i64::MIN);
+            }
+            for c in &b.cells {
+                for (owner, units) in &c.groups {
+                    if let Some(p) = b.owners.iter_mut().find(|p| p.owner == *owner) {
+                        for &(_, u) in units {
+                            p.grow(u);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets empty blocks (units that left) once they are a quarter of
+    /// all, so memory follows the units without compacting every tick.
+    fn compact(&mut self) {
+        let empty = self.blocks.iter().filter(|b| b.units == 0).count();
+        if empty > 0 && empty * 4 >= self.blocks.len() {
+            let keys: Vec<((i64, i64), usize)> = self.index.drain().collect();
+            let mut old: Vec<Option<Block>> = std::mem::take(&mut self.blocks)
+                .into_iter()
+                .map(Some)
+                .collect();
+            for (key, i) in keys {
+                if let Some(b) = old[i].take().filter(|b| b.units > 0) {
+                    self.index.insert(key, self.blocks.len());
+                    self.blocks.push(b);
+                }
+            }
+        }
+    }
+
+    fn put(&mut self, id: UnitId, owner: PlayerId, pos: WorldPos) {
+        let (key, index) = block_of(fine(pos));
+        let bi = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.blocks.push(Block {
+                    cells: vec![Cell::default(); (BLOCK * BLOCK) as usize],
+                    ..Block::default()
+                });
+                self.index.insert(key, self.blocks.len() - 1);
+                self.blocks.len() - 1
+            }
+        };
+        let b = &mut self.blocks[bi];
+        b.units += 1;
+        match b.owners.iter_mut().find(|o| o.owner == owner) {
+            Some(o) => {
+                o.count += 1;
+                o.grow(pos);
+            }
+            None => b.owners.push(Presence {
+                owner,
+                count: 1,
+                min: pos,
+                max: pos,
+            }),
+        }
+        let c = &mut b.cells[index];
+        match c.groups.iter_mut().find(|g| g.0 == owner) {
+            Some(g) => g.1.push((id, pos)),
+            None => c.groups.push((owner, vec![(id, pos)])),
+        }
+    }
+
+    fn take(&mut self, id: UnitId, owner: PlayerId, pos: WorldPos) {
+        let (key, index) = block_of(fine(pos));
+        let Some(&bi) = self.index.get(&key) else {
+            return;
+        };
+        let b = &mut self.blocks[bi];
+        let c = &mut b.cells[index];
+        let Some(g) = c.groups.iter().position(|g| g.0 == owner) else {
+            return;
+        };
+        let Some(e) = c.groups[g].1.iter().position(|e| e.0 == id) else {
+            return;
+        };
+        c.groups[g].1.swap_remove(e);
+        if c.groups[g].1.is_empty() {
+            c.groups.swap_remove(g);
+        }
+        b.units -= 1;
+        if let Some(o) = b.owners.iter().position(|o| o.owner == owner) {
+            b.owners[o].count -= 1;
+            if b.owners[o].count == 0 {
+                b.owners.swap_remove(o);
+            }
+        }
+    }
+
+    /// Unit `id` moved within its fine cell: its entry follows, and its
+    /// owner's box in the block grows to hold the new position (a box may
+    /// be larger than its units, never smaller).
+    fn repos(&mut self, id: UnitId, owner: PlayerId, from: WorldPos, to: WorldPos) {
+        let (key, index) = block_of(fine(from));
+        let Some(&bi) = self.index.get(&key) else {
+            return;
+        };
+        let b = &mut self.blocks[bi];
+        if let Some(o) = b.owners.iter_mut().find(|o| o.owner == owner) {
+            o.grow(to);
+        }
+        let entry = b.cells[index]
+            .groups
+            .iter_mut()
+            .find(|g| g.0 == owner)
+            .and_then(|g| g.1.iter_mut().find(|e| e.0 == id));
+        if let Some(e) = entry {
+            e.1 = to;
+        }
     }
 }
 
@@ -580,7 +653,7 @@ mod tests {
         // Units leave: their blocks are forgotten (soon).
         let few: Vec<_> = units.iter().take(10).copied().collect();
         update_all(&mut g, &units, &few);
-        assert!(g.blocks.len() <= 10, "{} blocks", g.blocks.len());
+        assert!(g.map.blocks.len() <= 10, "{} blocks", g.map.blocks.len());
         assert!(g.nearest_enemy(99, WorldPos::new(0, 0), u64::MAX).is_some());
     }
 
@@ -605,6 +678,57 @@ mod tests {
     /// In a crowd (a battle: units 1-2 m apart, owners mixed) the ring
     /// search stops early and still finds what a full scan finds, ties to
     /// the lowest id included.
+    /// Walks applied with [`Grid::follow`], on one thread or two, leave the
+    /// grid exactly as [`Grid::update`] does unit by unit.
+    #[test]
+    fn follow_matches_update() {
+        let mut rng = SplitMix64::new(21);
+        let mut g = Grid::default();
+        let mut units: Vec<(UnitId, PlayerId, WorldPos)> = (0..12_000u64)
+            .map(|id| {
+                let p = WorldPos::new(rng.below(60_000) as i64, rng.below(60_000) as i64);
+                (id, rng.below(4), p)
+            })
+            .collect();
+        update_all(&mut g, &[], &units);
+        for round in 0..4 {
+            let mut walks = Vec::new();
+            for u in units.iter_mut() {
+                if rng.below(4) == 0 {
+                    continue;
+                }
+                // Mostly short steps; some jump several cells.
+                let r = if rng.below(10) == 0 { 3_000 } else { 60 };
+                let to = WorldPos::new(
+                    u.2.x + rng.below(2 * r) as i64 - r as i64,
+                    u.2.y + rng.below(2 * r) as i64 - r as i64,
+                );
+                walks.push(Walk {
+                    id: u.0,
+                    owner: u.1,
+                    from: u.2,
+                    to,
+                });
+                u.2 = to;
+            }
+            let mut one_by_one = g.clone();
+            for w in &walks {
+                one_by_one.update(w.id, Some((w.owner, w.to)));
+            }
+            for threads in [1, 2] {
+                let mut followed = g.clone();
+                followed.follow(&walks, threads);
+                assert!(followed == one_by_one, "round {round}, {threads} threads");
+            }
+            g = one_by_one;
+        }
+        let (owner, pos) = (0, WorldPos::new(30_000, 30_000));
+        assert_eq!(
+            g.nearest_enemy(owner, pos, 5_000),
+            scan_nearest_enemy(&units, owner, pos, 5_000 * 5_000)
+        );
+    }
+
     #[test]
     fn crowded_searches_match_a_full_scan() {
         let mut rng = SplitMix64::new(11);

@@ -446,9 +446,7 @@ impl World {
             out.moved.append(&mut o.moved);
         }
         // The grid follows the walkers now (it held the tick's start until here).
-        for &(id, owner, position) in &out.moved {
-            self.grid.update(id, Some((owner, position)));
-        }
+        self.grid.follow(&out.moved, parts);
         for id in std::mem::take(&mut out.changed) {
             self.touch(id);
         }
