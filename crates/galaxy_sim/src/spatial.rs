@@ -280,8 +280,8 @@ impl Grid {
 
     /// The nearest unit not of `owner` within `range` of `pos` (ties: the
     /// lowest id). Looks only at blocks where another owner's units may be
-    /// within range, and at their cells in rings around `pos`, nearest
-    /// first, stopping once no farther ring can hold anything nearer: in
+    /// within range, and at the cells of those owners' boxes, in rings
+    /// around `pos`, nearest first, stopping once no farther ring can hold anything nearer: in
     /// the thick of a battle the answer is a cell or two away.
     pub(crate) fn nearest_enemy(
         &self,
@@ -309,12 +309,14 @@ impl Grid {
                     continue;
                 };
                 let b = &self.map.blocks[i];
-                if b.enemy_within(owner, pos, limit) {
+                // The cells of the enemy boxes in range (every unit is in
+                // its owner's box): cells outside them hold no enemy.
+                for p in b.owners.iter() {
+                    if p.owner == owner || p.distance_sq(pos) > limit {
+                        continue;
+                    }
                     table[((by - blo.1) * w + (bx - blo.0)) as usize] = Some(b);
-                    let (c0, c1) = (
-                        (bx * BLOCK, by * BLOCK),
-                        (bx * BLOCK + BLOCK - 1, by * BLOCK + BLOCK - 1),
-                    );
+                    let (c0, c1) = (fine(p.min), fine(p.max));
                     span = Some(match span {
                         None => (c0, c1),
                         Some((a, z)) => (

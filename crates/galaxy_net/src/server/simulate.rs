@@ -227,7 +227,8 @@ pub(crate) fn mirror_units(
         .collect();
     todo.extend(std::mem::replace(&mut r.ghosts, ghosts.clone()));
     todo.extend(ghosts);
-    todo.sort_unstable();
+    // Sorted already but for the ghosts: the stable sort merges runs in O(n).
+    todo.sort();
     todo.dedup();
     // Worked out in chunks (on two threads for a big world), then applied:
     // most units keep their sector and track, and need no write at all.
