@@ -40,9 +40,15 @@ const MAX_STEP_CM: u64 = 1 << 40;
 
 /// Squared distance in cm², exact (saturating at `u128::MAX` for world-spanning pairs).
 pub fn distance_sq(a: WorldPos, b: WorldPos) -> u128 {
-    let dx = (b.x as i128 - a.x as i128).unsigned_abs();
-    let dy = (b.y as i128 - a.y as i128).unsigned_abs();
-    dx.saturating_mul(dx).saturating_add(dy.saturating_mul(dy))
+    let (dx, dy) = (a.x.abs_diff(b.x), a.y.abs_diff(b.y));
+    // Points less than ~21,000 km apart on each axis (every search and
+    // range check of a tick): in u64, where the sum cannot overflow.
+    const FAST: u64 = 1 << 31;
+    if dx < FAST && dy < FAST {
+        return u128::from(dx * dx + dy * dy);
+    }
+    let (dx, dy) = (u128::from(dx), u128::from(dy));
+    (dx * dx).saturating_add(dy * dy)
 }
 
 /// True if `a` and `b` are at most `range` cm apart (no square root).
@@ -121,6 +127,22 @@ mod tests {
             prop_assert!(distance_cm(a, c) <= speed);
             prop_assert!(distance_cm(c, b) <= distance_cm(a, b));
             if distance_cm(a, b) <= speed { prop_assert_eq!(c, b); }
+        }
+
+        /// The u64 fast path and the u128 path give the exact square, near
+        /// and across the whole coordinate range.
+        #[test]
+        fn squared_distances_are_exact(ax: i64, ay: i64, dx in -(1i64 << 32)..(1i64 << 32), dy in -(1i64 << 32)..(1i64 << 32), bx: i64, by: i64) {
+            let exact = |a: WorldPos, b: WorldPos| {
+                let dx = (i128::from(b.x) - i128::from(a.x)).unsigned_abs();
+                let dy = (i128::from(b.y) - i128::from(a.y)).unsigned_abs();
+                dx.saturating_mul(dx).saturating_add(dy.saturating_mul(dy))
+            };
+            let a = WorldPos::new(ax, ay);
+            let near = WorldPos::new(ax.saturating_add(dx), ay.saturating_add(dy));
+            prop_assert_eq!(distance_sq(a, near), exact(a, near));
+            let b = WorldPos::new(bx, by);
+            prop_assert_eq!(distance_sq(a, b), exact(a, b));
         }
 
         #[test]
