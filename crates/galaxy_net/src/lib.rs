@@ -58,7 +58,9 @@ pub enum NetSet {
     Receive,
     /// Step the authoritative simulation (FixedUpdate, server).
     Simulate,
-    /// Mark changed units and re-index sectors (PostUpdate, server).
+    /// Mirror what the simulation changed into the ECS (once per frame,
+    /// however many ticks it stepped), then mark changed units and
+    /// re-index sectors (PostUpdate, server).
     Tag,
     /// Encode each client's updates (PostUpdate, server).
     Replicate,

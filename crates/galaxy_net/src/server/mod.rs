@@ -169,8 +169,6 @@ pub(crate) fn build(app: &mut App) {
                 mark(TickPhase::Commands),
                 simulate::step_simulation,
                 mark(TickPhase::Step),
-                simulate::mirror_units,
-                mark(TickPhase::Mirror),
             )
                 .chain()
                 .in_set(NetSet::Simulate),
@@ -179,6 +177,10 @@ pub(crate) fn build(app: &mut App) {
             PostUpdate,
             (
                 mark(TickPhase::Other),
+                // Once per frame, after however many ticks it stepped:
+                // clients get one state per frame anyway.
+                simulate::mirror_units,
+                mark(TickPhase::Mirror),
                 replicate::tag_changes,
                 mark(TickPhase::Tag),
             )

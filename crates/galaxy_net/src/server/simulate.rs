@@ -1,6 +1,6 @@
-//! The authoritative tick: apply the commands received, step the
-//! simulation, and mirror every unit into the ECS with its replicated
-//! (dead-reckoned) state.
+//! The authoritative tick: apply the commands received and step the
+//! simulation (each fixed tick); then, once per frame, mirror what changed
+//! into the ECS with its replicated (dead-reckoned) state.
 
 use bevy::prelude::*;
 use bevy_renet::renet::ClientId;
@@ -199,6 +199,11 @@ pub(crate) fn step_simulation(mut sim: ResMut<SimWorld>, mut events: ResMut<Pend
 /// changed unit's track is dead-reckoned, and its `Sector` and `Replicated`
 /// components are written only when they change. Units no longer there are
 /// despawned and listed as departed.
+///
+/// Runs once per frame (first in [`crate::NetSet::Tag`]), at the last tick
+/// the frame stepped: clients are sent one state per frame, so the ticks in
+/// between need no track of their own. A frame that catches up several
+/// ticks (after a slow one) pays for one mirror, not one per tick.
 pub(crate) fn mirror_units(
     mut commands: Commands,
     mut sim: ResMut<SimWorld>,

@@ -17,7 +17,7 @@ pub enum TickPhase {
     Commands,
     /// Stepping the simulation (each fixed tick).
     Step,
-    /// Dead-reckoning changed units into the ECS (each fixed tick).
+    /// Dead-reckoning changed units into the ECS (PostUpdate, once per frame).
     Mirror,
     /// Re-indexing sectors and removing departed units (PostUpdate).
     Tag,

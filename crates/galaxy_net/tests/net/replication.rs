@@ -386,3 +386,67 @@ fn units_that_walk_out_of_interest_stay_gone() {
     assert!(ok && held.is_empty(), "the client still holds {held:?}");
     assert_eq!(client_units(&c), expected_for(&server, view));
 }
+
+/// A frame that steps several fixed ticks (catching up after a slow one)
+/// mirrors once, at its last tick: each walking unit is dead-reckoned once
+/// per frame, not once per tick, and its track is where the simulation has
+/// it at that tick.
+#[test]
+fn a_frame_of_several_ticks_mirrors_once() {
+    let (mut server, _) = server(ServerAuth::Insecure, &[]);
+    // Each frame advances 150 ms: three 20 Hz ticks.
+    server.insert_resource(bevy::time::TimeUpdateStrategy::ManualDuration(
+        Duration::from_millis(150),
+    ));
+    let ids = spawn_row(&mut server, 1, WorldPos::new(10_000, 10_000), 30);
+    let order = CompressedCommand::Move {
+        units: UnitIdList::from_ids(ids.iter().copied()).unwrap(),
+        to: WorldPos::new(60_000, 30_000),
+    };
+    let out = server
+        .world_mut()
+        .resource_mut::<SimWorld>()
+        .0
+        .apply_command(1, &order);
+    assert_eq!(out.applied, 30);
+    server.update();
+    let threshold = f64::from(
+        server
+            .world()
+            .resource::<NetworkConfig>()
+            .reckoning_threshold_cm,
+    );
+    let mut frames_of_several = 0;
+    for frame in 0..10 {
+        let state = |app: &bevy::app::App| {
+            let tick = app.world().resource::<SimWorld>().0.tick();
+            (
+                tick,
+                app.world().resource::<ReplicatedUnits>().stats().observed,
+            )
+        };
+        let (tick0, observed0) = state(&server);
+        server.update();
+        let (tick, observed) = state(&server);
+        if tick - tick0 >= 2 {
+            frames_of_several += 1;
+        }
+        // Every unit walks every tick, and is reckoned once this frame.
+        assert_eq!(observed - observed0, ids.len() as u64, "frame {frame}");
+        let sim = &server.world().resource::<SimWorld>().0;
+        let replicated = server.world().resource::<ReplicatedUnits>();
+        for id in &ids {
+            let at = sim.unit(*id).expect("alive").position;
+            let shown = replicated.track(*id).expect("mirrored").position_at(tick);
+            let (dx, dy) = ((shown.x - at.x) as f64, (shown.y - at.y) as f64);
+            assert!(
+                dx.hypot(dy) <= threshold + 1.0,
+                "unit {id} at tick {tick}: shown {shown:?}, simulated {at:?}"
+            );
+        }
+    }
+    assert!(
+        frames_of_several >= 8,
+        "{frames_of_several} frames of 2+ ticks"
+    );
+}
