@@ -185,9 +185,10 @@ impl Grid {
 
     /// Moves each walker from `from` (where the grid has it) to `to`, as
     /// [`Grid::update`] would one by one. The units' entries and the blocks
-    /// are separate maps, so with `threads` > 1 and many walks they are
-    /// updated side by side on two threads: a tick's walks are most of the
-    /// grid's work, and it is serial work between two parallel phases.
+    /// are separate maps, and each half of the blocks is separate from the
+    /// other, so with `threads` > 1 and many walks they are updated side by
+    /// side: a tick's walks are most of the grid's work, and it is serial
+    /// work between two parallel phases.
     pub(crate) fn follow(&mut self, walks: &[Walk], threads: usize) {
         let Grid { map, units } = self;
         let entries = |units: &mut IdHashMap<UnitId, (PlayerId, WorldPos)>| {
@@ -196,19 +197,16 @@ impl Grid {
                 debug_assert_eq!(_before, Some((w.owner, w.from)), "unit {}", w.id);
             }
         };
-        let cells = |map: &mut BlockMap| {
-            for w in walks {
-                map.walk(w);
-            }
-        };
         if threads > 1 && walks.len() >= PARALLEL_WALKS {
             std::thread::scope(|scope| {
                 scope.spawn(|| entries(units));
-                cells(map);
+                map.follow_split(walks);
             });
         } else {
             entries(units);
-            cells(map);
+            for w in walks {
+                map.walk(w);
+            }
         }
     }
 
@@ -532,15 +530,48 @@ impl BlockMap {
     /// owner's box in the block grows to hold the new position (a box may
     /// be larger than its units, never smaller).
     fn repos(&mut self, id: UnitId, owner: PlayerId, from: WorldPos, to: WorldPos) {
-        let (key, index) = block_of(fine(from));
-        let Some(&bi) = self.index.get(&key) else {
-            return;
+        let (key, cell) = block_of(fine(from));
+        if let Some(&bi) = self.index.get(&key) {
+            self.blocks[bi].repos(id, owner, cell, to);
+        }
+    }
+
+    /// The walks within a fine cell on two threads, each moving the entries
+    /// in its half of the blocks, then the walks to another cell in order
+    /// (they may add blocks). The same grid as walking them one by one:
+    /// an entry moved within its cell keeps its place in its group.
+    fn follow_split(&mut self, walks: &[Walk]) {
+        let BlockMap { index, blocks } = self;
+        let mid = blocks.len() / 2;
+        let (low, high) = blocks.split_at_mut(mid);
+        let index = &*index;
+        let within = |part: &mut [Block], first: usize| {
+            for w in walks.iter().filter(|w| fine(w.from) == fine(w.to)) {
+                let (key, cell) = block_of(fine(w.from));
+                let part_index = index.get(&key).and_then(|&bi| bi.checked_sub(first));
+                if let Some(b) = part_index.and_then(|i| part.get_mut(i)) {
+                    b.repos(w.id, w.owner, cell, w.to);
+                }
+            }
         };
-        let b = &mut self.blocks[bi];
-        if let Some(o) = b.owners.iter_mut().find(|o| o.owner == owner) {
+        std::thread::scope(|scope| {
+            scope.spawn(|| within(high, mid));
+            within(low, 0);
+        });
+        for w in walks.iter().filter(|w| fine(w.from) != fine(w.to)) {
+            self.walk(w);
+        }
+    }
+}
+
+impl Block {
+    /// Unit `id` moved within fine cell `cell` of this block (see
+    /// [`BlockMap::repos`]).
+    fn repos(&mut self, id: UnitId, owner: PlayerId, cell: usize, to: WorldPos) {
+        if let Some(o) = self.owners.iter_mut().find(|o| o.owner == owner) {
             o.grow(to);
         }
-        let entry = b.cells[index]
+        let entry = self.cells[cell]
             .groups
             .iter_mut()
             .find(|g| g.0 == owner)

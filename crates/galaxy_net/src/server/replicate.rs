@@ -9,7 +9,7 @@
 
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
-use galaxy_protocol::{NetworkMessage, SectorId, UnitId, codec};
+use galaxy_protocol::{NetworkMessage, SectorId, codec};
 
 use super::Session;
 use super::simulate::{PendingEvents, ReplicatedUnits, UnitEntities, in_parallel_mut};
@@ -225,19 +225,24 @@ fn replicate_client(
             vec![sector]
         };
         for cell in cells {
-            let mut show = |id: UnitId| {
-                if let Some(track) = replicated.track(id) {
-                    s.sender.set_unit_weighted(id, *track, weight);
-                }
-            };
             match since.and_then(|t| index.changed_since(&cell, t)) {
                 // Only units still in this cell: one logged here that has
                 // since moved on is shown from its new cell's log if that
                 // is in interest, and must not come back if it is not.
-                Some(changed) => changed
-                    .filter(|&id| index.sector_of(id) == Some(cell))
-                    .for_each(&mut show),
-                None => index.units_in(&cell).for_each(&mut show),
+                Some(changed) => {
+                    for id in changed {
+                        if let Some(track) = replicated.track_in(id, cell) {
+                            s.sender.set_unit_weighted(id, *track, weight);
+                        }
+                    }
+                }
+                None => {
+                    for id in index.units_in(&cell) {
+                        if let Some(track) = replicated.track(id) {
+                            s.sender.set_unit_weighted(id, *track, weight);
+                        }
+                    }
+                }
             }
         }
     }

@@ -76,6 +76,15 @@ impl ReplicatedUnits {
         self.units.get(&id).map(|m| &m.track)
     }
 
+    /// The track of unit `id` if the server shows it and it is in the
+    /// scale-0 sector `sector` (one lookup for both questions).
+    pub fn track_in(&self, id: UnitId, sector: SectorId) -> Option<&QuantizedUnit> {
+        self.units
+            .get(&id)
+            .filter(|m| m.sector == sector)
+            .map(|m| &m.track)
+    }
+
     /// True if the server shows unit `id`.
     pub fn contains(&self, id: UnitId) -> bool {
         self.units.contains_key(&id)
