@@ -112,11 +112,7 @@ pub(crate) fn run_server(
                 .map(f64::from)
                 .collect();
             // Where those frames' time went, on average.
-            let parts: Vec<String> = TickPhase::ALL
-                .iter()
-                .zip(times.phase_means(new))
-                .map(|(p, ms)| format!("{} {ms:.1}", p.name()))
-                .collect();
+            let parts = phase_split(times.phase_means(new));
             eprintln!(
                 "  server tick {tick}: last {:.0} s tick p50 {:.1} ms p99 {:.1} ms ({} ticks), {} units, {respawned} respawned, server heap {:.0} MB, RSS {:.0} MB\n    mean ms per tick frame: {}",
                 last_progress.0.elapsed().as_secs_f64(),
@@ -126,7 +122,7 @@ pub(crate) fn run_server(
                 app.world().resource::<SimWorld>().0.unit_count(),
                 server_heap_mb(),
                 rss_mb(),
-                parts.join(", ")
+                parts
             );
             last_progress = (Instant::now(), times.total());
         }
@@ -172,6 +168,12 @@ pub(crate) fn run_server(
         })
         .collect();
     let times = w.resource::<TickTimes>();
+    // What the tail is made of: catch-up frames (several ticks) or one slow part.
+    let (n, ticks, phases) = times.slowest(0.01);
+    eprintln!(
+        "slowest 1 % of tick frames ({n}): {ticks:.1} ticks per frame; mean ms: {}",
+        phase_split(phases)
+    );
     let stats = w.resource::<NetworkStats>();
     let dead_orders = stats.rejected.get("unknown_unit").copied().unwrap_or(0);
     ServerReport {
@@ -186,4 +188,14 @@ pub(crate) fn run_server(
         acked,
         heap_mb,
     }
+}
+
+/// "receive 0.1, commands 0.0, ..." for milliseconds per [`TickPhase`].
+fn phase_split(ms: PhaseMs) -> String {
+    let parts: Vec<String> = TickPhase::ALL
+        .iter()
+        .zip(ms)
+        .map(|(p, ms)| format!("{} {ms:.1}", p.name()))
+        .collect();
+    parts.join(", ")
 }

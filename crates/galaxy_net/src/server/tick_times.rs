@@ -67,6 +67,8 @@ pub type PhaseMs = [f32; TickPhase::ALL.len()];
 pub struct TickTimes {
     samples: VecDeque<f32>,
     phases: VecDeque<PhaseMs>,
+    /// Simulation ticks each frame ran (more than one: catching up).
+    ticks: VecDeque<u32>,
     frame_start: Option<Instant>,
     last_mark: Option<Instant>,
     frame_phases: PhaseMs,
@@ -79,13 +81,15 @@ impl TickTimes {
     /// Most samples kept (one minute at 20 Hz).
     const CAP: usize = 1200;
 
-    fn push(&mut self, ms: f32, phases: PhaseMs) {
+    fn push(&mut self, ms: f32, phases: PhaseMs, ticks: u32) {
         if self.samples.len() == Self::CAP {
             self.samples.pop_front();
             self.phases.pop_front();
+            self.ticks.pop_front();
         }
         self.samples.push_back(ms);
         self.phases.push_back(phases);
+        self.ticks.push_back(ticks);
         self.total += 1;
     }
 
@@ -123,6 +127,28 @@ impl TickTimes {
         sum.map(|s| if n == 0 { 0.0 } else { s / n as f32 })
     }
 
+    /// The slowest `fraction` (0..=1) of the recent tick frames (at least
+    /// one, if any): how many, their mean simulation ticks per frame, and
+    /// their mean milliseconds per [`TickPhase`]. What the tail (p99) of
+    /// tick times is made of.
+    pub fn slowest(&self, fraction: f32) -> (usize, f32, PhaseMs) {
+        let mut order: Vec<usize> = (0..self.samples.len()).collect();
+        order.sort_by(|&a, &b| self.samples[b].total_cmp(&self.samples[a]));
+        let n = ((order.len() as f32 * fraction.clamp(0.0, 1.0)).ceil() as usize)
+            .max(1)
+            .min(order.len());
+        let mut sum = PhaseMs::default();
+        let mut ticks = 0u64;
+        for &i in &order[..n] {
+            for (s, v) in sum.iter_mut().zip(&self.phases[i]) {
+                *s += v;
+            }
+            ticks += u64::from(self.ticks[i]);
+        }
+        let d = n.max(1) as f32;
+        (n, ticks as f32 / d, sum.map(|s| s / d))
+    }
+
     /// Number of ticks measured.
     pub fn len(&self) -> usize {
         self.samples.len()
@@ -137,6 +163,7 @@ impl TickTimes {
     pub fn clear(&mut self) {
         self.samples.clear();
         self.phases.clear();
+        self.ticks.clear();
         self.total = 0;
     }
 
@@ -168,10 +195,13 @@ pub(crate) fn frame_end(mut times: ResMut<TickTimes>, sim: Res<SimWorld>) {
     times.mark(TickPhase::Send);
     let tick = sim.0.tick();
     if tick != times.last_tick {
+        let ran = tick
+            .saturating_sub(times.last_tick)
+            .min(u64::from(u32::MAX)) as u32;
         times.last_tick = tick;
         if let Some(start) = times.frame_start {
             let phases = times.frame_phases;
-            times.push(start.elapsed().as_secs_f32() * 1000.0, phases);
+            times.push(start.elapsed().as_secs_f32() * 1000.0, phases, ran);
         }
     }
 }
@@ -189,8 +219,14 @@ mod tests {
             let mut phases = PhaseMs::default();
             phases[i] = ms;
             phases[7] = 1.0;
-            t.push(ms + 1.0, phases);
+            t.push(ms + 1.0, phases, i as u32 + 1);
         }
+        // The slowest 34 %: two of the three frames (7 and 5 ms; 3 and 2 ticks).
+        let (n, ticks, slow) = t.slowest(0.34);
+        assert_eq!((n, ticks), (2, 2.5));
+        assert_eq!(slow, [0.0, 2.0, 3.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(t.slowest(0.0).0, 1);
+        assert_eq!(t.slowest(0.0).1, 3.0);
         assert_eq!(t.phase_means(2), [0.0, 2.0, 3.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
         assert_eq!(t.phase_means(100)[0], 2.0 / 3.0);
         assert_eq!(t.phase_means(0), PhaseMs::default());
