@@ -43,6 +43,10 @@
 //!   (simulation on two threads, replication on Bevy's compute pool), 1
 //!   keeps it on one thread.
 //! - `--idle-units N` adds N units at rest in a garrison nobody watches.
+//! - `--noise-probe S` first times, for S seconds, a fixed computation of
+//!   10 ms on one thread (`noise_chunk_ms_*`, else null): how steady the
+//!   machine itself is. On a shared VM the same work sometimes takes
+//!   several times longer, and that lands in the tick times too.
 //! - `--sweep` runs units x clients over {1k, 10k, 100k} x {1, 10, 100},
 //!   then 10k fighting units beside 90k idle ones with 10 and 100 clients,
 //!   and prints one table row and one JSON line per run.
@@ -63,6 +67,7 @@ use galaxy_sim::{SimConfig, World};
 mod clients;
 mod layout;
 mod memory;
+mod noise;
 mod report;
 mod server;
 
@@ -92,13 +97,15 @@ struct Cli {
     args: Args,
     json: bool,
     sweep: bool,
+    /// Seconds of machine-noise probing before the runs (0: none).
+    noise_probe: f64,
 }
 
 fn parse() -> Result<Cli, String> {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: loadtest [--units N] [--clients N] [--seconds S] [--warmup S] [--loss P] \
                  [--battle-size N] [--budget-kbps K] [--server-threads N] [--idle-units N] \
-                 [--sweep] [--json]";
+                 [--noise-probe S] [--sweep] [--json]";
     if a.iter().any(|x| x == "--help" || x == "-h") {
         return Err(usage.into());
     }
@@ -112,6 +119,7 @@ fn parse() -> Result<Cli, String> {
         "--budget-kbps",
         "--server-threads",
         "--idle-units",
+        "--noise-probe",
     ];
     let mut i = 0;
     while i < a.len() {
@@ -145,6 +153,7 @@ fn parse() -> Result<Cli, String> {
         },
         json: a.iter().any(|x| x == "--json"),
         sweep: a.iter().any(|x| x == "--sweep"),
+        noise_probe: get("--noise-probe", 0.0)?,
     })
 }
 
@@ -244,6 +253,9 @@ fn run(args: Args) -> LoadReport {
         server_heap_mb_after_warmup: round1(report.heap_mb.0),
         server_heap_mb_end: round1(report.heap_mb.1),
         server_heap_growth_mb: round1(report.heap_mb.1 - report.heap_mb.0),
+        noise_chunk_ms_p50: None,
+        noise_chunk_ms_p99: None,
+        noise_chunk_ms_max: None,
     }
 }
 
@@ -281,13 +293,26 @@ fn main() {
     } else {
         vec![cli.args]
     };
+    let noise = (cli.noise_probe > 0.0).then(|| {
+        let n = noise::probe(cli.noise_probe);
+        eprintln!(
+            "machine noise: a fixed 10 ms computation on one thread took p50 {:.1} / p99 {:.1} / max {:.1} ms ({} runs in {} s, before the load)",
+            n.p50_ms, n.p99_ms, n.max_ms, n.chunks, cli.noise_probe
+        );
+        n
+    });
     let total = runs.len();
     let mut reports = Vec::new();
     for (i, a) in runs.into_iter().enumerate() {
         if total > 1 {
             eprintln!("[{}/{total}]", i + 1);
         }
-        let r = run(a);
+        let mut r = run(a);
+        if let Some(n) = noise {
+            r.noise_chunk_ms_p50 = Some(round1(n.p50_ms));
+            r.noise_chunk_ms_p99 = Some(round1(n.p99_ms));
+            r.noise_chunk_ms_max = Some(round1(n.max_ms));
+        }
         if total > 1 {
             // Show progress as the sweep goes.
             header();

@@ -30,6 +30,11 @@ pub(crate) struct LoadReport {
     pub(crate) server_heap_mb_after_warmup: f64,
     pub(crate) server_heap_mb_end: f64,
     pub(crate) server_heap_growth_mb: f64,
+    /// A fixed 10 ms computation's time on this machine before the runs
+    /// (`--noise-probe`): median, 99th percentile, slowest; null if not probed.
+    pub(crate) noise_chunk_ms_p50: Option<f64>,
+    pub(crate) noise_chunk_ms_p99: Option<f64>,
+    pub(crate) noise_chunk_ms_max: Option<f64>,
 }
 
 pub(crate) fn quantile(v: &mut [f64], q: f64) -> f64 {
