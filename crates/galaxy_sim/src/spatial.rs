@@ -2,7 +2,8 @@
 //! unit `id`?", "what is the nearest enemy within `range`?" and "who is
 //! within `radius` of this point?".
 //!
-//! Rebuilt once per tick from the units' positions. Fine cells (10 m) keep
+//! Kept up to date each tick from the units that moved (`Grid::follow`;
+//! the storage is in `blocks`). Fine cells (10 m) keep
 //! each owner's units apart, so a search never looks at a player's own
 //! units; they sit in 80 m blocks (one hash lookup for 64 cells) that
 //! remember which owners are present, so a search skips every block where
@@ -12,77 +13,13 @@ use galaxy_protocol::{IdHashMap, PlayerId, UnitId, WorldPos};
 
 use crate::geometry::distance_sq;
 
-/// Side of a fine cell: 10 m.
-const CELL_CM: i64 = 1_000;
-/// Fine cells per side of a block (a coarse cell): 8, so a block is 80 m.
-const BLOCK: i64 = 8;
+mod blocks;
+
+use blocks::{BLOCK, Block, BlockMap, CELL_CM, fine};
+
 /// Most blocks a nearest-enemy search walks in rings (6 x 6, a range of
 /// up to ~200 m); wider searches go block by block.
 const NEAR_BLOCKS: usize = 36;
-
-/// One fine cell: its units grouped by owner.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Cell {
-    groups: Vec<(PlayerId, Vec<(UnitId, WorldPos)>)>,
-}
-
-/// One owner's units in a block: how many, and a box around them (it only
-/// grows while they are there, so it may be larger than they are now, never
-/// smaller; it is forgotten when the last one leaves).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Presence {
-    owner: PlayerId,
-    count: u32,
-    min: WorldPos,
-    max: WorldPos,
-}
-
-impl Presence {
-    /// Grows the box to hold `p`.
-    fn grow(&mut self, p: WorldPos) {
-        self.min = WorldPos::new(self.min.x.min(p.x), self.min.y.min(p.y));
-        self.max = WorldPos::new(self.max.x.max(p.x), self.max.y.max(p.y));
-    }
-
-    /// Squared distance from `p` to the box (0 inside).
-    fn distance_sq(&self, p: WorldPos) -> u128 {
-        let gap = |v: i64, lo: i64, hi: i64| {
-            if v < lo {
-                (i128::from(lo) - i128::from(v)).unsigned_abs()
-            } else if v > hi {
-                (i128::from(v) - i128::from(hi)).unsigned_abs()
-            } else {
-                0
-            }
-        };
-        let (dx, dy) = (
-            gap(p.x, self.min.x, self.max.x),
-            gap(p.y, self.min.y, self.max.y),
-        );
-        dx.saturating_mul(dx).saturating_add(dy.saturating_mul(dy))
-    }
-}
-
-/// An 80 m square: where each owner's units are, and its 8 x 8 fine cells.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Block {
-    owners: Vec<Presence>,
-    cells: Vec<Cell>,
-    units: usize,
-}
-
-impl Block {
-    /// True if a unit not of `owner` may be within `limit` (squared) of `pos`.
-    fn enemy_within(&self, owner: PlayerId, pos: WorldPos, limit: u128) -> bool {
-        self.owners
-            .iter()
-            .any(|p| p.owner != owner && p.distance_sq(pos) <= limit)
-    }
-}
-
-fn fine(p: WorldPos) -> (i64, i64) {
-    (p.x.div_euclid(CELL_CM), p.y.div_euclid(CELL_CM))
-}
 
 /// The fine cells of the square of half-side `r` around `pos`: (lowest,
 /// highest) corner.
@@ -115,13 +52,6 @@ fn closest(
     }
 }
 
-fn block_of((gx, gy): (i64, i64)) -> ((i64, i64), usize) {
-    // BLOCK is 8: floor division and remainder are a shift and a mask.
-    let key = (gx >> 3, gy >> 3);
-    let index = (gy & 7) * BLOCK + (gx & 7);
-    (key, index as usize)
-}
-
 /// One unit's move in a tick, its owner unchanged: what [`Grid::follow`]
 /// needs (where the grid has it, and where it is now).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,15 +72,6 @@ pub(crate) struct Grid {
     map: BlockMap,
     /// Every unit's owner and position.
     units: IdHashMap<UnitId, (PlayerId, WorldPos)>,
-}
-
-/// The blocks that hold units, by key: the part of the grid a walk moves
-/// (apart from the unit's own entry in `Grid::units`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct BlockMap {
-    /// Block key -> index in `blocks`.
-    index: IdHashMap<(i64, i64), usize>,
-    blocks: Vec<Block>,
 }
 
 impl Grid {
@@ -193,8 +114,8 @@ impl Grid {
         let Grid { map, units } = self;
         let entries = |units: &mut IdHashMap<UnitId, (PlayerId, WorldPos)>| {
             for w in walks {
-                let _before = units.insert(w.id, (w.owner, w.to));
-                debug_assert_eq!(_before, Some((w.owner, w.from)), "unit {}", w.id);
+                let before = units.insert(w.id, (w.owner, w.to));
+                debug_assert_eq!(before, Some((w.owner, w.from)), "unit {}", w.id);
             }
         };
         if threads > 1 && walks.len() >= PARALLEL_WALKS {
@@ -279,8 +200,9 @@ impl Grid {
     /// The nearest unit not of `owner` within `range` of `pos` (ties: the
     /// lowest id). Looks only at blocks where another owner's units may be
     /// within range, and at the cells of those owners' boxes, in rings
-    /// around `pos`, nearest first, stopping once no farther ring can hold anything nearer: in
-    /// the thick of a battle the answer is a cell or two away.
+    /// around `pos`, nearest first, stopping once no farther ring can hold
+    /// anything nearer: in the thick of a battle the answer is a cell or
+    /// two away.
     pub(crate) fn nearest_enemy(
         &self,
         owner: PlayerId,
@@ -411,174 +333,6 @@ impl Grid {
                 }
             },
         );
-    }
-}
-
-impl BlockMap {
-    /// Moves a walker's entry: within its cell in place, else to its new cell.
-    fn walk(&mut self, w: &Walk) {
-        if fine(w.from) == fine(w.to) {
-            self.repos(w.id, w.owner, w.from, w.to);
-        } else {
-            self.take(w.id, w.owner, w.from);
-            self.put(w.id, w.owner, w.to);
-        }
-    }
-
-    /// Shrinks the owners' boxes of every `every`-th block (in turn, by
-    /// `tick`) to the units there now: boxes only grow between refreshes.
-    fn refresh_boxes(&mut self, tick: u64, every: u64) {
-        let every = every.max(1) as usize;
-        let start = (tick % every as u64) as usize;
-        for b in self.blocks.iter_mut().skip(start).step_by(every) {
-            for p in &mut b.owners {
-                p.min = WorldPos::new(i64::MAX, i64::MAX);
-                p.max = WorldPos::new(i64::MIN, i64::MIN);
-            }
-            for c in &b.cells {
-                for (owner, units) in &c.groups {
-                    if let Some(p) = b.owners.iter_mut().find(|p| p.owner == *owner) {
-                        for &(_, u) in units {
-                            p.grow(u);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Forgets empty blocks (units that left) once they are a quarter of
-    /// all, so memory follows the units without compacting every tick.
-    fn compact(&mut self) {
-        let empty = self.blocks.iter().filter(|b| b.units == 0).count();
-        if empty > 0 && empty * 4 >= self.blocks.len() {
-            let keys: Vec<((i64, i64), usize)> = self.index.drain().collect();
-            let mut old: Vec<Option<Block>> = std::mem::take(&mut self.blocks)
-                .into_iter()
-                .map(Some)
-                .collect();
-            for (key, i) in keys {
-                if let Some(b) = old[i].take().filter(|b| b.units > 0) {
-                    self.index.insert(key, self.blocks.len());
-                    self.blocks.push(b);
-                }
-            }
-        }
-    }
-
-    fn put(&mut self, id: UnitId, owner: PlayerId, pos: WorldPos) {
-        let (key, index) = block_of(fine(pos));
-        let bi = match self.index.get(&key) {
-            Some(&i) => i,
-            None => {
-                self.blocks.push(Block {
-                    cells: vec![Cell::default(); (BLOCK * BLOCK) as usize],
-                    ..Block::default()
-                });
-                self.index.insert(key, self.blocks.len() - 1);
-                self.blocks.len() - 1
-            }
-        };
-        let b = &mut self.blocks[bi];
-        b.units += 1;
-        match b.owners.iter_mut().find(|o| o.owner == owner) {
-            Some(o) => {
-                o.count += 1;
-                o.grow(pos);
-            }
-            None => b.owners.push(Presence {
-                owner,
-                count: 1,
-                min: pos,
-                max: pos,
-            }),
-        }
-        let c = &mut b.cells[index];
-        match c.groups.iter_mut().find(|g| g.0 == owner) {
-            Some(g) => g.1.push((id, pos)),
-            None => c.groups.push((owner, vec![(id, pos)])),
-        }
-    }
-
-    fn take(&mut self, id: UnitId, owner: PlayerId, pos: WorldPos) {
-        let (key, index) = block_of(fine(pos));
-        let Some(&bi) = self.index.get(&key) else {
-            return;
-        };
-        let b = &mut self.blocks[bi];
-        let c = &mut b.cells[index];
-        let Some(g) = c.groups.iter().position(|g| g.0 == owner) else {
-            return;
-        };
-        let Some(e) = c.groups[g].1.iter().position(|e| e.0 == id) else {
-            return;
-        };
-        c.groups[g].1.swap_remove(e);
-        if c.groups[g].1.is_empty() {
-            c.groups.swap_remove(g);
-        }
-        b.units -= 1;
-        if let Some(o) = b.owners.iter().position(|o| o.owner == owner) {
-            b.owners[o].count -= 1;
-            if b.owners[o].count == 0 {
-                b.owners.swap_remove(o);
-            }
-        }
-    }
-
-    /// Unit `id` moved within its fine cell: its entry follows, and its
-    /// owner's box in the block grows to hold the new position (a box may
-    /// be larger than its units, never smaller).
-    fn repos(&mut self, id: UnitId, owner: PlayerId, from: WorldPos, to: WorldPos) {
-        let (key, cell) = block_of(fine(from));
-        if let Some(&bi) = self.index.get(&key) {
-            self.blocks[bi].repos(id, owner, cell, to);
-        }
-    }
-
-    /// The walks within a fine cell on two threads, each moving the entries
-    /// in its half of the blocks, then the walks to another cell in order
-    /// (they may add blocks). The same grid as walking them one by one:
-    /// an entry moved within its cell keeps its place in its group.
-    fn follow_split(&mut self, walks: &[Walk]) {
-        let BlockMap { index, blocks } = self;
-        let mid = blocks.len() / 2;
-        let (low, high) = blocks.split_at_mut(mid);
-        let index = &*index;
-        let within = |part: &mut [Block], first: usize| {
-            for w in walks.iter().filter(|w| fine(w.from) == fine(w.to)) {
-                let (key, cell) = block_of(fine(w.from));
-                let part_index = index.get(&key).and_then(|&bi| bi.checked_sub(first));
-                if let Some(b) = part_index.and_then(|i| part.get_mut(i)) {
-                    b.repos(w.id, w.owner, cell, w.to);
-                }
-            }
-        };
-        std::thread::scope(|scope| {
-            scope.spawn(|| within(high, mid));
-            within(low, 0);
-        });
-        for w in walks.iter().filter(|w| fine(w.from) != fine(w.to)) {
-            self.walk(w);
-        }
-    }
-}
-
-impl Block {
-    /// Unit `id` moved within fine cell `cell` of this block (see
-    /// [`BlockMap::repos`]).
-    fn repos(&mut self, id: UnitId, owner: PlayerId, cell: usize, to: WorldPos) {
-        if let Some(o) = self.owners.iter_mut().find(|o| o.owner == owner) {
-            o.grow(to);
-        }
-        let entry = self.cells[cell]
-            .groups
-            .iter_mut()
-            .find(|g| g.0 == owner)
-            .and_then(|g| g.1.iter_mut().find(|e| e.0 == id));
-        if let Some(e) = entry {
-            e.1 = to;
-        }
     }
 }
 
