@@ -40,9 +40,13 @@ const MAX_STEP_CM: u64 = 1 << 40;
 
 /// Squared distance in cm², exact (saturating at `u128::MAX` for world-spanning pairs).
 pub fn distance_sq(a: WorldPos, b: WorldPos) -> u128 {
-    let (dx, dy) = (a.x.abs_diff(b.x), a.y.abs_diff(b.y));
-    // Points less than ~21,000 km apart on each axis (every search and
-    // range check of a tick): in u64, where the sum cannot overflow.
+    squared_sum(a.x.abs_diff(b.x), a.y.abs_diff(b.y))
+}
+
+/// `dx² + dy²`, exact (saturating at `u128::MAX`).
+pub(crate) fn squared_sum(dx: u64, dy: u64) -> u128 {
+    // Gaps under ~21,000 km on each axis (every search and range check of
+    // a tick): in u64, where the sum cannot overflow.
     const FAST: u64 = 1 << 31;
     if dx < FAST && dy < FAST {
         return u128::from(dx * dx + dy * dy);

@@ -85,11 +85,17 @@ impl Grid {
         match (before, now) {
             (None, None) => {}
             (Some(b), Some(n)) if b == n => {}
-            (Some((bo, bp)), Some((no, np))) if bo == no && fine(bp) == fine(np) => {
+            // The same owner: a walk, within its cell or to another.
+            (Some((bo, bp)), Some((no, np))) if bo == no => {
                 if let Some(e) = entry {
                     *e = (no, np);
                 }
-                self.map.repos(id, no, bp, np);
+                self.map.walk(&Walk {
+                    id,
+                    owner: no,
+                    from: bp,
+                    to: np,
+                });
             }
             (before, now) => {
                 if let Some((o, p)) = before {
@@ -231,10 +237,7 @@ impl Grid {
                 let b = &self.map.blocks[i];
                 // The cells of the enemy boxes in range (every unit is in
                 // its owner's box): cells outside them hold no enemy.
-                for p in b.owners.iter() {
-                    if p.owner == owner || p.distance_sq(pos) > limit {
-                        continue;
-                    }
+                for p in b.enemies_within(owner, pos, limit) {
                     table[((by - blo.1) * w + (bx - blo.0)) as usize] = Some(b);
                     let (c0, c1) = (fine(p.min), fine(p.max));
                     span = Some(match span {

@@ -117,14 +117,23 @@ impl TickTimes {
     /// The mean milliseconds per [`TickPhase`] over the newest `last` tick
     /// frames (all kept, if fewer), in [`TickPhase::ALL`] order.
     pub fn phase_means(&self, last: usize) -> PhaseMs {
-        let mut sum = PhaseMs::default();
         let n = last.min(self.phases.len());
-        for p in self.phases.iter().skip(self.phases.len() - n) {
-            for (s, v) in sum.iter_mut().zip(p) {
+        self.means(self.phases.len() - n..self.phases.len()).1
+    }
+
+    /// Mean simulation ticks and mean milliseconds per [`TickPhase`] of
+    /// the kept frames `frames` (indices); zeros for none.
+    fn means(&self, frames: impl IntoIterator<Item = usize>) -> (f32, PhaseMs) {
+        let (mut n, mut ticks, mut sum) = (0usize, 0u64, PhaseMs::default());
+        for i in frames {
+            for (s, v) in sum.iter_mut().zip(&self.phases[i]) {
                 *s += v;
             }
+            ticks += u64::from(self.ticks[i]);
+            n += 1;
         }
-        sum.map(|s| if n == 0 { 0.0 } else { s / n as f32 })
+        let d = n.max(1) as f32;
+        (ticks as f32 / d, sum.map(|s| s / d))
     }
 
     /// The slowest `fraction` (0..=1) of the recent tick frames (at least
@@ -137,16 +146,8 @@ impl TickTimes {
         let n = ((order.len() as f32 * fraction.clamp(0.0, 1.0)).ceil() as usize)
             .max(1)
             .min(order.len());
-        let mut sum = PhaseMs::default();
-        let mut ticks = 0u64;
-        for &i in &order[..n] {
-            for (s, v) in sum.iter_mut().zip(&self.phases[i]) {
-                *s += v;
-            }
-            ticks += u64::from(self.ticks[i]);
-        }
-        let d = n.max(1) as f32;
-        (n, ticks as f32 / d, sum.map(|s| s / d))
+        let (ticks, phases) = self.means(order[..n].iter().copied());
+        (n, ticks, phases)
     }
 
     /// Number of ticks measured.

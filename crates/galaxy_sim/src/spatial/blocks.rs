@@ -5,6 +5,7 @@
 use galaxy_protocol::{IdHashMap, PlayerId, UnitId, WorldPos};
 
 use super::Walk;
+use crate::geometry::squared_sum;
 
 /// Side of a fine cell: 10 m.
 pub(super) const CELL_CM: i64 = 1_000;
@@ -36,21 +37,20 @@ impl Presence {
     }
 
     /// Squared distance from `p` to the box (0 inside).
-    pub(super) fn distance_sq(&self, p: WorldPos) -> u128 {
+    fn distance_sq(&self, p: WorldPos) -> u128 {
         let gap = |v: i64, lo: i64, hi: i64| {
             if v < lo {
-                (i128::from(lo) - i128::from(v)).unsigned_abs()
+                lo.abs_diff(v)
             } else if v > hi {
-                (i128::from(v) - i128::from(hi)).unsigned_abs()
+                v.abs_diff(hi)
             } else {
                 0
             }
         };
-        let (dx, dy) = (
+        squared_sum(
             gap(p.x, self.min.x, self.max.x),
             gap(p.y, self.min.y, self.max.y),
-        );
-        dx.saturating_mul(dx).saturating_add(dy.saturating_mul(dy))
+        )
     }
 }
 
@@ -63,11 +63,22 @@ pub(super) struct Block {
 }
 
 impl Block {
-    /// True if a unit not of `owner` may be within `limit` (squared) of `pos`.
-    pub(super) fn enemy_within(&self, owner: PlayerId, pos: WorldPos, limit: u128) -> bool {
+    /// The owners other than `owner` whose box comes within `limit`
+    /// (squared) of `pos`: where an enemy in range may be.
+    pub(super) fn enemies_within(
+        &self,
+        owner: PlayerId,
+        pos: WorldPos,
+        limit: u128,
+    ) -> impl Iterator<Item = &Presence> {
         self.owners
             .iter()
-            .any(|p| p.owner != owner && p.distance_sq(pos) <= limit)
+            .filter(move |p| p.owner != owner && p.distance_sq(pos) <= limit)
+    }
+
+    /// True if a unit not of `owner` may be within `limit` (squared) of `pos`.
+    pub(super) fn enemy_within(&self, owner: PlayerId, pos: WorldPos, limit: u128) -> bool {
+        self.enemies_within(owner, pos, limit).next().is_some()
     }
 }
 
