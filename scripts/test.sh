@@ -24,5 +24,14 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}"
 fi
 
+# A clean build of every test binary needs a few GB under target/; say so
+# up front rather than let the linker die on a full disk.
+target_dir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target_dir"
+free_kb=$(df -Pk "$target_dir" | awk 'NR==2 {print $4}')
+if [ "${free_kb:-0}" -lt $((5 * 1024 * 1024)) ]; then
+    echo "warning: only $((free_kb / 1024)) MB free under $target_dir; a clean test build needs about 5 GB" >&2
+fi
+
 echo "==> cargo test --workspace"
 cargo test --workspace "$@"
