@@ -38,8 +38,9 @@ pub(crate) fn run_clients(
             )
             .expect("socket");
             // These clients are bots: they play over the network but do not
-            // draw, so they skip the smoothing a renderer reads (measured on
-            // its own by galaxy_net's smoothing tests).
+            // draw, so they keep no smoothing tracks for a renderer (measured
+            // on their own by galaxy_net's smoothing tests).
+            app.world_mut().resource_mut::<Smoothing>().config.enabled = false;
             app.configure_sets(Update, SmoothingSet.run_if(|| false));
             // Each client runs on this thread alone, as one game would on
             // its own machine.

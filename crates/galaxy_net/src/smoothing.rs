@@ -46,6 +46,10 @@ pub struct SmoothingConfig {
     /// Longest a prediction waits for the server to confirm the order
     /// before it gives way to the server's state.
     pub confirm_timeout_secs: f64,
+    /// Whether units are tracked at all. A client that never draws (a bot,
+    /// a load-test player) turns this off: updates are still applied and
+    /// acknowledged, but no interpolation buffers are kept or advanced.
+    pub enabled: bool,
 }
 
 impl Default for SmoothingConfig {
@@ -56,6 +60,7 @@ impl Default for SmoothingConfig {
             max_extrapolation_secs: 0.25,
             resync_grace_secs: 2.0,
             confirm_timeout_secs: 1.0,
+            enabled: true,
         }
     }
 }
@@ -157,6 +162,11 @@ impl Smoothing {
         self.clock.observe(now, server_time, dt);
         if let Some((_, first @ None)) = &mut self.resync {
             *first = Some(now);
+        }
+        if !self.config.enabled {
+            // Nothing is drawn: the events only need to go.
+            drop(receiver.drain_events());
+            return;
         }
         let events: Vec<UnitEvent> = receiver.drain_events().collect();
         for event in events {

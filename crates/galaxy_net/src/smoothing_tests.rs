@@ -271,3 +271,27 @@ fn moving_states_are_the_extrapolated_ones() {
     assert!(!is_moving(UnitState::IDLE));
     assert!(!is_moving(UnitState::ATTACKING));
 }
+
+/// A smoother that is switched off (a client that never draws) still takes
+/// the receiver's events, so they do not pile up, but tracks nothing; the
+/// receiver itself keeps every unit.
+#[test]
+fn disabled_smoothing_drains_events_and_tracks_nothing() {
+    let mut rig = Rig::new(0.0, 4);
+    rig.smoothing = Smoothing::new(SmoothingConfig {
+        enabled: false,
+        ..SmoothingConfig::default()
+    });
+    let ids: Vec<UnitId> = (0..5)
+        .map(|i| rig.world.spawn_unit(2, 0, WorldPos::new(i * 1_000, 0)))
+        .collect();
+    rig.order(2, ids[0], WorldPos::new(0, 5_000));
+    for _ in 0..60 {
+        rig.frame();
+    }
+    assert!(rig.smoothing.is_empty());
+    assert_eq!(rig.receiver.drain_events().count(), 0);
+    for id in ids {
+        assert!(rig.receiver.unit(id).is_some(), "unit {id} received");
+    }
+}
