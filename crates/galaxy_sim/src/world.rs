@@ -452,30 +452,25 @@ impl World {
         for id in std::mem::take(&mut out.changed) {
             self.touch(id);
         }
-        // Damage dealt this tick: target -> (total, attackers), applied after everyone acted.
-        let mut damage: BTreeMap<UnitId, (u32, Vec<UnitId>)> = BTreeMap::new();
-        let mut fighting: BTreeMap<SectorId, Vec<UnitId>> = BTreeMap::new();
-        for (target, amount, attacker) in out.damage {
-            let e = damage.entry(target).or_default();
-            e.0 += amount;
-            e.1.push(attacker);
-        }
-        for (sector, id) in out.fighting {
-            fighting.entry(sector).or_default().push(id);
-        }
+        // Damage dealt this tick, applied after everyone acted, target by
+        // target; fights, sector by sector. Both lists are in attacker id
+        // order, and a stable sort keeps that order within each group.
+        out.damage.sort_by_key(|d| d.0);
+        out.fighting.sort_by_key(|f| f.0);
         let mut events = Vec::new();
-        self.apply_damage(damage, &mut events);
-        self.report_battles(fighting, &mut events);
+        self.apply_damage(&out.damage, &mut events);
+        self.report_battles(&out.fighting, &mut events);
         self.capture_resources(&mut events);
         events
     }
 
-    fn apply_damage(
-        &mut self,
-        damage: BTreeMap<UnitId, (u32, Vec<UnitId>)>,
-        events: &mut Vec<CombatEvent>,
-    ) {
-        for (target, (amount, attackers)) in damage {
+    /// Applies `damage` ((target, amount, attacker), grouped by target in
+    /// ascending order) one target at a time.
+    fn apply_damage(&mut self, damage: &[(UnitId, u32, UnitId)], events: &mut Vec<CombatEvent>) {
+        for hits in damage.chunk_by(|a, b| a.0 == b.0) {
+            let target = hits[0].0;
+            let amount = hits.iter().fold(0u32, |sum, h| sum.saturating_add(h.1));
+            let attackers = || hits.iter().map(|h| h.2);
             self.touch(target);
             if let Some(u) = self.units.get_mut(&target) {
                 u.health = u
@@ -489,7 +484,7 @@ impl World {
                         sector_id,
                         CombatEventType::UnitDestroyed,
                         target,
-                        attackers,
+                        attackers(),
                     ));
                 }
             } else if let Some(b) = self.bases.get_mut(&target) {
@@ -501,7 +496,7 @@ impl World {
                         sector_id,
                         CombatEventType::BaseDestroyed,
                         target,
-                        attackers,
+                        attackers(),
                     ));
                 }
             }
@@ -513,7 +508,7 @@ impl World {
         sector_id: SectorId,
         event_type: CombatEventType,
         subject: UnitId,
-        others: Vec<UnitId>,
+        others: impl ExactSizeIterator<Item = UnitId>,
     ) -> CombatEvent {
         let mut participants = Vec::with_capacity(others.len() + 1);
         participants.push(subject);
@@ -526,13 +521,13 @@ impl World {
         }
     }
 
-    fn report_battles(
-        &mut self,
-        fighting: BTreeMap<SectorId, Vec<UnitId>>,
-        events: &mut Vec<CombatEvent>,
-    ) {
-        for (sector_id, ids) in fighting {
-            if ids.len() < self.config.massive_battle_units {
+    /// Reports a `MassiveBattle` for each sector of `fighting` ((sector,
+    /// unit), grouped by sector in ascending order) with enough units in a
+    /// fight, at most once per interval.
+    fn report_battles(&mut self, fighting: &[(SectorId, UnitId)], events: &mut Vec<CombatEvent>) {
+        for group in fighting.chunk_by(|a, b| a.0 == b.0) {
+            let sector_id = group[0].0;
+            if group.len() < self.config.massive_battle_units {
                 continue;
             }
             let due = self
@@ -544,7 +539,7 @@ impl World {
                 events.push(CombatEvent {
                     sector_id,
                     event_type: CombatEventType::MassiveBattle,
-                    participants: ids,
+                    participants: group.iter().map(|f| f.1).collect(),
                     timestamp: self.tick,
                 });
             }
@@ -581,12 +576,11 @@ impl World {
                     if progress >= self.config.capture_ticks {
                         next.owner = Some(*p);
                         next.capture = None;
-                        let capturers = near.iter().map(|n| n.0).collect();
                         events.push(self.event(
                             SectorId::at(r.position),
                             CombatEventType::ResourceCapture,
                             rid,
-                            capturers,
+                            near.iter().map(|n| n.0),
                         ));
                     } else {
                         next.capture = Some((*p, progress));
