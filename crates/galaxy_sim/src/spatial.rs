@@ -125,10 +125,7 @@ impl Grid {
             }
         };
         if threads > 1 && walks.len() >= PARALLEL_WALKS {
-            std::thread::scope(|scope| {
-                scope.spawn(|| entries(units));
-                map.follow_split(walks);
-            });
+            map.follow_split(walks, || entries(units));
         } else {
             entries(units);
             for w in walks {

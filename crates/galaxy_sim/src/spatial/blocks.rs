@@ -230,7 +230,9 @@ impl BlockMap {
     /// in its half of the blocks, then the walks to another cell in order
     /// (they may add blocks). The same grid as walking them one by one:
     /// an entry moved within its cell keeps its place in its group.
-    pub(super) fn follow_split(&mut self, walks: &[Walk]) {
+    /// `beside` (other work of the same walks) runs first on the second
+    /// thread: two threads for two cores, not three.
+    pub(super) fn follow_split(&mut self, walks: &[Walk], beside: impl FnOnce() + Send) {
         let BlockMap { index, blocks } = self;
         let mid = blocks.len() / 2;
         let (low, high) = blocks.split_at_mut(mid);
@@ -245,7 +247,10 @@ impl BlockMap {
             }
         };
         std::thread::scope(|scope| {
-            scope.spawn(|| within(high, mid));
+            scope.spawn(|| {
+                beside();
+                within(high, mid);
+            });
             within(low, 0);
         });
         for w in walks.iter().filter(|w| fine(w.from) != fine(w.to)) {
