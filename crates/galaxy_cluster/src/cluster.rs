@@ -403,12 +403,33 @@ impl Cluster {
         self.check_lease()?;
         let heirs: Vec<u32> = live.keys().copied().collect();
         let mut won = Vec::new();
+        // Owners missing from `live` asked once more, each by its own key.
+        let mut confirmed_dead: BTreeMap<u32, bool> = BTreeMap::new();
         for (&sector, o) in table {
             if live.contains_key(&o.server) || heirs.is_empty() {
                 continue;
             }
             let heir = heirs[(hash(sector) % heirs.len() as u64) as usize];
             if heir != self.config.server_id && live.contains_key(&heir) {
+                continue;
+            }
+            // A key listing can miss a lease renewed while it ran (the old
+            // entry is replaced under it): before taking a live server's
+            // sector, read that server's lease key itself.
+            let dead = match confirmed_dead.get(&o.server) {
+                Some(&dead) => dead,
+                None => {
+                    let dead = self
+                        .leases
+                        .get(lease_key(o.server))
+                        .await
+                        .map_err(nats)?
+                        .is_none();
+                    confirmed_dead.insert(o.server, dead);
+                    dead
+                }
+            };
+            if !dead {
                 continue;
             }
             match self.take_over(sector, o.epoch).await {
