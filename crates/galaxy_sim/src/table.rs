@@ -78,11 +78,7 @@ impl<T> UnitTable<T> {
                 // than doubling: under churn (units dying, new ones with
                 // new ids) it stays at the size its live units need, and
                 // each compaction frees room for an eighth more inserts.
-                let holes = self.ids.len() - self.live;
-                if self.slots.len() == self.slots.capacity()
-                    && holes * 8 >= self.ids.len()
-                    && self.compact_holes()
-                {
+                if self.slots.len() == self.slots.capacity() && self.compact_holes(8) {
                     i = self.ids.partition_point(|&held| held < id);
                 }
                 // `i == len` (a new, higher id) is a push.
@@ -152,15 +148,14 @@ impl<T> UnitTable<T> {
     }
 
     fn compact_if_sparse(&mut self) {
-        let holes = self.ids.len() - self.live;
-        if holes > 64 && holes * 4 > self.ids.len() {
-            self.compact_holes();
-        }
+        self.compact_holes(4);
     }
 
-    /// Drops the holes, if there are more than a few; true if it did.
-    fn compact_holes(&mut self) -> bool {
-        if self.ids.len() - self.live <= 64 {
+    /// Drops the holes if there are more than a few and more than
+    /// `1 / fraction` of the table; true if it did.
+    fn compact_holes(&mut self, fraction: usize) -> bool {
+        let holes = self.ids.len() - self.live;
+        if holes <= 64 || holes * fraction <= self.ids.len() {
             return false;
         }
         let mut keep = self.slots.iter().map(Option::is_some);
@@ -204,9 +199,6 @@ mod tests {
     use galaxy_protocol::link_model::SplitMix64;
     use std::collections::BTreeMap;
 
-    /// Random inserts (mostly growing ids, some anywhere), removals, batch
-    /// extends and retains: the table always holds what a `BTreeMap` holds,
-    /// in the same order.
     /// Units dying and new ones arriving with new ids, 50 times over: the
     /// table keeps the capacity it reached at the start instead of doubling
     /// whenever its holes and live units together outgrow it.
@@ -234,6 +226,9 @@ mod tests {
         );
     }
 
+    /// Random inserts (mostly growing ids, some anywhere), removals, batch
+    /// extends and retains: the table always holds what a `BTreeMap` holds,
+    /// in the same order.
     #[test]
     fn behaves_like_a_btree_map() {
         let mut rng = SplitMix64::new(5);
