@@ -10,6 +10,7 @@ use galaxy_protocol::{SectorId, UnitId, UnitState, Velocity, WorldPos};
 use crate::geometry::{distance_cm, distance_sq, step_towards, velocity_towards, within};
 use crate::kinds::kind_stats;
 use crate::spatial::{Grid, Walk};
+use crate::table::Run;
 use crate::world::{Base, Order, SimUnit};
 
 /// A straight walk from `from` to `to`: a unit on a leg is, after `ticks`
@@ -84,19 +85,43 @@ pub(crate) struct TickOutput {
 /// Worlds with at least this many units step on two threads.
 pub(crate) const PARALLEL_UNITS: usize = 20_000;
 
-/// One tick of each unit in `slots` (ids `ids`, in id order; holes are
-/// skipped), noting what changed.
+/// Whether unit `id` looks around for an enemy at `tick` (if it has no
+/// target): every fourth tick, staggered by id.
+fn looks(tick: u64, id: UnitId) -> bool {
+    (tick + id).is_multiple_of(4)
+}
+
+/// True for a unit at rest: idle, no target, weapon ready, no walk. Such a
+/// unit's next state is itself unless it looks around ([`looks`]) and finds
+/// an enemy, so on other ticks it can be passed over without reading it.
+fn at_rest(u: &SimUnit) -> bool {
+    u.order == Order::Idle
+        && u.target.is_none()
+        && u.cooldown == 0
+        && u.velocity == Velocity::ZERO
+        && u.leg.is_none()
+        && u.state == UnitState::IDLE
+}
+
+/// One tick of each unit of `run` (in id order; holes are skipped),
+/// noting what changed. A unit marked quiet (at rest when last visited, and
+/// unchanged since: the table clears the mark on any change) is passed over
+/// on the ticks it does not look around, where its thinking could only give
+/// itself back; most of an idle army is never read then.
 pub(crate) fn think_all(
-    ids: &[UnitId],
-    slots: &mut [Option<SimUnit>],
+    run: Run<'_, SimUnit>,
     tick: u64,
     grid: &Grid,
     bases: &BTreeMap<UnitId, Base>,
     out: &mut TickOutput,
 ) {
-    for (&id, slot) in ids.iter().zip(slots) {
+    for ((&id, slot), quiet) in run.ids.iter().zip(run.slots).zip(run.quiet) {
+        if *quiet && !looks(tick, id) {
+            continue;
+        }
         let Some(slot) = slot else { continue };
         let next = think(id, slot, tick, grid, bases, out);
+        *quiet = at_rest(&next);
         if next != *slot {
             if next.position != slot.position {
                 out.moved.push(Walk {
@@ -149,7 +174,7 @@ fn think(
                 stats.sight_cm
             };
             // Units without a target look around every fourth tick, staggered by id.
-            let look = (tick + id).is_multiple_of(4);
+            let look = looks(tick, id);
             let found = keep.or_else(|| {
                 look.then(|| grid.nearest_enemy(u.owner, u.position, range))
                     .flatten()

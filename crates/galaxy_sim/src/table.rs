@@ -16,7 +16,24 @@ pub(crate) struct UnitTable<T> {
     /// Sorted, no duplicates; holes keep their id until compaction.
     ids: Vec<UnitId>,
     slots: Vec<Option<T>>,
+    /// Per slot: its unit is at rest, as its owner marked it through
+    /// [`Run::quiet`] (a tick may pass it over). Every change through the
+    /// table clears it, so a unit changed since it was marked is never
+    /// passed over.
+    quiet: Vec<bool>,
     live: usize,
+}
+
+/// A run of neighbouring slots of a [`UnitTable`], to update in place on
+/// one thread: ids, slots (holes are `None`) and each slot's quiet mark.
+pub(crate) struct Run<'a, T> {
+    /// The slots' ids, increasing.
+    pub(crate) ids: &'a [UnitId],
+    /// The units (holes are `None`).
+    pub(crate) slots: &'a mut [Option<T>],
+    /// Whether each unit was marked at rest; the caller keeps this up to
+    /// date for the units it changes.
+    pub(crate) quiet: &'a mut [bool],
 }
 
 impl<T> Default for UnitTable<T> {
@@ -24,6 +41,7 @@ impl<T> Default for UnitTable<T> {
         Self {
             ids: Vec::new(),
             slots: Vec::new(),
+            quiet: Vec::new(),
             live: 0,
         }
     }
@@ -55,7 +73,9 @@ impl<T> UnitTable<T> {
 
     /// Unit `id`, to change.
     pub(crate) fn get_mut(&mut self, id: &UnitId) -> Option<&mut T> {
-        self.index(*id).and_then(|i| self.slots[i].as_mut())
+        let i = self.index(*id)?;
+        self.quiet[i] = false;
+        self.slots[i].as_mut()
     }
 
     /// True if unit `id` is held.
@@ -67,6 +87,7 @@ impl<T> UnitTable<T> {
     pub(crate) fn insert(&mut self, id: UnitId, unit: T) -> Option<T> {
         match self.ids.binary_search(&id) {
             Ok(i) => {
+                self.quiet[i] = false;
                 let old = self.slots[i].replace(unit);
                 if old.is_none() {
                     self.live += 1;
@@ -84,6 +105,7 @@ impl<T> UnitTable<T> {
                 // `i == len` (a new, higher id) is a push.
                 self.ids.insert(i, id);
                 self.slots.insert(i, Some(unit));
+                self.quiet.insert(i, false);
                 self.live += 1;
                 None
             }
@@ -110,6 +132,7 @@ impl<T> UnitTable<T> {
             .zip(std::mem::take(&mut self.slots))
             .filter(|e| e.1.is_some())
             .collect();
+        self.quiet.clear();
         all.extend(pending.into_iter().map(|(id, u)| (id, Some(u))));
         // Stable: of two entries for one id, the later (newer) wins below.
         all.sort_by_key(|e| e.0);
@@ -123,11 +146,13 @@ impl<T> UnitTable<T> {
                 self.live += 1;
             }
         }
+        self.quiet.resize(self.slots.len(), false);
     }
 
     /// Takes unit `id` out.
     pub(crate) fn remove(&mut self, id: &UnitId) -> Option<T> {
         let i = self.index(*id)?;
+        self.quiet[i] = false;
         let old = self.slots[i].take();
         if old.is_some() {
             self.live -= 1;
@@ -138,6 +163,8 @@ impl<T> UnitTable<T> {
 
     /// Keeps the units `keep` accepts.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&UnitId, &mut T) -> bool) {
+        // `keep` may change any unit.
+        self.quiet.fill(false);
         for (id, slot) in self.ids.iter().zip(self.slots.iter_mut()) {
             if slot.as_mut().is_some_and(|u| !keep(id, u)) {
                 *slot = None;
@@ -160,6 +187,8 @@ impl<T> UnitTable<T> {
         }
         let mut keep = self.slots.iter().map(Option::is_some);
         self.ids.retain(|_| keep.next().unwrap_or(false));
+        let mut keep = self.slots.iter().map(Option::is_some);
+        self.quiet.retain(|_| keep.next().unwrap_or(false));
         self.slots.retain(Option::is_some);
         true
     }
@@ -172,15 +201,28 @@ impl<T> UnitTable<T> {
             .filter_map(|(id, s)| s.as_ref().map(|u| (id, u)))
     }
 
-    /// The table cut into at most `parts` runs of neighbouring ids, each
-    /// its ids and its slots (holes are `None`): a tick's units split
-    /// between threads without collecting them first.
-    pub(crate) fn split_mut(&mut self, parts: usize) -> Vec<(&[UnitId], &mut [Option<T>])> {
+    /// The table cut into at most `parts` [`Run`]s of neighbouring ids: a
+    /// tick's units split between threads without collecting them first.
+    pub(crate) fn split_mut(&mut self, parts: usize) -> Vec<Run<'_, T>> {
         let chunk = self.ids.len().div_ceil(parts.max(1)).max(1);
         self.ids
             .chunks(chunk)
             .zip(self.slots.chunks_mut(chunk))
+            .zip(self.quiet.chunks_mut(chunk))
+            .map(|((ids, slots), quiet)| Run { ids, slots, quiet })
             .collect()
+    }
+
+    /// Clears every quiet mark: the next tick visits every unit.
+    #[cfg(test)]
+    pub(crate) fn wake_all(&mut self) {
+        self.quiet.fill(false);
+    }
+
+    /// Units marked quiet.
+    #[cfg(test)]
+    pub(crate) fn quiet_count(&self) -> usize {
+        self.quiet.iter().filter(|&&q| q).count()
     }
 
     /// The units with ids from `first` on, in id order.
@@ -224,6 +266,55 @@ mod tests {
                 .map(|(id, u)| (*id, *u))
                 .eq((50 * live..51 * live).map(|i| (i, i)))
         );
+    }
+
+    /// Marks every live unit quiet through the runs, as a tick does.
+    fn quiet_all(table: &mut UnitTable<u64>) {
+        for run in table.split_mut(2) {
+            for (q, s) in run.quiet.iter_mut().zip(run.slots.iter()) {
+                *q = s.is_some();
+            }
+        }
+    }
+
+    /// Whether unit `id` is marked quiet.
+    fn is_quiet(table: &UnitTable<u64>, id: UnitId) -> bool {
+        table.index(id).is_some_and(|i| table.quiet[i])
+    }
+
+    /// A quiet mark lasts until the unit changes through the table: a
+    /// change, a replacement or a removal clears it, and compaction and
+    /// batch imports keep marks with their units (or clear them), never
+    /// moving a mark to another unit.
+    #[test]
+    fn any_change_clears_the_quiet_mark() {
+        let mut table: UnitTable<u64> = UnitTable::default();
+        for id in 1..=200 {
+            table.insert(id, id);
+        }
+        quiet_all(&mut table);
+        assert!((1..=200).all(|id| is_quiet(&table, id)));
+        *table.get_mut(&5).expect("held") += 1;
+        table.insert(6, 0);
+        assert!(!is_quiet(&table, 5) && !is_quiet(&table, 6) && is_quiet(&table, 7));
+        // Removing 100 units leaves holes enough to compact; the marks
+        // stay with the survivors.
+        for id in (1..=200).filter(|id| id % 2 == 0) {
+            table.remove(&id);
+        }
+        table.insert(1_000, 0);
+        assert_eq!(table.ids.len(), table.quiet.len());
+        for id in (1..=199).step_by(2) {
+            assert_eq!(is_quiet(&table, id), id != 5, "unit {id}");
+        }
+        assert!(!is_quiet(&table, 1_000));
+        // A batch import in the middle rebuilds the table: nobody is quiet.
+        table.extend([(2, 2), (4, 4)]);
+        assert_eq!(table.ids.len(), table.quiet.len());
+        assert!(table.ids.iter().all(|&id| !is_quiet(&table, id)));
+        quiet_all(&mut table);
+        table.retain(|_, _| true);
+        assert!(table.ids.iter().all(|&id| !is_quiet(&table, id)));
     }
 
     /// Random inserts (mostly growing ids, some anywhere), removals, batch
@@ -282,10 +373,15 @@ mod tests {
                 // Split in parts, every unit is visited once, in id order.
                 let parts = 1 + rng.below(4) as usize;
                 let mut seen = Vec::new();
-                for (ids, slots) in table.split_mut(parts) {
-                    for (id, v) in ids
+                for run in table.split_mut(parts) {
+                    assert_eq!(
+                        (run.slots.len(), run.quiet.len()),
+                        (run.ids.len(), run.ids.len())
+                    );
+                    for (id, v) in run
+                        .ids
                         .iter()
-                        .zip(slots)
+                        .zip(run.slots)
                         .filter_map(|(i, s)| Some((i, s.as_mut()?)))
                     {
                         *v += 1;

@@ -433,11 +433,11 @@ impl World {
         std::thread::scope(|scope| {
             let mut work = self.units.split_mut(parts).into_iter().zip(outs.iter_mut());
             let here = work.next();
-            for ((ids, slots), out) in work {
-                scope.spawn(move || think_all(ids, slots, tick, grid, bases, out));
+            for (run, out) in work {
+                scope.spawn(move || think_all(run, tick, grid, bases, out));
             }
-            if let Some(((ids, slots), out)) = here {
-                think_all(ids, slots, tick, grid, bases, out);
+            if let Some((run, out)) = here {
+                think_all(run, tick, grid, bases, out);
             }
         });
         let mut out = TickOutput::default();
@@ -602,9 +602,10 @@ mod tests {
     use galaxy_protocol::UnitIdList;
 
     /// A big world stepped on two threads is the same world, tick by tick,
-    /// as one stepped on one.
+    /// as one stepped on one; and passing over units at rest (quiet) gives
+    /// the same world as thinking for every unit every tick.
     #[test]
-    fn two_threads_step_the_same_world() {
+    fn two_threads_and_quiet_units_step_the_same_world() {
         let mut w = World::default();
         for b in 0..26u64 {
             let base = WorldPos::new(b as i64 * 800_000, 0);
@@ -626,15 +627,27 @@ mod tests {
             w.apply_command(b * 2 + 1, &CompressedCommand::AttackMove { units, to });
         }
         assert!(w.unit_count() >= PARALLEL_UNITS);
-        let (mut one, mut two) = (w.clone(), w);
-        let mut events = 0;
-        for _ in 0..40 {
+        let (mut one, mut two, mut awake) = (w.clone(), w.clone(), w);
+        let (mut events, mut passed_over) = (0, 0);
+        for _ in 0..60 {
+            passed_over += one.units.quiet_count();
+            awake.units.wake_all();
             let a = one.step_in(1);
             let b = two.step_in(2);
+            let c = awake.step_in(1);
             assert_eq!(a, b);
+            assert_eq!(a, c);
             events += a.len();
             assert!(one == two, "the worlds differ at tick {}", one.tick());
+            assert!(
+                one == awake,
+                "quiet units changed the world at tick {}",
+                one.tick()
+            );
         }
         assert!(events > 0, "the armies fought");
+        // Two thirds of one army and all of the other stand idle out of
+        // range at the start: most ticks pass many of them over.
+        assert!(passed_over > 60 * 10_000, "{passed_over} quiet unit-ticks");
     }
 }
