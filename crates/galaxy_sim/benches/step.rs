@@ -99,6 +99,17 @@ fn step(c: &mut Criterion) {
                 BatchSize::LargeInput,
             )
         });
+        // What a replicator then reads: the samples of a tick's changes.
+        let mut stepped = warmed.clone();
+        stepped.step();
+        let _ = stepped.take_changes(&mut changes);
+        g.bench_function(format!("{units}_units_samples_of_changes"), |b| {
+            b.iter(|| {
+                let mut sum = 0i64;
+                stepped.samples_of(&changes, |_, s| sum += s.map_or(0, |s| s.position.x));
+                sum
+            })
+        });
     }
     g.finish();
 }

@@ -36,30 +36,19 @@ impl World {
         self.base(id).map(base_sample)
     }
 
-    /// [`World::sample`] of each of `ids` (increasing), in one pass over
-    /// the units in id order rather than a lookup each: what a replicator
-    /// calls with the ids [`World::take_changes`] gave it.
+    /// [`World::sample`] of each of `ids` (increasing), found in one
+    /// galloping pass over the unit ids rather than a lookup each: what a
+    /// replicator calls with the ids [`World::take_changes`] gave it.
     pub fn samples_of(&self, ids: &[UnitId], mut f: impl FnMut(UnitId, Option<UnitSample>)) {
-        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
-            return;
-        };
-        let mut units = self
-            .units
-            .iter_from(first)
-            .take_while(|e| *e.0 <= last)
-            .peekable();
-        for &id in ids {
-            while units.next_if(|e| *e.0 < id).is_some() {}
-            match units.next_if(|e| *e.0 == id) {
-                Some((_, u)) => f(id, Some(u.sample())),
-                None => f(
-                    id,
-                    self.resource(id)
-                        .map(resource_sample)
-                        .or_else(|| self.base(id).map(base_sample)),
-                ),
-            }
-        }
+        self.units.each_of(ids, |id, unit| match unit {
+            Some(u) => f(id, Some(u.sample())),
+            None => f(
+                id,
+                self.resource(id)
+                    .map(resource_sample)
+                    .or_else(|| self.base(id).map(base_sample)),
+            ),
+        });
     }
 }
 
