@@ -2,8 +2,9 @@
 //! unit `id`?", "what is the nearest enemy within `range`?" and "who is
 //! within `radius` of this point?".
 //!
-//! Kept up to date each tick from the units that moved (`Grid::follow`;
-//! the storage is in `blocks`). Fine cells (10 m) keep
+//! Kept up to date each tick from the units that moved (`Grid::follow`,
+//! on a thread of its own in a big world: `following`; the storage is in
+//! `blocks`). Fine cells (10 m) keep
 //! each owner's units apart, so a search never looks at a player's own
 //! units; they sit in 80 m blocks (one hash lookup for 64 cells) that
 //! remember which owners are present, so a search skips every block where
@@ -14,8 +15,10 @@ use galaxy_protocol::{IdHashMap, PlayerId, UnitId, WorldPos};
 use crate::geometry::distance_sq;
 
 mod blocks;
+mod following;
 
 use blocks::{BLOCK, Block, BlockMap, CELL_CM, fine};
+pub(crate) use following::FollowingGrid;
 
 /// Most blocks a nearest-enemy search walks in rings (6 x 6, a range of
 /// up to ~200 m); wider searches go block by block.

@@ -10,7 +10,7 @@ use galaxy_protocol::{
 use crate::behaviour::{Leg, PARALLEL_UNITS, TickOutput, think_all};
 use crate::geometry::within;
 use crate::kinds::{MAX_SPEED_CM, kind_stats};
-use crate::spatial::Grid;
+use crate::spatial::FollowingGrid;
 use crate::table::UnitTable;
 
 /// Tuning of the rules.
@@ -164,7 +164,10 @@ pub struct World {
     pub(crate) units: UnitTable<SimUnit>,
     pub(crate) resources: BTreeMap<UnitId, Resource>,
     pub(crate) bases: BTreeMap<UnitId, Base>,
-    grid: Grid,
+    /// Where units stood when the last tick ended (or, for a big world
+    /// just stepped, is still catching up with its walks on its own
+    /// thread: see [`World::step`]).
+    grid: FollowingGrid,
     last_battle: BTreeMap<SectorId, u64>,
     /// Units, resources and bases whose sample may have changed, or that
     /// appeared or went, since the last [`World::take_changes`].
@@ -192,7 +195,7 @@ impl World {
             units: UnitTable::default(),
             resources: BTreeMap::new(),
             bases: BTreeMap::new(),
-            grid: Grid::default(),
+            grid: FollowingGrid::default(),
             last_battle: BTreeMap::new(),
             changed: Vec::new(),
             changed_all: false,
@@ -404,6 +407,9 @@ impl World {
     ///
     /// Every unit decides from the world as the tick began (targets, their
     /// positions), so the order units are visited in does not matter.
+    /// A big world on two threads returns while its spatial grid is still
+    /// moving the tick's walkers on a thread of its own; only the next
+    /// tick needs them, and it waits for them if need be.
     pub fn step(&mut self) -> Vec<CombatEvent> {
         let parts = match self.config.threads {
             0 if self.units.len() >= PARALLEL_UNITS => {
@@ -418,16 +424,17 @@ impl World {
     /// [`World::step`] with the units split in `parts` threads.
     fn step_in(&mut self, parts: usize) -> Vec<CombatEvent> {
         self.tick += 1;
+        let grid = self.grid.get_mut();
         for id in std::mem::take(&mut self.moved) {
             let now = self.units.get(&id).map(|u| (u.owner, u.position));
-            self.grid.update(id, now);
+            grid.update(id, now);
         }
-        self.grid.compact();
-        self.grid.refresh_boxes(self.tick, 8);
+        grid.compact();
+        grid.refresh_boxes(self.tick, 8);
         // Units decide from the grid (the world as the tick began), so each
         // is updated in place; a big world is split between two threads,
         // whose results are merged in id order (the same world either way).
-        let (tick, grid, bases) = (self.tick, &self.grid, &self.bases);
+        let (tick, grid, bases) = (self.tick, &*grid, &self.bases);
         let parts = parts.max(1);
         let mut outs = vec![TickOutput::default(); parts];
         std::thread::scope(|scope| {
@@ -447,8 +454,6 @@ impl World {
             out.changed.append(&mut o.changed);
             out.moved.append(&mut o.moved);
         }
-        // The grid follows the walkers now (it held the tick's start until here).
-        self.grid.follow(&out.moved, parts);
         for id in std::mem::take(&mut out.changed) {
             self.touch(id);
         }
@@ -461,6 +466,14 @@ impl World {
         self.apply_damage(&out.damage, &mut events);
         self.report_battles(&out.fighting, &mut events);
         self.capture_resources(&mut events);
+        // The grid follows the walkers last (it held the tick's start until
+        // here): only the next tick needs it, so a big world's grid does
+        // so on its own thread while the caller goes on.
+        if parts > 1 {
+            self.grid.follow_in_background(out.moved, parts);
+        } else {
+            self.grid.get_mut().follow(&out.moved, 1);
+        }
         events
     }
 
@@ -555,6 +568,7 @@ impl World {
             // positions the tick began with).
             let mut near: Vec<(UnitId, PlayerId)> = Vec::new();
             self.grid
+                .get_mut()
                 .within(r.position, radius + MAX_SPEED_CM, |id, _| {
                     if let Some(u) = self.units.get(&id)
                         && within(u.position, r.position, radius)

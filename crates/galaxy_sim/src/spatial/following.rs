@@ -1,0 +1,183 @@
+//! The grid between ticks: moving a tick's walkers in the grid is only
+//! needed by the next tick, so a big world hands that work to a thread of
+//! its own and the caller goes on (mirroring, encoding, sending) while it
+//! runs. Whoever needs the grid next waits for it; nothing else can see
+//! the difference.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Mutex, PoisonError};
+
+use super::{Grid, Walk};
+
+/// A [`Grid`], or the thread bringing it up to date.
+#[derive(Default)]
+pub(crate) struct FollowingGrid(Mutex<State>);
+
+#[derive(Default)]
+struct State {
+    /// The grid, when the worker does not hold it.
+    grid: Option<Grid>,
+    /// The thread that follows walks, started on first use.
+    worker: Option<Worker>,
+    /// The worker holds the grid.
+    following: bool,
+}
+
+/// Work for the follow thread: the grid, the walks and how many threads
+/// [`Grid::follow`] may use.
+type Work = (Grid, Vec<Walk>, usize);
+
+/// A thread that follows walks; it stops when its owner drops the sender.
+struct Worker {
+    work: Sender<Work>,
+    done: Receiver<Grid>,
+}
+
+impl Worker {
+    /// A new follow thread, or `None` if the system has none to give.
+    fn start() -> Option<Self> {
+        let (work, jobs) = channel::<Work>();
+        let (finished, done) = channel();
+        std::thread::Builder::new()
+            .name("galaxy-sim-follow".into())
+            .spawn(move || {
+                for (mut grid, walks, threads) in jobs {
+                    grid.follow(&walks, threads);
+                    if finished.send(grid).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Self { work, done })
+    }
+}
+
+impl State {
+    /// The grid, after waiting for the walks the worker is following.
+    fn ready(&mut self) -> &mut Grid {
+        if std::mem::take(&mut self.following) {
+            let back = self.worker.as_ref().and_then(|w| w.done.recv().ok());
+            // The worker only drops a grid by panicking, a bug in
+            // `Grid::follow` it has already reported.
+            self.grid = Some(back.expect("the grid's follow thread panicked"));
+        }
+        self.grid.get_or_insert_with(Grid::default)
+    }
+}
+
+impl FollowingGrid {
+    /// The grid, up to date: waits for the walks it is following.
+    pub(crate) fn get_mut(&mut self) -> &mut Grid {
+        self.0
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ready()
+    }
+
+    /// Calls `f` with the grid, up to date, through a shared reference.
+    fn with<R>(&self, f: impl FnOnce(&Grid) -> R) -> R {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        f(state.ready())
+    }
+
+    /// Moves `walks` in the grid on the follow thread (which uses `threads`
+    /// threads, as [`Grid::follow`] does) and returns at once; the next use
+    /// of the grid waits for it. Without a thread, follows here.
+    pub(crate) fn follow_in_background(&mut self, walks: Vec<Walk>, threads: usize) {
+        let state = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let grid = std::mem::take(state.ready());
+        if state.worker.is_none() {
+            state.worker = Worker::start();
+        }
+        let work = match &state.worker {
+            Some(worker) => worker.work.send((grid, walks, threads)),
+            None => Err(std::sync::mpsc::SendError((grid, walks, threads))),
+        };
+        match work {
+            Ok(()) => state.following = true,
+            Err(std::sync::mpsc::SendError((mut grid, walks, threads))) => {
+                grid.follow(&walks, threads);
+                state.grid = Some(grid);
+            }
+        }
+    }
+}
+
+impl Clone for FollowingGrid {
+    fn clone(&self) -> Self {
+        let grid = self.with(Grid::clone);
+        Self(Mutex::new(State {
+            grid: Some(grid),
+            ..State::default()
+        }))
+    }
+}
+
+impl PartialEq for FollowingGrid {
+    fn eq(&self, other: &Self) -> bool {
+        // (One grid's lock, taken twice, would never be released.)
+        std::ptr::eq(self, other) || self.with(|a| other.with(|b| a == b))
+    }
+}
+
+impl Eq for FollowingGrid {}
+
+impl std::fmt::Debug for FollowingGrid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.with(|grid| grid.fmt(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use galaxy_protocol::WorldPos;
+
+    /// Walks followed on the follow thread give the grid that following
+    /// them in place gives, whether it is next used mutably, cloned or
+    /// compared (each waits for the thread), tick after tick.
+    #[test]
+    fn following_in_background_gives_the_same_grid() {
+        let mut here = Grid::default();
+        let mut at: Vec<WorldPos> = (0..10_000u64)
+            .map(|id| WorldPos::new(id as i64 * 150, (id % 7) as i64 * 300))
+            .collect();
+        for (id, p) in at.iter().enumerate() {
+            here.update(id as u64, Some((id as u64 % 3, *p)));
+        }
+        let mut background = FollowingGrid::default();
+        *background.get_mut() = here.clone();
+        for round in 0..3u64 {
+            // Every unit walks a little, one in three to another cell.
+            let walks: Vec<Walk> = at
+                .iter_mut()
+                .enumerate()
+                .map(|(id, p)| {
+                    let step = if id % 3 == 0 { 1_500 } else { 40 };
+                    let from = *p;
+                    *p = WorldPos::new(from.x + step, from.y - step);
+                    let id = id as u64;
+                    Walk {
+                        id,
+                        owner: id % 3,
+                        from,
+                        to: *p,
+                    }
+                })
+                .collect();
+            here.follow(&walks, 2);
+            background.follow_in_background(walks, 2);
+            match round {
+                0 => assert!(background.clone().get_mut() == &here),
+                1 => assert!(background == background.clone()),
+                _ => assert!(background.get_mut() == &here),
+            }
+        }
+        assert!(
+            background == background,
+            "compared with itself, without waiting on itself"
+        );
+        assert!(*background.get_mut() == here);
+    }
+}
