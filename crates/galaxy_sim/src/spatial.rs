@@ -137,15 +137,16 @@ impl Grid {
         }
     }
 
-    /// Shrinks the owners' boxes of every `every`-th block (in turn, by
-    /// `tick`) to the units there now: boxes only grow between refreshes.
-    pub(crate) fn refresh_boxes(&mut self, tick: u64, every: u64) {
-        self.map.refresh_boxes(tick, every);
-    }
-
-    /// Forgets empty blocks once they are a quarter of all.
-    pub(crate) fn compact(&mut self) {
+    /// Everything the grid does between two ticks: follows the ending
+    /// tick's `walks` (see [`Grid::follow`]), forgets empty blocks once
+    /// they are a quarter of all, and shrinks the owners' boxes of every
+    /// eighth block (in turn, by `next_tick`) to the units there now (boxes
+    /// only grow between refreshes, and only ever hold more than their
+    /// units, so searches find the same either way).
+    pub(crate) fn end_tick(&mut self, walks: &[Walk], threads: usize, next_tick: u64) {
+        self.follow(walks, threads);
         self.map.compact();
+        self.map.refresh_boxes(next_tick, 8);
     }
 
     /// Position of unit `id` when the grid was last updated.
@@ -376,7 +377,7 @@ mod tests {
         for &(id, o, p) in now {
             g.update(id, Some((o, p)));
         }
-        g.compact();
+        g.map.compact();
     }
 
     /// The block search finds exactly what a scan of every unit finds, at
@@ -461,7 +462,7 @@ mod tests {
         let at = WorldPos::new(1_000, 100);
         assert_eq!(g.nearest_enemy(2, at, 150), Some(1));
         assert_eq!(g.position(1), Some(to));
-        g.refresh_boxes(0, 1);
+        g.map.refresh_boxes(0, 1);
         assert_eq!(g.nearest_enemy(2, at, 150), Some(1));
     }
 

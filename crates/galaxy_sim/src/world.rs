@@ -429,8 +429,6 @@ impl World {
             let now = self.units.get(&id).map(|u| (u.owner, u.position));
             grid.update(id, now);
         }
-        grid.compact();
-        grid.refresh_boxes(self.tick, 8);
         // Units decide from the grid (the world as the tick began), so each
         // is updated in place; a big world is split between two threads,
         // whose results are merged in id order (the same world either way).
@@ -469,10 +467,11 @@ impl World {
         // The grid follows the walkers last (it held the tick's start until
         // here): only the next tick needs it, so a big world's grid does
         // so on its own thread while the caller goes on.
+        let next = self.tick + 1;
         if parts > 1 {
-            self.grid.follow_in_background(out.moved, parts);
+            self.grid.end_tick_in_background(out.moved, parts, next);
         } else {
-            self.grid.get_mut().follow(&out.moved, 1);
+            self.grid.get_mut().end_tick(&out.moved, 1, next);
         }
         events
     }

@@ -23,9 +23,9 @@ struct State {
     following: bool,
 }
 
-/// Work for the follow thread: the grid, the walks and how many threads
-/// [`Grid::follow`] may use.
-type Work = (Grid, Vec<Walk>, usize);
+/// Work for the follow thread: the grid and the arguments of
+/// [`Grid::end_tick`] (walks, threads, next tick).
+type Work = (Grid, Vec<Walk>, usize, u64);
 
 /// A thread that follows walks; it stops when its owner drops the sender.
 struct Worker {
@@ -41,8 +41,8 @@ impl Worker {
         std::thread::Builder::new()
             .name("galaxy-sim-follow".into())
             .spawn(move || {
-                for (mut grid, walks, threads) in jobs {
-                    grid.follow(&walks, threads);
+                for (mut grid, walks, threads, next_tick) in jobs {
+                    grid.end_tick(&walks, threads, next_tick);
                     if finished.send(grid).is_err() {
                         break;
                     }
@@ -81,23 +81,29 @@ impl FollowingGrid {
         f(state.ready())
     }
 
-    /// Moves `walks` in the grid on the follow thread (which uses `threads`
-    /// threads, as [`Grid::follow`] does) and returns at once; the next use
-    /// of the grid waits for it. Without a thread, follows here.
-    pub(crate) fn follow_in_background(&mut self, walks: Vec<Walk>, threads: usize) {
+    /// [`Grid::end_tick`] on the follow thread: returns at once, and the
+    /// next use of the grid waits for it. Without a thread, runs here.
+    pub(crate) fn end_tick_in_background(
+        &mut self,
+        walks: Vec<Walk>,
+        threads: usize,
+        next_tick: u64,
+    ) {
         let state = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
         let grid = std::mem::take(state.ready());
         if state.worker.is_none() {
             state.worker = Worker::start();
         }
         let work = match &state.worker {
-            Some(worker) => worker.work.send((grid, walks, threads)),
-            None => Err(std::sync::mpsc::SendError((grid, walks, threads))),
+            Some(worker) => worker.work.send((grid, walks, threads, next_tick)),
+            None => Err(std::sync::mpsc::SendError((
+                grid, walks, threads, next_tick,
+            ))),
         };
         match work {
             Ok(()) => state.following = true,
-            Err(std::sync::mpsc::SendError((mut grid, walks, threads))) => {
-                grid.follow(&walks, threads);
+            Err(std::sync::mpsc::SendError((mut grid, walks, threads, next_tick))) => {
+                grid.end_tick(&walks, threads, next_tick);
                 state.grid = Some(grid);
             }
         }
@@ -166,8 +172,8 @@ mod tests {
                     }
                 })
                 .collect();
-            here.follow(&walks, 2);
-            background.follow_in_background(walks, 2);
+            here.end_tick(&walks, 2, round + 1);
+            background.end_tick_in_background(walks, 2, round + 1);
             match round {
                 0 => assert!(background.clone().get_mut() == &here),
                 1 => assert!(background == background.clone()),
