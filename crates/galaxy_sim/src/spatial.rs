@@ -39,6 +39,21 @@ fn square(pos: WorldPos, r: u64) -> ((i64, i64), (i64, i64)) {
     (lo, hi)
 }
 
+/// Squared distance from `pos` to the nearest point of fine cell
+/// `(gx, gy)` (zero inside it), exact.
+fn cell_gap_sq(pos: WorldPos, gx: i64, gy: i64) -> u128 {
+    let gap = |p: i64, g: i64| {
+        let start = g.saturating_mul(CELL_CM);
+        let end = start.saturating_add(CELL_CM - 1);
+        if p < start {
+            start.abs_diff(p)
+        } else {
+            p.saturating_sub(end).max(0).unsigned_abs()
+        }
+    };
+    crate::geometry::squared_sum(gap(pos.x, gx), gap(pos.y, gy))
+}
+
 /// Keeps in `best` the nearest of `units` within `limit` (squared) of
 /// `pos`, ties going to the lowest id.
 fn closest(
@@ -262,6 +277,13 @@ impl Grid {
             if gx < lo.0 || gx > hi.0 || gy < lo.1 || gy > hi.1 {
                 return;
             }
+            // A cell none of whose points is in range, or nearer than the
+            // best so far, cannot hold the answer: the square's corners,
+            // and most of a ring once something was found.
+            let gap = cell_gap_sq(pos, gx, gy);
+            if gap > limit || best.is_some_and(|(d, _)| gap > d) {
+                return;
+            }
             let Some(b) = table[(((gy >> 3) - blo.1) * w + ((gx >> 3) - blo.0)) as usize] else {
                 return;
             };
@@ -446,6 +468,23 @@ mod tests {
         update_all(&mut g, &units, &few);
         assert!(g.map.blocks.len() <= 10, "{} blocks", g.map.blocks.len());
         assert!(g.nearest_enemy(99, WorldPos::new(0, 0), u64::MAX).is_some());
+    }
+
+    /// Cells are skipped only when none of their points can beat the
+    /// best found: unit 9 (in a cell visited first) and unit 3 (on the
+    /// nearest point of a cell visited later) are both 501 cm away, and the
+    /// tie goes to the lower id.
+    #[test]
+    fn a_cell_as_near_as_the_best_is_still_searched() {
+        let mut g = Grid::default();
+        g.update(9, Some((2, WorldPos::new(1_500, 1_001))));
+        g.update(3, Some((2, WorldPos::new(999, 500))));
+        assert_eq!(
+            g.nearest_enemy(1, WorldPos::new(1_500, 500), 2_000),
+            Some(3)
+        );
+        // Out of range by a centimetre, both are skipped.
+        assert_eq!(g.nearest_enemy(1, WorldPos::new(1_500, 500), 500), None);
     }
 
     /// A unit that walks within its fine cell stays findable where it is
