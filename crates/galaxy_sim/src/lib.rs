@@ -5,7 +5,8 @@
 //! centimetres, integer hit points, ordered maps, no clocks, and every unit
 //! decides from the world as the tick began, so the same commands on the
 //! same world give bit-identical worlds (a big world's tick may use two
-//! threads; the result is the same).
+//! threads, and its grid catches up on a thread of its own after the tick
+//! returns; the result is the same).
 //!
 //! The world keeps a spatial index of its units (a grid of cells,
 //! updated only for units that moved) and a list of what changed, which a

@@ -29,7 +29,9 @@ pub struct SimConfig {
     /// Hit points of a new base.
     pub base_health: u32,
     /// Threads a tick may use (0: up to two, for worlds of 20,000 units or
-    /// more). The world is the same whatever the number.
+    /// more). The world is the same whatever the number. With more than
+    /// one, the world also keeps a thread that brings its spatial grid up
+    /// to date after each tick, while the caller goes on.
     pub threads: usize,
 }
 
