@@ -55,6 +55,21 @@ pub(crate) fn squared_sum(dx: u64, dy: u64) -> u128 {
     (dx * dx).saturating_add(dy * dy)
 }
 
+/// Squared distance from `p` to the box with corners `min` and `max`
+/// (zero inside it), exact.
+pub(crate) fn box_distance_sq(p: WorldPos, min: WorldPos, max: WorldPos) -> u128 {
+    let gap = |v: i64, lo: i64, hi: i64| {
+        if v < lo {
+            lo.abs_diff(v)
+        } else if v > hi {
+            v.abs_diff(hi)
+        } else {
+            0
+        }
+    };
+    squared_sum(gap(p.x, min.x, max.x), gap(p.y, min.y, max.y))
+}
+
 /// True if `a` and `b` are at most `range` cm apart (no square root).
 pub fn within(a: WorldPos, b: WorldPos, range: u64) -> bool {
     distance_sq(a, b) <= u128::from(range) * u128::from(range)

@@ -12,7 +12,7 @@
 
 use galaxy_protocol::{IdHashMap, PlayerId, UnitId, WorldPos};
 
-use crate::geometry::distance_sq;
+use crate::geometry::{box_distance_sq, distance_sq};
 
 mod blocks;
 mod following;
@@ -42,16 +42,12 @@ fn square(pos: WorldPos, r: u64) -> ((i64, i64), (i64, i64)) {
 /// Squared distance from `pos` to the nearest point of fine cell
 /// `(gx, gy)` (zero inside it), exact.
 fn cell_gap_sq(pos: WorldPos, gx: i64, gy: i64) -> u128 {
-    let gap = |p: i64, g: i64| {
-        let start = g.saturating_mul(CELL_CM);
-        let end = start.saturating_add(CELL_CM - 1);
-        if p < start {
-            start.abs_diff(p)
-        } else {
-            p.saturating_sub(end).max(0).unsigned_abs()
-        }
-    };
-    crate::geometry::squared_sum(gap(pos.x, gx), gap(pos.y, gy))
+    let min = WorldPos::new(gx.saturating_mul(CELL_CM), gy.saturating_mul(CELL_CM));
+    let max = WorldPos::new(
+        min.x.saturating_add(CELL_CM - 1),
+        min.y.saturating_add(CELL_CM - 1),
+    );
+    box_distance_sq(pos, min, max)
 }
 
 /// Keeps in `best` the nearest of `units` within `limit` (squared) of

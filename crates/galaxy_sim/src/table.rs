@@ -185,11 +185,20 @@ impl<T> UnitTable<T> {
         if holes <= 64 || holes * fraction <= self.ids.len() {
             return false;
         }
-        let mut keep = self.slots.iter().map(Option::is_some);
-        self.ids.retain(|_| keep.next().unwrap_or(false));
-        let mut keep = self.slots.iter().map(Option::is_some);
-        self.quiet.retain(|_| keep.next().unwrap_or(false));
-        self.slots.retain(Option::is_some);
+        // The three vectors are parallel: each held unit moves down with
+        // its id and mark.
+        let mut kept = 0;
+        for i in 0..self.slots.len() {
+            if self.slots[i].is_some() {
+                self.ids.swap(kept, i);
+                self.slots.swap(kept, i);
+                self.quiet.swap(kept, i);
+                kept += 1;
+            }
+        }
+        self.ids.truncate(kept);
+        self.slots.truncate(kept);
+        self.quiet.truncate(kept);
         true
     }
 

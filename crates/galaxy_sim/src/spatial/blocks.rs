@@ -5,7 +5,7 @@
 use galaxy_protocol::{IdHashMap, PlayerId, UnitId, WorldPos};
 
 use super::Walk;
-use crate::geometry::squared_sum;
+use crate::geometry::box_distance_sq;
 
 /// Side of a fine cell: 10 m.
 pub(super) const CELL_CM: i64 = 1_000;
@@ -38,19 +38,7 @@ impl Presence {
 
     /// Squared distance from `p` to the box (0 inside).
     fn distance_sq(&self, p: WorldPos) -> u128 {
-        let gap = |v: i64, lo: i64, hi: i64| {
-            if v < lo {
-                lo.abs_diff(v)
-            } else if v > hi {
-                v.abs_diff(hi)
-            } else {
-                0
-            }
-        };
-        squared_sum(
-            gap(p.x, self.min.x, self.max.x),
-            gap(p.y, self.min.y, self.max.y),
-        )
+        box_distance_sq(p, self.min, self.max)
     }
 }
 

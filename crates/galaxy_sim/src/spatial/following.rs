@@ -94,15 +94,15 @@ impl FollowingGrid {
         if state.worker.is_none() {
             state.worker = Worker::start();
         }
-        let work = match &state.worker {
-            Some(worker) => worker.work.send((grid, walks, threads, next_tick)),
-            None => Err(std::sync::mpsc::SendError((
-                grid, walks, threads, next_tick,
-            ))),
+        let job = (grid, walks, threads, next_tick);
+        // The job comes back if there is no worker to take it.
+        let refused = match &state.worker {
+            Some(worker) => worker.work.send(job).err().map(|e| e.0),
+            None => Some(job),
         };
-        match work {
-            Ok(()) => state.following = true,
-            Err(std::sync::mpsc::SendError((mut grid, walks, threads, next_tick))) => {
+        match refused {
+            None => state.following = true,
+            Some((mut grid, walks, threads, next_tick)) => {
                 grid.end_tick(&walks, threads, next_tick);
                 state.grid = Some(grid);
             }
