@@ -82,6 +82,66 @@ pub(crate) struct TickOutput {
     pub(crate) moved: Vec<Walk>,
 }
 
+impl TickOutput {
+    /// Empties every list, keeping its allocation.
+    fn clear(&mut self) {
+        self.damage.clear();
+        self.fighting.clear();
+        self.changed.clear();
+        self.moved.clear();
+    }
+
+    /// Moves everything in `other` to the end of this output's lists.
+    pub(crate) fn append(&mut self, other: &mut Self) {
+        self.damage.append(&mut other.damage);
+        self.fighting.append(&mut other.fighting);
+        self.changed.append(&mut other.changed);
+        self.moved.append(&mut other.moved);
+    }
+}
+
+/// Each thread's [`TickOutput`], kept from tick to tick so that a tick
+/// fills lists that already have room instead of growing new ones (tens of
+/// thousands of walks a tick in a big battle). Scratch space, not part of
+/// the world: it compares equal, clones empty and prints nothing.
+#[derive(Default)]
+pub(crate) struct OutputBuffers(Vec<TickOutput>);
+
+impl OutputBuffers {
+    /// `parts` empty outputs, with the room the last tick's had.
+    pub(crate) fn take(&mut self, parts: usize) -> Vec<TickOutput> {
+        let mut outs = std::mem::take(&mut self.0);
+        outs.resize_with(parts, TickOutput::default);
+        outs.iter_mut().for_each(TickOutput::clear);
+        outs
+    }
+
+    /// Keeps `outs` for the next [`OutputBuffers::take`].
+    pub(crate) fn put_back(&mut self, outs: Vec<TickOutput>) {
+        self.0 = outs;
+    }
+}
+
+impl Clone for OutputBuffers {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for OutputBuffers {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for OutputBuffers {}
+
+impl std::fmt::Debug for OutputBuffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputBuffers")
+    }
+}
+
 /// Worlds with at least this many units step on two threads.
 pub(crate) const PARALLEL_UNITS: usize = 20_000;
 
@@ -254,6 +314,32 @@ fn think(
 mod tests {
     use super::*;
     use galaxy_protocol::link_model::SplitMix64;
+
+    /// A tick's outputs come back empty but with the room the last tick's
+    /// lists grew, however many threads the tick used.
+    #[test]
+    fn output_buffers_come_back_empty_with_their_room() {
+        let mut buffers = OutputBuffers::default();
+        let mut outs = buffers.take(2);
+        for (i, out) in outs.iter_mut().enumerate() {
+            out.changed.extend(0..1_000 * (i as u64 + 1));
+            out.damage.push((1, 2, 3));
+        }
+        let (first, rest) = outs.split_first_mut().unwrap();
+        first.append(&mut rest[0]);
+        assert_eq!(first.changed.len(), 3_000);
+        buffers.put_back(outs);
+        let outs = buffers.take(2);
+        assert!(
+            outs.iter()
+                .all(|o| o.changed.is_empty() && o.damage.is_empty())
+        );
+        assert!(outs[0].changed.capacity() >= 3_000);
+        assert!(outs[1].changed.capacity() >= 2_000);
+        buffers.put_back(outs);
+        assert_eq!(buffers.take(1).len(), 1);
+        assert_eq!(buffers.take(3).len(), 3);
+    }
 
     /// `Leg::position` in i128 only: what the i64 fast path must equal.
     fn position_i128(leg: &Leg, speed: u64) -> WorldPos {

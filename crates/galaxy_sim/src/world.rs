@@ -7,7 +7,7 @@ use galaxy_protocol::{
     UnitState, Velocity, WorldPos,
 };
 
-use crate::behaviour::{Leg, PARALLEL_UNITS, TickOutput, think_all};
+use crate::behaviour::{Leg, OutputBuffers, PARALLEL_UNITS, think_all};
 use crate::geometry::within;
 use crate::kinds::{MAX_SPEED_CM, kind_stats};
 use crate::spatial::FollowingGrid;
@@ -178,6 +178,8 @@ pub struct World {
     changed_all: bool,
     /// Units the grid has not seen in their present place yet.
     moved: Vec<UnitId>,
+    /// The threads' tick outputs, kept for their room (see [`OutputBuffers`]).
+    outputs: OutputBuffers,
 }
 
 impl Default for World {
@@ -202,6 +204,7 @@ impl World {
             changed: Vec::new(),
             changed_all: false,
             moved: Vec::new(),
+            outputs: OutputBuffers::default(),
         }
     }
 
@@ -436,7 +439,7 @@ impl World {
         // whose results are merged in id order (the same world either way).
         let (tick, grid, bases) = (self.tick, &*grid, &self.bases);
         let parts = parts.max(1);
-        let mut outs = vec![TickOutput::default(); parts];
+        let mut outs = self.outputs.take(parts);
         std::thread::scope(|scope| {
             let mut work = self.units.split_mut(parts).into_iter().zip(outs.iter_mut());
             let here = work.next();
@@ -447,14 +450,11 @@ impl World {
                 think_all(run, tick, grid, bases, out);
             }
         });
-        let mut out = TickOutput::default();
-        for mut o in outs {
-            out.damage.append(&mut o.damage);
-            out.fighting.append(&mut o.fighting);
-            out.changed.append(&mut o.changed);
-            out.moved.append(&mut o.moved);
+        let (out, rest) = outs.split_first_mut().expect("at least one part");
+        for o in rest {
+            out.append(o);
         }
-        for id in std::mem::take(&mut out.changed) {
+        for &id in &out.changed {
             self.touch(id);
         }
         // Damage dealt this tick, applied after everyone acted, target by
@@ -471,10 +471,12 @@ impl World {
         // so on its own thread while the caller goes on.
         let next = self.tick + 1;
         if parts > 1 {
-            self.grid.end_tick_in_background(out.moved, parts, next);
+            self.grid
+                .end_tick_in_background(&mut out.moved, parts, next);
         } else {
             self.grid.get_mut().end_tick(&out.moved, 1, next);
         }
+        self.outputs.put_back(outs);
         events
     }
 

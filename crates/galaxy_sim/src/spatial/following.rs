@@ -17,6 +17,9 @@ pub(crate) struct FollowingGrid(Mutex<State>);
 struct State {
     /// The grid, when the worker does not hold it.
     grid: Option<Grid>,
+    /// The walks of the last job, emptied: handed to the caller of the
+    /// next one to fill, so a tick's walks need no new allocation.
+    spare: Vec<Walk>,
     /// The thread that follows walks, started on first use.
     worker: Option<Worker>,
     /// The worker holds the grid.
@@ -28,9 +31,10 @@ struct State {
 type Work = (Grid, Vec<Walk>, usize, u64);
 
 /// A thread that follows walks; it stops when its owner drops the sender.
+/// It gives back the grid and the walks (emptied, for their room).
 struct Worker {
     work: Sender<Work>,
-    done: Receiver<Grid>,
+    done: Receiver<(Grid, Vec<Walk>)>,
 }
 
 impl Worker {
@@ -41,9 +45,10 @@ impl Worker {
         std::thread::Builder::new()
             .name("galaxy-sim-follow".into())
             .spawn(move || {
-                for (mut grid, walks, threads, next_tick) in jobs {
+                for (mut grid, mut walks, threads, next_tick) in jobs {
                     grid.end_tick(&walks, threads, next_tick);
-                    if finished.send(grid).is_err() {
+                    walks.clear();
+                    if finished.send((grid, walks)).is_err() {
                         break;
                     }
                 }
@@ -60,7 +65,8 @@ impl State {
             let back = self.worker.as_ref().and_then(|w| w.done.recv().ok());
             // The worker only drops a grid by panicking, a bug in
             // `Grid::follow` it has already reported.
-            self.grid = Some(back.expect("the grid's follow thread panicked"));
+            let (grid, walks) = back.expect("the grid's follow thread panicked");
+            (self.grid, self.spare) = (Some(grid), walks);
         }
         self.grid.get_or_insert_with(Grid::default)
     }
@@ -83,14 +89,17 @@ impl FollowingGrid {
 
     /// [`Grid::end_tick`] on the follow thread: returns at once, and the
     /// next use of the grid waits for it. Without a thread, runs here.
+    /// Takes the `walks` and leaves an empty list with room in their place
+    /// (the one a previous job used).
     pub(crate) fn end_tick_in_background(
         &mut self,
-        walks: Vec<Walk>,
+        walks: &mut Vec<Walk>,
         threads: usize,
         next_tick: u64,
     ) {
         let state = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
         let grid = std::mem::take(state.ready());
+        let walks = std::mem::replace(walks, std::mem::take(&mut state.spare));
         if state.worker.is_none() {
             state.worker = Worker::start();
         }
@@ -102,9 +111,10 @@ impl FollowingGrid {
         };
         match refused {
             None => state.following = true,
-            Some((mut grid, walks, threads, next_tick)) => {
+            Some((mut grid, mut walks, threads, next_tick)) => {
                 grid.end_tick(&walks, threads, next_tick);
-                state.grid = Some(grid);
+                walks.clear();
+                (state.grid, state.spare) = (Some(grid), walks);
             }
         }
     }
@@ -142,7 +152,8 @@ mod tests {
 
     /// Walks followed on the follow thread give the grid that following
     /// them in place gives, whether it is next used mutably, cloned or
-    /// compared (each waits for the thread), tick after tick.
+    /// compared (each waits for the thread), tick after tick; each job's
+    /// list of walks comes back for the next job to fill.
     #[test]
     fn following_in_background_gives_the_same_grid() {
         let mut here = Grid::default();
@@ -156,7 +167,7 @@ mod tests {
         *background.get_mut() = here.clone();
         for round in 0..3u64 {
             // Every unit walks a little, one in three to another cell.
-            let walks: Vec<Walk> = at
+            let mut walks: Vec<Walk> = at
                 .iter_mut()
                 .enumerate()
                 .map(|(id, p)| {
@@ -173,7 +184,11 @@ mod tests {
                 })
                 .collect();
             here.end_tick(&walks, 2, round + 1);
-            background.end_tick_in_background(walks, 2, round + 1);
+            background.end_tick_in_background(&mut walks, 2, round + 1);
+            // The walks are taken; from the second job on, the list given
+            // back is the last job's, emptied, with its room.
+            assert!(walks.is_empty());
+            assert_eq!(walks.capacity() >= at.len(), round > 0, "round {round}");
             match round {
                 0 => assert!(background.clone().get_mut() == &here),
                 1 => assert!(background == background.clone()),
