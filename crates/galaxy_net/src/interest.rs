@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use bevy::prelude::Resource;
 use galaxy_protocol::{
-    IdHashMap, IdHashSet, SECTOR_SIZE_CM, SectorId, UnitId, WorldPos, WorldRect,
+    ChurnRoom, IdHashMap, IdHashSet, SECTOR_SIZE_CM, SectorId, UnitId, WorldPos, WorldRect,
 };
 
 /// Most scale-0 sectors in one client's near interest (a 20 km x 20 km view).
@@ -82,6 +82,8 @@ pub struct SectorMove {
 pub struct SectorIndex {
     units: IdHashMap<SectorId, IdHashSet<UnitId>>,
     sector_of: IdHashMap<UnitId, SectorId>,
+    /// Room in `sector_of` for units dying and spawning (see [`ChurnRoom`]).
+    room: ChurnRoom,
     activity: IdHashMap<SectorId, Activity>,
     /// Per sector, `(tick, unit)` of recent changes, oldest first.
     log: IdHashMap<SectorId, VecDeque<(u64, UnitId)>>,
@@ -204,6 +206,7 @@ impl SectorIndex {
         if from == Some(sector) {
             return;
         }
+        self.room.make_room(&mut self.sector_of);
         if let Some(old) = from {
             self.take_out(id, old);
         }

@@ -97,10 +97,78 @@ pub type IdHashMap<K, V> = HashMap<K, V, IdBuildHasher>;
 /// A `HashSet` with [`IdHasher`].
 pub type IdHashSet<K> = HashSet<K, IdBuildHasher>;
 
+/// Keeps a map keyed by unit ids at most half full of live entries.
+///
+/// Unit ids are never reused: units die and new ones spawn with new ids,
+/// so a map of the living leaves a dead slot (tombstone) behind at every
+/// removal. The first time those run out in a table more than half full of
+/// live entries, the table doubles in one go (for 100,000 units, tens of MB
+/// copied within one tick, in the middle of a game). Keeping room for as
+/// many entries again as it holds moves that growth to when the entries
+/// arrive; churn is then absorbed in place and the map's memory stays flat.
+///
+/// Call [`ChurnRoom::make_room`] after inserting. It is bookkeeping, not
+/// content: any two compare equal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ChurnRoom {
+    /// The map's capacity when room was last made.
+    room: usize,
+}
+
+impl ChurnRoom {
+    /// Grows `map` if more than half of the room last made is taken.
+    pub fn make_room<K: Eq + std::hash::Hash, V>(&mut self, map: &mut IdHashMap<K, V>) {
+        let len = map.len();
+        if 2 * len > self.room {
+            map.reserve(len);
+            self.room = map.capacity();
+        }
+    }
+}
+
+impl PartialEq for ChurnRoom {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ChurnRoom {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::SectorId;
+
+    /// Ids that come and go (the oldest dies, a new one spawns) never make
+    /// a map with room made grow after its entries arrived, while the same
+    /// churn doubles a plain one; and the room made is no more than the
+    /// plain map ends up with.
+    #[test]
+    fn churn_does_not_grow_a_map_with_room() {
+        let (mut roomy, mut plain) = (IdHashMap::default(), IdHashMap::default());
+        let mut room = ChurnRoom::default();
+        for id in 0..100_000u64 {
+            roomy.insert(id, id);
+            room.make_room(&mut roomy);
+            plain.insert(id, id);
+        }
+        let (settled, plain_start) = (roomy.capacity(), plain.capacity());
+        assert!(settled >= 2 * roomy.len());
+        let mut plain_grew = false;
+        for id in 100_000..1_000_000u64 {
+            roomy.remove(&(id - 100_000));
+            roomy.insert(id, id);
+            room.make_room(&mut roomy);
+            plain.remove(&(id - 100_000));
+            plain.insert(id, id);
+            plain_grew |= plain.capacity() > plain_start;
+            assert!(roomy.capacity() <= settled, "grew at id {id}");
+        }
+        assert_eq!(roomy.len(), 100_000);
+        assert!((900_000..1_000_000).all(|id| roomy[&id] == id));
+        assert!(plain_grew, "the plain map doubles under churn");
+        assert!(settled <= plain.capacity().max(2 * plain_start));
+    }
 
     #[test]
     fn maps_work_and_sequential_ids_spread() {

@@ -48,7 +48,7 @@ pub use delta::{
     POSITION_ABSOLUTE, POSITION_CHANGED, PositionChange, REMOVED, STATE_CHANGED, TARGET_CHANGED,
     UnitDelta, VELOCITY_CHANGED, VelocityChange,
 };
-pub use hash::{IdHashMap, IdHashSet};
+pub use hash::{ChurnRoom, IdHashMap, IdHashSet};
 pub use message::{
     Connect, LoadBalance, MAX_CONNECT_TOKEN_BYTES, MAX_SERVER_ADDR_BYTES, NetworkMessage,
     PROTOCOL_VERSION, Redirect, SectorSnapshot, SectorTransfer, ServerSync, UnitUpdate, ViewUpdate,

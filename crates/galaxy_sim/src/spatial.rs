@@ -10,7 +10,7 @@
 //! remember which owners are present, so a search skips every block where
 //! only its own side stands and looks at the cells within range of the rest.
 
-use galaxy_protocol::{IdHashMap, PlayerId, UnitId, WorldPos};
+use galaxy_protocol::{ChurnRoom, IdHashMap, PlayerId, UnitId, WorldPos};
 
 use crate::geometry::{box_distance_sq, distance_sq};
 
@@ -86,6 +86,8 @@ pub(crate) struct Grid {
     map: BlockMap,
     /// Every unit's owner and position.
     units: IdHashMap<UnitId, (PlayerId, WorldPos)>,
+    /// Room in `units` for units dying and spawning (see [`ChurnRoom`]).
+    room: ChurnRoom,
 }
 
 impl Grid {
@@ -119,6 +121,7 @@ impl Grid {
                 if let Some((o, p)) = now {
                     self.map.put(id, o, p);
                     self.units.insert(id, (o, p));
+                    self.room.make_room(&mut self.units);
                 }
             }
         }
@@ -131,7 +134,7 @@ impl Grid {
     /// side: a tick's walks are most of the grid's work, and it is serial
     /// work between two parallel phases.
     pub(crate) fn follow(&mut self, walks: &[Walk], threads: usize) {
-        let Grid { map, units } = self;
+        let Grid { map, units, .. } = self;
         let entries = |units: &mut IdHashMap<UnitId, (PlayerId, WorldPos)>| {
             for w in walks {
                 let before = units.insert(w.id, (w.owner, w.to));

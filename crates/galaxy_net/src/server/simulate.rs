@@ -5,8 +5,8 @@
 use bevy::prelude::*;
 use bevy_renet::renet::ClientId;
 use galaxy_protocol::{
-    CombatEvent, CompressedCommand, DeadReckoner, IdHashMap, QuantizedUnit, ReckonConfig,
-    ReckonerStats, SectorId, UnitId,
+    ChurnRoom, CombatEvent, CompressedCommand, DeadReckoner, IdHashMap, QuantizedUnit,
+    ReckonConfig, ReckonerStats, SectorId, UnitId,
 };
 
 use super::{RemoteUnits, Sessions, SimWorld};
@@ -56,6 +56,8 @@ const MIRROR_CHUNK: usize = 4096;
 pub struct ReplicatedUnits {
     reckoner: DeadReckoner,
     units: IdHashMap<UnitId, Mirrored>,
+    /// Room in `units` for units dying and spawning (see [`ChurnRoom`]).
+    room: ChurnRoom,
     /// Ids shown as ghosts last tick.
     ghosts: Vec<UnitId>,
     /// Ids to look at this tick (kept for its allocation).
@@ -304,6 +306,7 @@ pub(crate) fn mirror_units(
                             track,
                         },
                     );
+                    r.room.make_room(&mut r.units);
                 }
             }
         }
