@@ -206,9 +206,9 @@ impl SectorIndex {
         if from == Some(sector) {
             return;
         }
-        self.room.make_room(&mut self.sector_of);
-        if let Some(old) = from {
-            self.take_out(id, old);
+        match from {
+            Some(old) => self.take_out(id, old),
+            None => self.room.make_room(&mut self.sector_of),
         }
         self.units.entry(sector).or_default().insert(id);
         self.touch(sector, Some(id));

@@ -30,6 +30,13 @@ struct State {
 /// [`Grid::end_tick`] (walks, threads, next tick).
 type Work = (Grid, Vec<Walk>, usize, u64);
 
+/// Does one job: the grid brought up to date, and its walks emptied.
+fn follow((mut grid, mut walks, threads, next_tick): Work) -> (Grid, Vec<Walk>) {
+    grid.end_tick(&walks, threads, next_tick);
+    walks.clear();
+    (grid, walks)
+}
+
 /// A thread that follows walks; it stops when its owner drops the sender.
 /// It gives back the grid and the walks (emptied, for their room).
 struct Worker {
@@ -45,10 +52,8 @@ impl Worker {
         std::thread::Builder::new()
             .name("galaxy-sim-follow".into())
             .spawn(move || {
-                for (mut grid, mut walks, threads, next_tick) in jobs {
-                    grid.end_tick(&walks, threads, next_tick);
-                    walks.clear();
-                    if finished.send((grid, walks)).is_err() {
+                for job in jobs {
+                    if finished.send(follow(job)).is_err() {
                         break;
                     }
                 }
@@ -111,9 +116,8 @@ impl FollowingGrid {
         };
         match refused {
             None => state.following = true,
-            Some((mut grid, mut walks, threads, next_tick)) => {
-                grid.end_tick(&walks, threads, next_tick);
-                walks.clear();
+            Some(job) => {
+                let (grid, walks) = follow(job);
                 (state.grid, state.spare) = (Some(grid), walks);
             }
         }
