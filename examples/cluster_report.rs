@@ -59,9 +59,10 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use galaxy_cluster::SectorSnapshot;
 use galaxy_cluster::{Cluster, ClusterConfig, NatsServer, Ownership};
+use galaxy_protocol::SectorId;
 use galaxy_protocol::link_model::SplitMix64;
-use galaxy_protocol::{SectorId, SectorSnapshot};
 
 /// Sector scale of the servers (their default: 8 km sectors).
 const SCALE: u8 = 3;

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use galaxy_protocol::{NetworkMessage, SectorId, SectorSnapshot, ServerSync, codec};
+use galaxy_protocol::SectorId;
+
+use crate::messages::{ClusterMessage, LoadBalance, SectorSnapshot, ServerSync};
 
 use crate::records::{LoadReport, Ownership, sector_from_key, sector_key};
 
@@ -290,12 +292,12 @@ impl Cluster {
             self.snapshot_revisions.remove(&sector);
             return Err(ClusterError::Fenced(sector));
         }
-        let msg = NetworkMessage::ServerSync(ServerSync {
+        let msg = ClusterMessage::ServerSync(ServerSync {
             server_id: self.config.server_id,
             sector_states: BTreeMap::from([(sector, snapshot.clone())]),
             timestamp: snapshot.tick,
         });
-        let bytes = codec::encode(&msg).map_err(nats)?;
+        let bytes = msg.encode().map_err(nats)?;
         let key = sector_key(sector);
         let expected = match self.snapshot_revisions.get(&sector) {
             Some(&rev) => rev,
@@ -337,8 +339,8 @@ impl Cluster {
             key: key.clone(),
             message,
         };
-        match codec::decode(&bytes).map_err(|e| corrupt(e.to_string()))? {
-            NetworkMessage::ServerSync(mut s) => Ok(s.sector_states.remove(&sector)),
+        match ClusterMessage::decode(&bytes).map_err(|e| corrupt(e.to_string()))? {
+            ClusterMessage::ServerSync(mut s) => Ok(s.sector_states.remove(&sector)),
             _ => Err(corrupt("not a ServerSync".into())),
         }
     }
@@ -360,8 +362,8 @@ impl Cluster {
             key: key.clone(),
             message,
         };
-        match codec::decode(&entry.value).map_err(|e| corrupt(e.to_string()))? {
-            NetworkMessage::ServerSync(mut s) => Ok(s
+        match ClusterMessage::decode(&entry.value).map_err(|e| corrupt(e.to_string()))? {
+            ClusterMessage::ServerSync(mut s) => Ok(s
                 .sector_states
                 .remove(&sector)
                 .map(|snap| (snap, std::time::SystemTime::from(entry.created)))),
@@ -494,11 +496,11 @@ impl Cluster {
         to: u32,
         sectors: Vec<SectorId>,
     ) -> Result<(), ClusterError> {
-        let msg = NetworkMessage::LoadBalance(galaxy_protocol::LoadBalance {
+        let msg = ClusterMessage::LoadBalance(LoadBalance {
             target_server: to,
             sectors_to_migrate: sectors,
         });
-        let bytes = codec::encode(&msg).map_err(nats)?;
+        let bytes = msg.encode().map_err(nats)?;
         self.client
             .publish(self.server_subject(from), Bytes::from(bytes))
             .await

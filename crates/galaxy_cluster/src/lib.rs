@@ -24,16 +24,21 @@
 //!   it owns, lost or adopted through channels; the game asks
 //!   [`ClusterNode::acting`] before each tick.
 //!
+//! - **Messages** ([`ClusterMessage`]): `ServerSync`, `LoadBalance`,
+//!   `SectorTransfer` and forwarded commands, between servers only.
+//!
 //! The crate has no Bevy: a server drives it from its own async runtime.
 
 mod balance;
 mod cluster;
+pub mod messages;
 pub mod nats_server;
 mod node;
 mod records;
 
 pub use balance::{PlannedMove, plan_move};
 pub use cluster::{Cluster, ClusterConfig, ClusterError, Epoch};
+pub use messages::{ClusterMessage, LoadBalance, SectorSnapshot, SectorTransfer, ServerSync};
 pub use nats_server::{NatsServer, NatsServerError};
 pub use node::{ClusterNode, ID_BLOCK_LEN, NodeCommand, NodeConfig, NodeEvent, Origin};
 pub use records::{LoadReport, Ownership, sector_from_key, sector_key};

@@ -5,8 +5,8 @@ use bevy::prelude::*;
 use bevy_renet::RenetClient;
 use bevy_renet::{RenetReceive, RenetSend};
 use galaxy_protocol::{
-    BatchCommand, CombatEvent, CompressedCommand, Connect, DeltaReceiver, NetworkMessage, PlayerId,
-    SectorId, ViewUpdate, WorldRect, codec,
+    BatchCommand, ClientMessage, CombatEvent, CompressedCommand, Connect, DeltaReceiver, PlayerId,
+    SectorId, ServerMessage, ViewUpdate, WorldRect, codec,
 };
 
 use crate::NetSet;
@@ -191,8 +191,8 @@ fn receive(
         while let Some(bytes) = client.receive_message(channel) {
             stats.bytes_received += bytes.len() as u64;
             stats.messages_received += 1;
-            match codec::decode(&bytes) {
-                Ok(NetworkMessage::UnitUpdate(u)) => {
+            match codec::decode_server(&bytes) {
+                Ok(ServerMessage::UnitUpdate(u)) => {
                     if replica.bytes_by_sector.len() >= MAX_SECTOR_COUNTERS
                         && !replica.bytes_by_sector.contains_key(&u.sector_id)
                     {
@@ -207,8 +207,8 @@ fn receive(
                         Err(_) => stats.reject("refused_update", 1),
                     }
                 }
-                Ok(NetworkMessage::CombatEvent(e)) => events.push(e),
-                Ok(NetworkMessage::Redirect(r)) => {
+                Ok(ServerMessage::CombatEvent(e)) => events.push(e),
+                Ok(ServerMessage::Redirect(r)) => {
                     let player = replica.player;
                     let switching = crate::redirect::on_redirect(
                         &r,
@@ -222,7 +222,6 @@ fn receive(
                         break 'channels;
                     }
                 }
-                Ok(_) => stats.reject("unexpected_message", 1),
                 Err(e) => *stats.decode_errors.entry(e.kind()).or_default() += 1,
             }
         }
@@ -252,8 +251,8 @@ fn send(
         sent.view = None;
     }
     let mut any = false;
-    let mut out = |client: &mut RenetClient, channel: u8, msg: NetworkMessage| {
-        if let Ok(bytes) = codec::encode(&msg) {
+    let mut out = |client: &mut RenetClient, channel: u8, msg: ClientMessage| {
+        if let Ok(bytes) = codec::encode_client(&msg) {
             stats.bytes_sent += bytes.len() as u64;
             stats.messages_sent += 1;
             client.send_message(channel, bytes);
@@ -267,14 +266,14 @@ fn send(
             auth_token: String::new(),
             protocol_version: galaxy_protocol::PROTOCOL_VERSION,
         };
-        out(&mut client, COMMANDS, NetworkMessage::Connect(hello));
+        out(&mut client, COMMANDS, ClientMessage::Connect(hello));
     }
     if let Some(view) = view.filter(|v| sent.view != Some((v.0, rate.0))) {
         sent.view = Some((view.0, rate.0));
         out(
             &mut client,
             COMMANDS,
-            NetworkMessage::ViewUpdate(ViewUpdate {
+            ClientMessage::ViewUpdate(ViewUpdate {
                 view: view.0,
                 max_update_hz: rate.0,
             }),
@@ -291,11 +290,11 @@ fn send(
                 commands: chunk.to_vec(),
                 player_id: player,
             };
-            out(&mut client, COMMANDS, NetworkMessage::BatchCommand(batch));
+            out(&mut client, COMMANDS, ClientMessage::BatchCommand(batch));
         }
     }
     for ack in replica.receiver.take_acks() {
-        out(&mut client, ACKS, NetworkMessage::UpdateAck(ack));
+        out(&mut client, ACKS, ClientMessage::UpdateAck(ack));
     }
     if any {
         sent.last_sent = now;

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use bevy::prelude::*;
 use bevy_renet::renet::ClientId;
 use bevy_renet::{RenetSend, RenetServer};
-use galaxy_protocol::{NetworkMessage, PlayerId, Redirect, codec};
+use galaxy_protocol::{PlayerId, Redirect, ServerMessage, codec};
 
 use crate::NetSet;
 use crate::channels::EVENTS;
@@ -163,7 +163,9 @@ fn send_redirects(
             continue;
         }
         let (addr, epoch) = (redirect.server_addr.clone(), redirect.epoch);
-        match codec::encode(&NetworkMessage::Redirect(redirect)) {
+        match codec::encode_server::<galaxy_protocol::QuantizedUnit>(&ServerMessage::Redirect(
+            redirect,
+        )) {
             Ok(bytes) => {
                 info!("redirecting player {client} to {addr} (epoch {epoch})");
                 stats.bytes_sent += bytes.len() as u64;

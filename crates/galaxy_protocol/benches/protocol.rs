@@ -55,7 +55,7 @@ fn encode_decode(c: &mut Criterion) {
                 let msgs = s.write_updates(4);
                 let mut out = Vec::with_capacity(8 * 1200);
                 for m in msgs {
-                    codec::encode_into(&NetworkMessage::UnitUpdate(m), &mut out).unwrap();
+                    codec::encode_server_into(&ServerMessage::UnitUpdate(m), &mut out).unwrap();
                 }
                 out
             },
@@ -78,7 +78,7 @@ fn encode_decode(c: &mut Criterion) {
     let packets: Vec<Vec<u8>> = s
         .write_updates(4)
         .into_iter()
-        .map(|m| encode(&NetworkMessage::UnitUpdate(m)).unwrap())
+        .map(|m| encode_server(&ServerMessage::UnitUpdate(m)).unwrap())
         .collect();
     let total: usize = packets.iter().map(Vec::len).sum();
     eprintln!(
@@ -90,7 +90,7 @@ fn encode_decode(c: &mut Criterion) {
     g.bench_function("codec_decode_per_unit", |b| {
         b.iter(|| {
             for p in &packets {
-                black_box(decode(black_box(p)).unwrap());
+                black_box(decode_server::<QuantizedUnit>(black_box(p)).unwrap());
             }
         })
     });
@@ -105,7 +105,7 @@ fn encode_decode(c: &mut Criterion) {
             },
             |mut r| {
                 for p in &packets {
-                    if let Ok(NetworkMessage::UnitUpdate(u)) = decode(p) {
+                    if let Ok(ServerMessage::UnitUpdate(u)) = decode_server(p) {
                         r.receive(&u).unwrap();
                     }
                 }

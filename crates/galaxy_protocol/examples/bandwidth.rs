@@ -343,12 +343,12 @@ impl Link {
         };
         let mut sent = 0;
         for u in updates {
-            let b = encode(&NetworkMessage::UnitUpdate(u)).expect("encodes");
+            let b = encode_server(&ServerMessage::UnitUpdate(u)).expect("encodes");
             sent += b.len();
             self.down.send(tick, b);
         }
         for b in self.down.deliver(tick) {
-            if let Ok(NetworkMessage::UnitUpdate(u)) = decode(&b) {
+            if let Ok(ServerMessage::UnitUpdate(u)) = decode_server(&b) {
                 self.receiver
                     .receive(&u)
                     .expect("a correct sender's update applies");
@@ -357,11 +357,11 @@ impl Link {
         for ack in self.receiver.take_acks() {
             self.up.send(
                 tick,
-                encode(&NetworkMessage::UpdateAck(ack)).expect("encodes"),
+                encode_client(&ClientMessage::UpdateAck(ack)).expect("encodes"),
             );
         }
         for b in self.up.deliver(tick) {
-            if let Ok(NetworkMessage::UpdateAck(a)) = decode(&b) {
+            if let Ok(ClientMessage::UpdateAck(a)) = decode_client(&b) {
                 self.sender.receive_ack(&a);
             }
         }

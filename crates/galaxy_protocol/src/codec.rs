@@ -1,9 +1,16 @@
-//! Bytes <-> [`NetworkMessage`]: the only module that knows bincode.
+//! Bytes <-> messages: the only module that knows bincode.
 //!
 //! Layout: one tag byte naming the variant, then the variant's struct in
 //! bincode 2 (`standard` config: little-endian varints). `UnitUpdate` is the
 //! exception on the hot path: a bincode header with the record count, then
 //! the bit-packed deltas of [`crate::delta`] to the end of the message.
+//!
+//! Each direction has its own decoder: a server decodes [`ClientMessage`]s
+//! only ([`decode_client`]), a client [`ServerMessage`]s only
+//! ([`decode_server`]); a tag of the other direction is refused before its
+//! body is read. Other crates (the cluster's server-to-server messages)
+//! frame their own serde types with [`encode_value`] / [`decode_value`],
+//! under the same limits.
 //!
 //! Decoding is total: any byte string yields a message or a typed
 //! [`DecodeError`], never a panic, and allocations stay proportional to the
@@ -13,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::bits::BitWriter;
 use crate::delta::{PayloadError, read_deltas, write_deltas};
-use crate::message::{NetworkMessage, UnitUpdate};
+use crate::message::{ClientMessage, ServerMessage, UnitUpdate};
 use crate::sector::SectorId;
+use crate::snapshot::UnitSnapshot;
 
 /// Largest message [`decode`] accepts (snapshots between servers are the big ones).
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
@@ -50,6 +58,10 @@ pub enum DecodeError {
     /// The first byte names no message.
     #[error("unknown message tag {0}")]
     UnknownTag(u8),
+    /// The first byte names a message of the other direction (or between
+    /// servers): refused before its body is read.
+    #[error("message tag {0} is not for this side")]
+    WrongDirection(u8),
     /// The bytes ended inside a field.
     #[error("message truncated")]
     Truncated,
@@ -77,6 +89,7 @@ impl DecodeError {
             Self::Empty => "empty",
             Self::TooLarge { .. } => "too_large",
             Self::UnknownTag(_) => "unknown_tag",
+            Self::WrongDirection(_) => "wrong_direction",
             Self::Truncated => "truncated",
             Self::Malformed(_) => "malformed",
             Self::Payload(_) => "payload",
@@ -127,11 +140,16 @@ mod tag {
     pub const VIEW_UPDATE: u8 = 3;
     pub const BATCH_COMMAND: u8 = 4;
     pub const COMBAT_EVENT: u8 = 5;
-    pub const SERVER_SYNC: u8 = 6;
-    pub const LOAD_BALANCE: u8 = 7;
-    pub const SECTOR_TRANSFER: u8 = 8;
     pub const REDIRECT: u8 = 9;
+    /// Tags of server-to-client messages.
+    pub const SERVER: [u8; 3] = [UNIT_UPDATE, COMBAT_EVENT, REDIRECT];
+    /// Tags of client-to-server messages.
+    pub const CLIENT: [u8; 4] = [CONNECT, UPDATE_ACK, VIEW_UPDATE, BATCH_COMMAND];
 }
+
+/// First tag free for other crates' envelopes ([`encode_value`]); tags 6, 7
+/// and 8 are the cluster's (they were its messages' before the split).
+pub const FIRST_FOREIGN_TAG: u8 = 6;
 
 fn put<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), EncodeError> {
     bincode::serde::encode_into_std_write(value, out, config())
@@ -139,14 +157,32 @@ fn put<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), EncodeError> {
         .map_err(|e| EncodeError::Serialize(e.to_string()))
 }
 
-/// Appends the encoding of `msg` to `out` (on error `out` may hold a partial message).
-pub fn encode_into(msg: &NetworkMessage, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+/// Appends the encoding of a client's message to `out` (on error `out`
+/// may hold a partial message).
+pub fn encode_client_into(msg: &ClientMessage, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     match msg {
-        NetworkMessage::Connect(m) => {
-            out.push(tag::CONNECT);
-            put(out, m)
-        }
-        NetworkMessage::UnitUpdate(u) => {
+        ClientMessage::Connect(m) => encode_value(tag::CONNECT, m, out),
+        ClientMessage::UpdateAck(m) => encode_value(tag::UPDATE_ACK, m, out),
+        ClientMessage::ViewUpdate(m) => encode_value(tag::VIEW_UPDATE, m, out),
+        ClientMessage::BatchCommand(m) => encode_value(tag::BATCH_COMMAND, m, out),
+    }
+}
+
+/// Encodes a client's message into a new buffer.
+pub fn encode_client(msg: &ClientMessage) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    encode_client_into(msg, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the encoding of a server's message to `out` (on error `out`
+/// may hold a partial message).
+pub fn encode_server_into<S: UnitSnapshot>(
+    msg: &ServerMessage<S>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    match msg {
+        ServerMessage::UnitUpdate(u) => {
             let mut w = BitWriter::new();
             write_deltas(&mut w, u.timestamp, &u.updates)?;
             out.push(tag::UNIT_UPDATE);
@@ -154,55 +190,37 @@ pub fn encode_into(msg: &NetworkMessage, out: &mut Vec<u8>) -> Result<(), Encode
             out.extend_from_slice(w.as_bytes());
             Ok(())
         }
-        NetworkMessage::UpdateAck(m) => {
-            out.push(tag::UPDATE_ACK);
-            put(out, m)
-        }
-        NetworkMessage::ViewUpdate(m) => {
-            out.push(tag::VIEW_UPDATE);
-            put(out, m)
-        }
-        NetworkMessage::BatchCommand(m) => {
-            out.push(tag::BATCH_COMMAND);
-            put(out, m)
-        }
-        NetworkMessage::CombatEvent(m) => {
-            out.push(tag::COMBAT_EVENT);
-            put(out, m)
-        }
-        NetworkMessage::ServerSync(m) => {
-            out.push(tag::SERVER_SYNC);
-            put(out, m)
-        }
-        NetworkMessage::LoadBalance(m) => {
-            out.push(tag::LOAD_BALANCE);
-            put(out, m)
-        }
-        NetworkMessage::SectorTransfer(m) => {
-            out.push(tag::SECTOR_TRANSFER);
-            put(out, m)
-        }
-        NetworkMessage::Redirect(m) => {
-            out.push(tag::REDIRECT);
-            put(out, m)
-        }
+        ServerMessage::CombatEvent(m) => encode_value(tag::COMBAT_EVENT, m, out),
+        ServerMessage::Redirect(m) => encode_value(tag::REDIRECT, m, out),
     }
 }
 
-fn unit_update_header(u: &UnitUpdate) -> Result<UnitUpdateHeader, EncodeError> {
+/// Encodes a server's message into a new buffer.
+pub fn encode_server<S: UnitSnapshot>(msg: &ServerMessage<S>) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    encode_server_into(msg, &mut out)?;
+    Ok(out)
+}
+
+/// Appends `tag` and then `value` in bincode: the envelope of every
+/// serde message, for crates that define their own (e.g. between servers,
+/// with tags from [`FIRST_FOREIGN_TAG`] up).
+pub fn encode_value<T: Serialize>(
+    tag: u8,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    out.push(tag);
+    put(out, value)
+}
+
+fn unit_update_header<S: UnitSnapshot>(u: &UnitUpdate<S>) -> Result<UnitUpdateHeader, EncodeError> {
     Ok(UnitUpdateHeader {
         sector_id: u.sector_id,
         sequence: u.sequence,
         timestamp: u.timestamp,
         count: u16::try_from(u.updates.len()).map_err(|_| EncodeError::TooManyDeltas)?,
     })
-}
-
-/// Encodes `msg` into a new buffer.
-pub fn encode(msg: &NetworkMessage) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Vec::new();
-    encode_into(msg, &mut out)?;
-    Ok(out)
 }
 
 /// Bytes of a `UnitUpdate`'s tag and header, for the largest record count:
@@ -260,8 +278,8 @@ pub fn encode_packed_unit_update(
     Ok(())
 }
 
-/// Decodes one whole message; every byte must be used.
-pub fn decode(bytes: &[u8]) -> Result<NetworkMessage, DecodeError> {
+/// Splits a message into its tag and body after the size check.
+fn split(bytes: &[u8]) -> Result<(u8, &[u8]), DecodeError> {
     let (&tag, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(DecodeError::TooLarge {
@@ -269,34 +287,81 @@ pub fn decode(bytes: &[u8]) -> Result<NetworkMessage, DecodeError> {
             max: MAX_MESSAGE_BYTES,
         });
     }
+    Ok((tag, body))
+}
+
+/// The error for a tag that is not one of `mine`.
+fn foreign(tag: u8, mine: &[u8]) -> DecodeError {
+    let known = tag::SERVER.contains(&tag)
+        || tag::CLIENT.contains(&tag)
+        || (FIRST_FOREIGN_TAG..tag::REDIRECT).contains(&tag);
+    if known && !mine.contains(&tag) {
+        DecodeError::WrongDirection(tag)
+    } else {
+        DecodeError::UnknownTag(tag)
+    }
+}
+
+/// Decodes one whole message a client sent; every byte must be used.
+/// Server-to-client and server-to-server tags are refused before their
+/// body is read.
+pub fn decode_client(bytes: &[u8]) -> Result<ClientMessage, DecodeError> {
+    let (tag, body) = split(bytes)?;
     let msg = match tag {
-        tag::CONNECT => NetworkMessage::Connect(take_all(body)?),
+        tag::CONNECT => ClientMessage::Connect(decode_value(body)?),
+        tag::UPDATE_ACK => ClientMessage::UpdateAck(decode_value(body)?),
+        tag::VIEW_UPDATE => ClientMessage::ViewUpdate(decode_value(body)?),
+        tag::BATCH_COMMAND => ClientMessage::BatchCommand(decode_value(body)?),
+        other => return Err(foreign(other, &tag::CLIENT)),
+    };
+    match &msg {
+        ClientMessage::BatchCommand(b) => check_sector(&b.sector_id)?,
+        ClientMessage::ViewUpdate(v) if !v.view.is_well_formed() => {
+            return Err(DecodeError::InvalidRect);
+        }
+        _ => {}
+    }
+    Ok(msg)
+}
+
+/// Decodes one whole message a server sent, whose unit updates carry
+/// snapshots of type `S`; every byte must be used. Client-to-server and
+/// server-to-server tags are refused before their body is read.
+pub fn decode_server<S: UnitSnapshot>(bytes: &[u8]) -> Result<ServerMessage<S>, DecodeError> {
+    let (tag, body) = split(bytes)?;
+    match tag {
         tag::UNIT_UPDATE => {
             let (h, used): (UnitUpdateHeader, usize) =
                 bincode::serde::borrow_decode_from_slice(body, config())?;
+            check_sector(&h.sector_id)?;
             let updates = read_deltas(&body[used..], usize::from(h.count), h.timestamp)?;
-            NetworkMessage::UnitUpdate(UnitUpdate {
+            Ok(ServerMessage::UnitUpdate(UnitUpdate {
                 sector_id: h.sector_id,
                 sequence: h.sequence,
                 timestamp: h.timestamp,
                 updates,
-            })
+            }))
         }
-        tag::UPDATE_ACK => NetworkMessage::UpdateAck(take_all(body)?),
-        tag::VIEW_UPDATE => NetworkMessage::ViewUpdate(take_all(body)?),
-        tag::BATCH_COMMAND => NetworkMessage::BatchCommand(take_all(body)?),
-        tag::COMBAT_EVENT => NetworkMessage::CombatEvent(take_all(body)?),
-        tag::SERVER_SYNC => NetworkMessage::ServerSync(take_all(body)?),
-        tag::LOAD_BALANCE => NetworkMessage::LoadBalance(take_all(body)?),
-        tag::SECTOR_TRANSFER => NetworkMessage::SectorTransfer(take_all(body)?),
-        tag::REDIRECT => NetworkMessage::Redirect(take_all(body)?),
-        other => return Err(DecodeError::UnknownTag(other)),
-    };
-    validate(&msg)?;
-    Ok(msg)
+        tag::COMBAT_EVENT => {
+            let e: crate::CombatEvent = decode_value(body)?;
+            check_sector(&e.sector_id)?;
+            Ok(ServerMessage::CombatEvent(e))
+        }
+        tag::REDIRECT => Ok(ServerMessage::Redirect(decode_value(body)?)),
+        other => Err(foreign(other, &tag::SERVER)),
+    }
 }
 
-fn take_all<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
+/// Decodes a message body written by [`encode_value`] (after its tag):
+/// the whole body must be used, and collections are bounded by their
+/// `deserialize_with` helpers ([`bounded`]).
+pub fn decode_value<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
+    if body.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge {
+            len: body.len(),
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
     let (value, used) = bincode::serde::borrow_decode_from_slice(body, config())?;
     match body.len() - used {
         0 => Ok(value),
@@ -304,32 +369,19 @@ fn take_all<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
     }
 }
 
-/// Checks what serde cannot: every sector exists, every rectangle is well formed.
-fn validate(msg: &NetworkMessage) -> Result<(), DecodeError> {
-    let check = |s: &SectorId| {
-        if s.is_valid() {
-            Ok(())
-        } else {
-            Err(DecodeError::InvalidSector(*s))
-        }
-    };
-    match msg {
-        NetworkMessage::UnitUpdate(u) => check(&u.sector_id),
-        NetworkMessage::BatchCommand(b) => check(&b.sector_id),
-        NetworkMessage::CombatEvent(e) => check(&e.sector_id),
-        NetworkMessage::ServerSync(s) => s.sector_states.keys().try_for_each(check),
-        NetworkMessage::LoadBalance(l) => l.sectors_to_migrate.iter().try_for_each(check),
-        NetworkMessage::SectorTransfer(t) => check(&t.from_sector).and(check(&t.to_sector)),
-        NetworkMessage::ViewUpdate(v) if !v.view.is_well_formed() => Err(DecodeError::InvalidRect),
-        NetworkMessage::Connect(_)
-        | NetworkMessage::UpdateAck(_)
-        | NetworkMessage::ViewUpdate(_)
-        | NetworkMessage::Redirect(_) => Ok(()),
+/// Refuses a sector outside the world or above the maximum scale.
+pub fn check_sector(s: &SectorId) -> Result<(), DecodeError> {
+    if s.is_valid() {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidSector(*s))
     }
 }
 
-/// Serde helpers that refuse over-long collections before allocating for them.
-pub(crate) mod bounded {
+/// Serde helpers that refuse over-long collections before allocating for
+/// them; use them as `#[serde(deserialize_with = ...)]` on every collection
+/// a peer can send.
+pub mod bounded {
     use std::collections::BTreeMap;
     use std::fmt;
     use std::marker::PhantomData;

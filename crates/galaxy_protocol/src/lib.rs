@@ -10,8 +10,12 @@
 //!   state enters a baseline; a moving unit is a dead-reckoning track.
 //! - [`reckoning`]: [`DeadReckoner`], which re-anchors a unit's track only
 //!   when the unit drifts more than a few centimetres from it.
-//! - [`message`]: every message as one [`NetworkMessage`] enum; [`codec`] turns them into bytes.
-//! - [`delta`]: [`UnitDelta`] and its bit-packed form.
+//! - [`snapshot`]: the [`UnitSnapshot`] trait every replicated unit state
+//!   implements; [`QuantizedUnit`] is the RTS's ([`unit_delta`]), and
+//!   [`unit_snapshot!`] makes one for a game's own fields ([`field`]).
+//! - [`message`]: [`ClientMessage`] and [`ServerMessage`], one enum per
+//!   direction; [`codec`] turns them into bytes.
+//! - [`delta`]: [`UnitDelta`] and the record framing of its bit-packed form.
 //! - [`DeltaSender`] / [`DeltaReceiver`]: per-client delta compression against
 //!   acknowledged baselines (the Quake 3 / Glenn Fiedler model), healing
 //!   after loss, duplication and reordering without resending packets.
@@ -27,6 +31,8 @@ pub mod codec;
 pub mod combat;
 pub mod command;
 pub mod delta;
+pub mod field;
+pub mod geometry;
 pub mod hash;
 pub mod link_model;
 pub mod message;
@@ -36,22 +42,25 @@ pub mod receiver;
 pub mod reckoning;
 pub mod sector;
 pub mod sender;
+pub mod snapshot;
 pub mod unit;
+pub mod unit_delta;
 
 pub use ack::{Sequence, UpdateAck};
 pub use budget::ByteBudget;
-pub use codec::{DecodeError, EncodeError, MAX_UNIT_UPDATE_BYTES, decode, encode};
+pub use codec::{
+    DecodeError, EncodeError, MAX_UNIT_UPDATE_BYTES, decode_client, decode_server, encode_client,
+    encode_server,
+};
 pub use combat::{CombatEvent, CombatEventType};
 pub use command::{BatchCommand, CompressedCommand, UnitIdList};
-pub use delta::{
-    DeltaBody, FULL_STATE, FieldChanges, HEALTH_CHANGED, MAX_VELOCITY_DELTA, MotionChange,
-    POSITION_ABSOLUTE, POSITION_CHANGED, PositionChange, REMOVED, STATE_CHANGED, TARGET_CHANGED,
-    UnitDelta, VELOCITY_CHANGED, VelocityChange,
-};
+pub use delta::{DeltaBody, DeltaError, FULL_STATE, PayloadError, REMOVED, UnitDelta};
+pub use field::SnapshotField;
+pub use geometry::{distance_cm, step_towards};
 pub use hash::{ChurnRoom, IdHashMap, IdHashSet};
 pub use message::{
-    Connect, LoadBalance, MAX_CONNECT_TOKEN_BYTES, MAX_SERVER_ADDR_BYTES, NetworkMessage,
-    PROTOCOL_VERSION, Redirect, SectorSnapshot, SectorTransfer, ServerSync, UnitUpdate, ViewUpdate,
+    ClientMessage, Connect, MAX_CONNECT_TOKEN_BYTES, MAX_SERVER_ADDR_BYTES, PROTOCOL_VERSION,
+    Redirect, ServerMessage, UnitUpdate, ViewUpdate,
 };
 pub use position::{VELOCITY_SCALE, Velocity, WorldPos, WorldRect};
 pub use priority::{PriorityAccumulator, PriorityClass};
@@ -59,7 +68,13 @@ pub use receiver::{DeltaReceiver, ReceiveError, ReceiveOutcome, ReceiverStats, U
 pub use reckoning::{DeadReckoner, ReckonConfig, ReckonerStats};
 pub use sector::{MAX_SCALE, SECTOR_SIZE_CM, SectorId};
 pub use sender::{DeltaConfig, DeltaSender, SenderStats};
+pub use snapshot::{RecordContext, UnitSnapshot};
 pub use unit::{
     CompressedUnit, MAX_HEALTH, Motion, PlayerId, QuantizedUnit, UnitId, UnitSample, UnitState,
     quantize, quantize_at,
+};
+pub use unit_delta::{
+    FieldChanges, HEALTH_CHANGED, MAX_VELOCITY_DELTA, MotionChange, POSITION_ABSOLUTE,
+    POSITION_CHANGED, PositionChange, STATE_CHANGED, TARGET_CHANGED, VELOCITY_CHANGED,
+    VelocityChange,
 };

@@ -1,6 +1,6 @@
-//! Every message of the protocol, as one [`NetworkMessage`] enum.
-
-use std::collections::BTreeMap;
+//! The messages between a client and a server, one enum per direction:
+//! [`ClientMessage`] (client to server) and [`ServerMessage`] (server to
+//! client). Messages between servers are `galaxy_cluster`'s.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,22 +10,14 @@ use crate::command::BatchCommand;
 use crate::delta::UnitDelta;
 use crate::position::WorldRect;
 use crate::sector::SectorId;
-use crate::unit::{CompressedUnit, PlayerId};
+use crate::snapshot::UnitSnapshot;
+use crate::unit::{PlayerId, QuantizedUnit};
 
 /// Protocol version a client announces in [`Connect`]; bumped on any wire change.
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Longest `auth_token` accepted, in bytes.
 pub const MAX_AUTH_TOKEN_BYTES: usize = 2048;
-
-/// Most units in one snapshot or transfer.
-pub const MAX_SNAPSHOT_UNITS: usize = 1 << 20;
-
-/// Most order batches in one snapshot.
-pub const MAX_SNAPSHOT_ORDERS: usize = 1 << 16;
-
-/// Most sectors named in one cluster message.
-pub const MAX_SECTORS_PER_MESSAGE: usize = 1 << 16;
 
 /// Longest [`Redirect::server_addr`], in bytes (an IPv6 socket address with a
 /// scope id needs at most 58).
@@ -49,8 +41,8 @@ pub struct Connect {
 
 /// Changed units of one sector for one client at one tick (the design's
 /// `UnitUpdate`), packed to at most `MAX_UNIT_UPDATE_BYTES` on the wire.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UnitUpdate {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitUpdate<S: UnitSnapshot = QuantizedUnit> {
     /// The sector these units are in.
     pub sector_id: SectorId,
     /// Packet sequence, acknowledged with [`UpdateAck`].
@@ -58,7 +50,7 @@ pub struct UnitUpdate {
     /// Server tick at which the states were sampled.
     pub timestamp: u64,
     /// One entry per unit, ids strictly increasing.
-    pub updates: Vec<UnitDelta>,
+    pub updates: Vec<UnitDelta<S>>,
 }
 
 /// The client's area of interest: its view at scale 0 and how fast it wants updates.
@@ -68,64 +60,6 @@ pub struct ViewUpdate {
     pub view: WorldRect,
     /// Highest update rate the client wants (lower on a poor link); 0 = server default.
     pub max_update_hz: u8,
-}
-
-/// One sector's complete state at a tick, for inter-server sync, handoff and failover.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct SectorSnapshot {
-    /// Server tick of the snapshot.
-    pub tick: u64,
-    /// Ownership epoch (fencing token) of the server that took it.
-    pub epoch: u64,
-    /// Every unit in the sector.
-    #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_SNAPSHOT_UNITS>")]
-    pub units: Vec<CompressedUnit>,
-    /// The standing orders of those units, as the commands that would give
-    /// them again (so a restored or handed-over unit keeps walking).
-    #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_SNAPSHOT_ORDERS>")]
-    pub orders: Vec<BatchCommand>,
-}
-
-/// Border state a server shares with its neighbours (the design's `ServerSync`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ServerSync {
-    /// The sending server.
-    pub server_id: u32,
-    /// Snapshots of the sectors it owns on the border.
-    #[serde(deserialize_with = "crate::codec::bounded::map::<_, _, _, MAX_SECTORS_PER_MESSAGE>")]
-    pub sector_states: BTreeMap<SectorId, SectorSnapshot>,
-    /// Sender's tick.
-    pub timestamp: u64,
-}
-
-/// A balancer's order to move sectors to another server (the design's `LoadBalance`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct LoadBalance {
-    /// Server that should take the sectors.
-    pub target_server: u32,
-    /// The sectors to move.
-    #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_SECTORS_PER_MESSAGE>")]
-    pub sectors_to_migrate: Vec<SectorId>,
-}
-
-/// A player's units moving between sectors owned by different servers
-/// (the design's `SectorTransfer`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct SectorTransfer {
-    /// The player whose units move.
-    pub player_id: PlayerId,
-    /// Sector they leave.
-    pub from_sector: SectorId,
-    /// Sector they enter.
-    pub to_sector: SectorId,
-    /// Ownership epoch of the sending owner (stale owners are refused).
-    pub epoch: u64,
-    /// The units, whole.
-    #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_SNAPSHOT_UNITS>")]
-    pub units: Vec<CompressedUnit>,
-    /// Their standing orders, as commands (so they keep walking over there).
-    #[serde(deserialize_with = "crate::codec::bounded::vec::<_, _, MAX_SNAPSHOT_ORDERS>")]
-    pub orders: Vec<BatchCommand>,
 }
 
 /// A server tells a connected client to move to another server of the
@@ -148,44 +82,52 @@ pub struct Redirect {
     pub epoch: u64,
 }
 
-/// Every message of the protocol.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum NetworkMessage {
+/// Everything a client sends a server. A server decodes only these
+/// ([`crate::codec::decode_client`]), so it cannot even be handed a
+/// message meant for a client or for another server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientMessage {
     /// Client hello.
     Connect(Connect),
-    /// Unit deltas for one sector (server to client, unreliable).
-    UnitUpdate(UnitUpdate),
-    /// Acknowledges unit updates (client to server, unreliable).
+    /// Acknowledges unit updates (unreliable).
     UpdateAck(UpdateAck),
-    /// The client's view changed (client to server).
+    /// The client's view changed.
     ViewUpdate(ViewUpdate),
-    /// Player orders (client to server, reliable ordered).
+    /// Player orders (reliable ordered).
     BatchCommand(BatchCommand),
-    /// A battle event (server to client, reliable, ahead of updates).
-    CombatEvent(CombatEvent),
-    /// Border sync between servers.
-    ServerSync(ServerSync),
-    /// Sector migration order between servers.
-    LoadBalance(LoadBalance),
-    /// Units handed between servers.
-    SectorTransfer(SectorTransfer),
-    /// Move to another server (server to client, reliable, on the events channel).
-    Redirect(Redirect),
 }
 
-impl NetworkMessage {
+impl ClientMessage {
     /// Short name of the variant, for logs and per-type counters.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Connect(_) => "Connect",
-            Self::UnitUpdate(_) => "UnitUpdate",
             Self::UpdateAck(_) => "UpdateAck",
             Self::ViewUpdate(_) => "ViewUpdate",
             Self::BatchCommand(_) => "BatchCommand",
+        }
+    }
+}
+
+/// Everything a server sends a client, for a game whose units are
+/// snapshots of type `S`. A client decodes only these
+/// ([`crate::codec::decode_server`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerMessage<S: UnitSnapshot = QuantizedUnit> {
+    /// Unit deltas for one sector (unreliable).
+    UnitUpdate(UnitUpdate<S>),
+    /// A battle event (reliable, ahead of updates).
+    CombatEvent(CombatEvent),
+    /// Move to another server (reliable, on the events channel).
+    Redirect(Redirect),
+}
+
+impl<S: UnitSnapshot> ServerMessage<S> {
+    /// Short name of the variant, for logs and per-type counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UnitUpdate(_) => "UnitUpdate",
             Self::CombatEvent(_) => "CombatEvent",
-            Self::ServerSync(_) => "ServerSync",
-            Self::LoadBalance(_) => "LoadBalance",
-            Self::SectorTransfer(_) => "SectorTransfer",
             Self::Redirect(_) => "Redirect",
         }
     }

@@ -12,6 +12,7 @@ use crate::delta::{DeltaBody, DeltaError};
 use crate::hash::IdHashMap;
 use crate::message::UnitUpdate;
 use crate::sender::DeltaConfig;
+use crate::snapshot::UnitSnapshot;
 use crate::unit::{QuantizedUnit, UnitId};
 
 /// What a receiver did with an update.
@@ -74,15 +75,15 @@ pub struct ReceiverStats {
 
 /// One client's reconstruction of the units it sees; see the module docs.
 #[derive(Debug)]
-pub struct DeltaReceiver {
+pub struct DeltaReceiver<S: UnitSnapshot = QuantizedUnit> {
     config: DeltaConfig,
     /// Per unit: `(tick, state)` ascending by tick; `None` = removed.
-    units: IdHashMap<UnitId, VecDeque<(u64, Option<QuantizedUnit>)>>,
+    units: IdHashMap<UnitId, VecDeque<(u64, Option<S>)>>,
     window: ReceivedWindow,
     newest_tick: u64,
     pruned_at: u64,
     visible: usize,
-    staged: Vec<(UnitId, Option<QuantizedUnit>)>,
+    staged: Vec<(UnitId, Option<S>)>,
     events: Vec<UnitEvent>,
     stats: ReceiverStats,
 }
@@ -91,7 +92,7 @@ pub struct DeltaReceiver {
 /// if recorded, else `Err(index)` where it would go. Updates and their
 /// baselines are almost always among the newest entries, so the last few
 /// are tried first (they share a cache line or two), then a binary search.
-fn find_tick(h: &VecDeque<(u64, Option<QuantizedUnit>)>, tick: u64) -> Result<usize, usize> {
+fn find_tick<S>(h: &VecDeque<(u64, Option<S>)>, tick: u64) -> Result<usize, usize> {
     const NEWEST: usize = 4;
     for (i, e) in h.iter().enumerate().rev().take(NEWEST) {
         if e.0 == tick {
@@ -104,13 +105,13 @@ fn find_tick(h: &VecDeque<(u64, Option<QuantizedUnit>)>, tick: u64) -> Result<us
     h.binary_search_by_key(&tick, |e| e.0)
 }
 
-impl Default for DeltaReceiver {
+impl<S: UnitSnapshot> Default for DeltaReceiver<S> {
     fn default() -> Self {
         Self::new(DeltaConfig::default())
     }
 }
 
-impl DeltaReceiver {
+impl<S: UnitSnapshot> DeltaReceiver<S> {
     /// A receiver that knows nothing yet.
     pub fn new(config: DeltaConfig) -> Self {
         Self {
@@ -131,13 +132,13 @@ impl DeltaReceiver {
         self.stats
     }
 
-    fn recorded_at(&self, id: UnitId, tick: u64) -> Option<Option<QuantizedUnit>> {
+    fn recorded_at(&self, id: UnitId, tick: u64) -> Option<Option<S>> {
         self.recorded(id, tick).map(|s| s.copied())
     }
 
     /// Applies one update. Duplicates and packets older than the baseline
     /// window are ignored; a malformed update is refused whole.
-    pub fn receive(&mut self, update: &UnitUpdate) -> Result<ReceiveOutcome, ReceiveError> {
+    pub fn receive(&mut self, update: &UnitUpdate<S>) -> Result<ReceiveOutcome, ReceiveError> {
         let old = update
             .timestamp
             .saturating_add(self.config.baseline_window_ticks)
@@ -187,7 +188,7 @@ impl DeltaReceiver {
     /// Checks every delta of `update` and computes the new states into
     /// `staged`. `Ok(false)`: a baseline was already dropped because newer
     /// states of that unit arrived first, so the update is stale.
-    fn stage(&mut self, update: &UnitUpdate) -> Result<bool, ReceiveError> {
+    fn stage(&mut self, update: &UnitUpdate<S>) -> Result<bool, ReceiveError> {
         self.staged.clear();
         let mut prev: Option<UnitId> = None;
         for d in &update.updates {
@@ -196,16 +197,18 @@ impl DeltaReceiver {
             }
             prev = Some(d.unit_id);
             let base = match d.body {
-                DeltaBody::Changes(c) => match self.recorded_at(d.unit_id, c.baseline_tick) {
-                    Some(Some(base)) => Some(base),
-                    _ if self.dropped(d.unit_id, c.baseline_tick) => return Ok(false),
-                    _ => {
-                        return Err(ReceiveError::MissingBaseline {
-                            unit: d.unit_id,
-                            tick: c.baseline_tick,
-                        });
+                DeltaBody::Changes { baseline_tick, .. } => {
+                    match self.recorded_at(d.unit_id, baseline_tick) {
+                        Some(Some(base)) => Some(base),
+                        _ if self.dropped(d.unit_id, baseline_tick) => return Ok(false),
+                        _ => {
+                            return Err(ReceiveError::MissingBaseline {
+                                unit: d.unit_id,
+                                tick: baseline_tick,
+                            });
+                        }
                     }
-                },
+                }
                 _ => None,
             };
             let new = d.apply(base.as_ref())?;
@@ -237,7 +240,7 @@ impl DeltaReceiver {
             .saturating_sub(self.config.baseline_window_ticks.saturating_mul(2))
     }
 
-    fn record(&mut self, id: UnitId, tick: u64, state: Option<QuantizedUnit>) {
+    fn record(&mut self, id: UnitId, tick: u64, state: Option<S>) {
         let h = self.units.entry(id).or_default();
         let before = h.back().and_then(|e| e.1);
         match find_tick(h, tick) {
@@ -298,14 +301,14 @@ impl DeltaReceiver {
     }
 
     /// The newest state of unit `id`, if visible.
-    pub fn unit(&self, id: UnitId) -> Option<&QuantizedUnit> {
+    pub fn unit(&self, id: UnitId) -> Option<&S> {
         self.units.get(&id)?.back()?.1.as_ref()
     }
 
     /// The state of unit `id` that holds at server tick `tick`: the newest
     /// recorded at or before it (or the oldest kept, if all are newer).
     /// `None` if the unit is unknown or was removed by then.
-    pub fn state_at(&self, id: UnitId, tick: u64) -> Option<&QuantizedUnit> {
+    pub fn state_at(&self, id: UnitId, tick: u64) -> Option<&S> {
         let h = self.units.get(&id)?;
         let i = find_tick(h, tick).map_or_else(|i| i, |i| i + 1);
         h.get(i.saturating_sub(1))?.1.as_ref()
@@ -332,7 +335,7 @@ impl DeltaReceiver {
     }
 
     /// Every visible unit with its newest state.
-    pub fn units(&self) -> impl Iterator<Item = (UnitId, &QuantizedUnit)> {
+    pub fn units(&self) -> impl Iterator<Item = (UnitId, &S)> {
         self.units
             .iter()
             .filter_map(|(&id, h)| h.back().and_then(|e| e.1.as_ref()).map(|u| (id, u)))
@@ -345,7 +348,7 @@ impl DeltaReceiver {
 
     /// The state recorded for unit `id` at `tick`, if still kept:
     /// `Some(None)` is a recorded removal. For tests and diagnostics.
-    pub fn recorded(&self, id: UnitId, tick: u64) -> Option<Option<&QuantizedUnit>> {
+    pub fn recorded(&self, id: UnitId, tick: u64) -> Option<Option<&S>> {
         let h = self.units.get(&id)?;
         let i = find_tick(h, tick).ok()?;
         Some(h[i].1.as_ref())
@@ -370,8 +373,8 @@ mod tests {
             history_cap: 4,
             ..DeltaConfig::default()
         };
-        let mut tx = crate::DeltaSender::new(config);
-        let mut rx = DeltaReceiver::new(config);
+        let mut tx: crate::DeltaSender = crate::DeltaSender::new(config);
+        let mut rx: DeltaReceiver = DeltaReceiver::new(config);
         assert_eq!(rx.oldest_kept(7), None);
         for tick in 1..=10u64 {
             let sample = crate::UnitSample {

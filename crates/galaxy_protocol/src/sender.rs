@@ -24,11 +24,12 @@ use crate::budget::ByteBudget;
 use crate::codec::{
     MAX_UNIT_UPDATE_BYTES, encode_packed_unit_update, unit_update_header_len, unit_update_overhead,
 };
-use crate::delta::{DeltaBody, FieldChanges, UnitDelta, write_delta};
+use crate::delta::{DeltaBody, UnitDelta, write_delta};
 use crate::hash::IdHashMap;
 use crate::message::UnitUpdate;
 use crate::priority::{PriorityAccumulator, PriorityClass};
 use crate::sector::SectorId;
+use crate::snapshot::UnitSnapshot;
 use crate::unit::{QuantizedUnit, UnitId};
 
 /// Tuning shared by a [`DeltaSender`] and its [`crate::DeltaReceiver`]; both
@@ -108,13 +109,13 @@ const MAX_PROBES: u8 = 2;
 
 /// One unit as seen by one client's sender.
 #[derive(Clone, Debug)]
-struct Tracked {
+struct Tracked<S> {
     /// What the client should have: `None` = remove it.
-    current: Option<QuantizedUnit>,
+    current: Option<S>,
     /// Newest acknowledged `(tick, state)`.
-    acked: Option<(u64, Option<QuantizedUnit>)>,
+    acked: Option<(u64, Option<S>)>,
     /// Sent but not yet superseded by an ack, oldest first.
-    in_flight: VecDeque<(u64, Option<QuantizedUnit>)>,
+    in_flight: VecDeque<(u64, Option<S>)>,
     /// A packet carrying it was lost: send even if unchanged.
     resend: bool,
     /// Already in the due list.
@@ -123,13 +124,13 @@ struct Tracked {
     weight: f32,
 }
 
-impl Tracked {
+impl<S: UnitSnapshot> Tracked<S> {
     fn settled(&self) -> bool {
         self.in_flight.is_empty() && self.acked.map(|a| a.1) == Some(self.current)
     }
 
     /// What the client has, or will have once what is in flight arrives.
-    fn believed(&self) -> Option<QuantizedUnit> {
+    fn believed(&self) -> Option<S> {
         self.in_flight
             .back()
             .map(|e| e.1)
@@ -150,10 +151,10 @@ struct SentPacket {
 
 /// A unit that is due this tick, with the delta it would be sent as.
 #[derive(Clone, Copy, Debug)]
-struct Candidate {
+struct Candidate<S: UnitSnapshot> {
     sector: SectorId,
     id: UnitId,
-    delta: UnitDelta,
+    delta: UnitDelta<S>,
     /// Sending it drops the baseline (too many states in flight).
     drops_baseline: bool,
     /// It is sent only because its last packet was lost.
@@ -161,16 +162,16 @@ struct Candidate {
 }
 
 /// Where packed messages go: decoded (tests, reports) or as wire bytes.
-enum Sink<'a> {
-    Decoded(&'a mut Vec<UnitUpdate>),
+enum Sink<'a, S: UnitSnapshot> {
+    Decoded(&'a mut Vec<UnitUpdate<S>>),
     Encoded(&'a mut Vec<Vec<u8>>),
 }
 
 /// Delta-compresses one client's view of the world; see the module docs.
 #[derive(Debug)]
-pub struct DeltaSender {
+pub struct DeltaSender<S: UnitSnapshot = QuantizedUnit> {
     config: DeltaConfig,
-    units: IdHashMap<UnitId, Tracked>,
+    units: IdHashMap<UnitId, Tracked<S>>,
     due: Vec<UnitId>,
     sent: VecDeque<SentPacket>,
     next_seq: u16,
@@ -178,7 +179,7 @@ pub struct DeltaSender {
     pool: Vec<Vec<UnitId>>,
     writer: BitWriter,
     scratch: BitWriter,
-    batch: Vec<Candidate>,
+    batch: Vec<Candidate<S>>,
     ranked: Vec<UnitId>,
     priority: PriorityAccumulator<UnitId>,
     /// Sector of the last message (where a probe goes).
@@ -188,13 +189,13 @@ pub struct DeltaSender {
     stats: SenderStats,
 }
 
-impl Default for DeltaSender {
+impl<S: UnitSnapshot> Default for DeltaSender<S> {
     fn default() -> Self {
         Self::new(DeltaConfig::default())
     }
 }
 
-impl DeltaSender {
+impl<S: UnitSnapshot> DeltaSender<S> {
     /// A sender for a client that has nothing yet.
     pub fn new(config: DeltaConfig) -> Self {
         Self {
@@ -226,7 +227,7 @@ impl DeltaSender {
         self.stats
     }
 
-    fn enqueue(due: &mut Vec<UnitId>, id: UnitId, t: &mut Tracked) {
+    fn enqueue(due: &mut Vec<UnitId>, id: UnitId, t: &mut Tracked<S>) {
         if !t.queued {
             t.queued = true;
             due.push(id);
@@ -235,18 +236,18 @@ impl DeltaSender {
 
     /// Declares that the client should see unit `id` in state `unit`
     /// (call for new and changed units; unchanged calls cost a comparison).
-    pub fn set_unit(&mut self, id: UnitId, unit: QuantizedUnit) {
+    pub fn set_unit(&mut self, id: UnitId, unit: S) {
         self.set(id, unit, None);
     }
 
     /// Like [`DeltaSender::set_unit`], with the unit's priority weight for
     /// a byte budget (e.g. 1.0 near the client's view, less farther out;
     /// at least 0.01). The weight is kept until set again.
-    pub fn set_unit_weighted(&mut self, id: UnitId, unit: QuantizedUnit, weight: f32) {
+    pub fn set_unit_weighted(&mut self, id: UnitId, unit: S, weight: f32) {
         self.set(id, unit, Some(weight));
     }
 
-    fn set(&mut self, id: UnitId, unit: QuantizedUnit, weight: Option<f32>) {
+    fn set(&mut self, id: UnitId, unit: S, weight: Option<f32>) {
         let t = self.units.entry(id).or_insert_with(|| Tracked {
             current: None,
             acked: None,
@@ -277,13 +278,13 @@ impl DeltaSender {
     }
 
     /// The state the client should converge to, if the unit is in its view.
-    pub fn unit(&self, id: UnitId) -> Option<&QuantizedUnit> {
+    pub fn unit(&self, id: UnitId) -> Option<&S> {
         self.units.get(&id).and_then(|t| t.current.as_ref())
     }
 
     /// The newest state the client acknowledged for unit `id`, with its tick
     /// (`None` state: an acknowledged removal). For diagnostics and load tests.
-    pub fn acked(&self, id: UnitId) -> Option<(u64, Option<&QuantizedUnit>)> {
+    pub fn acked(&self, id: UnitId) -> Option<(u64, Option<&S>)> {
         self.units
             .get(&id)?
             .acked
@@ -297,7 +298,7 @@ impl DeltaSender {
     }
 
     /// Every unit the client should see.
-    pub fn visible_units(&self) -> impl Iterator<Item = (UnitId, &QuantizedUnit)> {
+    pub fn visible_units(&self) -> impl Iterator<Item = (UnitId, &S)> {
         self.units
             .iter()
             .filter_map(|(&id, t)| t.current.as_ref().map(|u| (id, u)))
@@ -305,7 +306,7 @@ impl DeltaSender {
 
     /// True when the client has acknowledged the current state of every unit.
     pub fn is_settled(&self) -> bool {
-        self.units.values().all(Tracked::settled)
+        self.units.values().all(Tracked::<S>::settled)
     }
 
     /// Units whose current state the client has not acknowledged yet.
@@ -382,7 +383,7 @@ impl DeltaSender {
     /// Encodes this tick's updates (call once per tick, `tick` increasing;
     /// a repeated or older tick produces nothing). Every due unit goes.
     /// Returns the messages to send on an unreliable channel.
-    pub fn write_updates(&mut self, tick: u64) -> Vec<UnitUpdate> {
+    pub fn write_updates(&mut self, tick: u64) -> Vec<UnitUpdate<S>> {
         let mut out = Vec::new();
         self.produce(tick, None, &mut Sink::Decoded(&mut out));
         out
@@ -392,7 +393,11 @@ impl DeltaSender {
     /// `budget` (refilled by the caller for this tick), in priority order,
     /// and spends what it sent. The rest waits, gaining priority. The bytes
     /// may exceed what was available by at most one message.
-    pub fn write_updates_within(&mut self, tick: u64, budget: &mut ByteBudget) -> Vec<UnitUpdate> {
+    pub fn write_updates_within(
+        &mut self,
+        tick: u64,
+        budget: &mut ByteBudget,
+    ) -> Vec<UnitUpdate<S>> {
         let mut out = Vec::new();
         self.produce(tick, Some(budget), &mut Sink::Decoded(&mut out));
         out
@@ -410,7 +415,7 @@ impl DeltaSender {
         self.produce(tick, Some(budget), &mut Sink::Encoded(out));
     }
 
-    fn produce(&mut self, tick: u64, budget: Option<&mut ByteBudget>, sink: &mut Sink<'_>) {
+    fn produce(&mut self, tick: u64, budget: Option<&mut ByteBudget>, sink: &mut Sink<'_, S>) {
         if self.last_tick.is_some_and(|t| t >= tick) {
             return;
         }
@@ -466,7 +471,7 @@ impl DeltaSender {
 
     /// Chooses, packs and sends what fits `available` bytes; returns the
     /// bytes sent. Units not sent are queued again.
-    fn produce_within(&mut self, tick: u64, available: usize, sink: &mut Sink<'_>) -> usize {
+    fn produce_within(&mut self, tick: u64, available: usize, sink: &mut Sink<'_, S>) -> usize {
         let mut batch = std::mem::take(&mut self.batch);
         batch.sort_unstable_by_key(|c| c.id);
         // Bits of each record with a one-group id gap (wider gaps make the
@@ -528,7 +533,7 @@ impl DeltaSender {
             .map(|(i, c)| (!chosen[i], c.sector, c.id, i))
             .collect();
         order.sort_unstable();
-        let sorted: Vec<Candidate> = order.iter().map(|o| batch[o.3]).collect();
+        let sorted: Vec<Candidate<S>> = order.iter().map(|o| batch[o.3]).collect();
         let n = chosen.iter().filter(|&&c| c).count();
         let hard_limit = available.saturating_add(self.config.max_message_bytes);
         let before = self.stats.bytes;
@@ -550,14 +555,14 @@ impl DeltaSender {
     }
 
     /// Priority class and weight of a candidate for the accumulator.
-    fn priority_of(&self, tick: u64, c: &Candidate) -> (PriorityClass, f32) {
+    fn priority_of(&self, tick: u64, c: &Candidate<S>) -> (PriorityClass, f32) {
         let Some(t) = self.units.get(&c.id) else {
             return (PriorityClass::Normal, 1.0);
         };
         match (&c.delta.body, t.current) {
             (DeltaBody::Removed, _) => (PriorityClass::Critical(0), 0.0),
             (DeltaBody::Full(_), _) => (PriorityClass::Normal, t.weight * NEW_UNIT_WEIGHT),
-            (DeltaBody::Changes(_), Some(cur)) => {
+            (DeltaBody::Changes { .. }, Some(cur)) => {
                 let error_cm = t.believed().map_or(0.0, |b| {
                     let (p, q) = (cur.position_at(tick), b.position_at(tick));
                     (p.x.abs_diff(q.x) + p.y.abs_diff(q.y)) as f32
@@ -565,7 +570,7 @@ impl DeltaSender {
                 let w = 1.0 + (error_cm / ERROR_CM_PER_WEIGHT).min(MAX_ERROR_WEIGHT);
                 (PriorityClass::Normal, t.weight * w)
             }
-            (DeltaBody::Changes(_), None) => (PriorityClass::Normal, t.weight),
+            (DeltaBody::Changes { .. }, None) => (PriorityClass::Normal, t.weight),
         }
     }
 
@@ -615,8 +620,12 @@ impl DeltaSender {
                         && (tick - bt <= self.config.baseline_window_ticks
                             || t.in_flight.is_empty()) =>
                 {
-                    FieldChanges::between(bt, tick, &base, &cur)
-                        .map_or(DeltaBody::Full(cur), DeltaBody::Changes)
+                    S::diff(&base, &cur, tick).map_or(DeltaBody::Full(cur), |changes| {
+                        DeltaBody::Changes {
+                            baseline_tick: bt,
+                            changes,
+                        }
+                    })
                 }
                 (Some(cur), _) => DeltaBody::Full(cur),
             };
@@ -638,7 +647,7 @@ impl DeltaSender {
     }
 
     /// Commits a candidate that is being sent.
-    fn commit(&mut self, c: &Candidate) {
+    fn commit(&mut self, c: &Candidate<S>) {
         if let Some(t) = self.units.get_mut(&c.id) {
             if c.resend {
                 self.stats.resends += 1;
@@ -654,7 +663,13 @@ impl DeltaSender {
     /// Packs `batch` (sorted by sector, then id) into messages of one
     /// sector each, stopping before the total would pass `limit` bytes;
     /// returns how many candidates were packed.
-    fn pack(&mut self, tick: u64, batch: &[Candidate], limit: usize, sink: &mut Sink<'_>) -> usize {
+    fn pack(
+        &mut self,
+        tick: u64,
+        batch: &[Candidate<S>],
+        limit: usize,
+        sink: &mut Sink<'_, S>,
+    ) -> usize {
         let mut i = 0;
         let mut total = 0usize;
         while i < batch.len() {
@@ -699,8 +714,8 @@ impl DeltaSender {
         sector: SectorId,
         seq: u16,
         tick: u64,
-        records: &[Candidate],
-        sink: &mut Sink<'_>,
+        records: &[Candidate<S>],
+        sink: &mut Sink<'_, S>,
     ) -> usize {
         let mut ids = self.pool.pop().unwrap_or_default();
         for c in records {
@@ -712,7 +727,7 @@ impl DeltaSender {
             ids.push(c.id);
             match c.delta.body {
                 DeltaBody::Full(_) => self.stats.full_units += 1,
-                DeltaBody::Changes(_) => self.stats.delta_units += 1,
+                DeltaBody::Changes { .. } => self.stats.delta_units += 1,
                 DeltaBody::Removed => self.stats.removals += 1,
             }
         }

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use galaxy_protocol::{SectorId, UnitId, UnitState, Velocity, WorldPos};
 
-use crate::geometry::{distance_cm, distance_sq, step_towards, velocity_towards, within};
+use crate::geometry::{distance_sq, velocity_towards, within};
 use crate::kinds::kind_stats;
 use crate::spatial::{Grid, Walk};
 use crate::table::Run;
 use crate::world::{Base, Order, SimUnit};
+use galaxy_protocol::geometry::{distance_cm, step_towards};
 
 /// A straight walk from `from` to `to`: a unit on a leg is, after `ticks`
 /// ticks, at the point of the exact line its speed has reached (rounded to

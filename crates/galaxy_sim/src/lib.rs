@@ -26,7 +26,8 @@ mod structures;
 mod table;
 mod world;
 
-pub use geometry::{distance_cm, distance_sq, step_towards, velocity_towards, within};
+pub use galaxy_protocol::geometry::{distance_cm, step_towards};
+pub use geometry::{distance_sq, velocity_towards, within};
 pub use kinds::{KindStats, MAX_SPEED_CM, kind_stats};
 pub use portable::ImportOutcome;
 pub use structures::{KIND_BASE, KIND_RESOURCE, is_structure};

@@ -7,11 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use bevy::prelude::*;
 use galaxy_cluster::{NodeCommand, Ownership};
+use galaxy_cluster::{SectorSnapshot, SectorTransfer, ServerSync};
 use galaxy_net::{RemoteUnits, SimWorld};
-use galaxy_protocol::{
-    CompressedUnit, PlayerId, SectorId, SectorSnapshot, SectorTransfer, ServerSync, UnitId,
-    WorldPos, WorldRect, quantize,
-};
+use galaxy_protocol::{CompressedUnit, PlayerId, SectorId, UnitId, WorldPos, WorldRect, quantize};
 use galaxy_sim::World;
 
 use super::ClusterState;

@@ -10,10 +10,11 @@ use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use bevy::prelude::*;
+use galaxy_cluster::SectorSnapshot;
 use galaxy_cluster::{Epoch, NodeCommand, Ownership};
 use galaxy_net::RemoteUnits;
 use galaxy_protocol::{
-    BatchCommand, CompressedCommand, CompressedUnit, PlayerId, SectorId, SectorSnapshot, UnitId,
+    BatchCommand, CompressedCommand, CompressedUnit, PlayerId, SectorId, UnitId,
 };
 use galaxy_sim::World;
 

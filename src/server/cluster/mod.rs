@@ -12,12 +12,13 @@ mod redirect;
 use std::collections::{BTreeMap, HashMap};
 
 use bevy::prelude::*;
+use galaxy_cluster::SectorSnapshot;
 use galaxy_cluster::{
     ClusterConfig, ClusterNode, Epoch, ID_BLOCK_LEN, LoadReport, NodeCommand, NodeConfig,
     NodeEvent, Origin, Ownership,
 };
 use galaxy_net::{NetSet, RemoteUnits, ServerAuth, Sessions, SimWorld, TickTimes};
-use galaxy_protocol::{SectorId, SectorSnapshot, WorldPos};
+use galaxy_protocol::{SectorId, WorldPos};
 
 /// How to join a cluster (from the command line).
 #[derive(Clone, Debug, PartialEq)]

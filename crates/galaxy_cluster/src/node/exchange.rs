@@ -6,17 +6,16 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use galaxy_protocol::{
-    NetworkMessage, SectorId, SectorSnapshot, SectorTransfer, ServerSync, codec,
-};
+use galaxy_protocol::SectorId;
 use serde::{Deserialize, Serialize};
 
 use super::{Member, NodeEvent, Origin};
 use crate::cluster::{Cluster, Epoch};
+use crate::messages::{ClusterMessage, SectorSnapshot, SectorTransfer, ServerSync};
 
 impl Member {
-    pub(super) async fn publish(&mut self, cluster: &Cluster, to: u32, msg: &NetworkMessage) {
-        let sent = match codec::encode(msg) {
+    pub(super) async fn publish(&mut self, cluster: &Cluster, to: u32, msg: &ClusterMessage) {
+        let sent = match msg.encode() {
             Ok(bytes) => cluster
                 .nats_client()
                 .publish(cluster.server_subject(to), Bytes::from(bytes))
@@ -34,7 +33,7 @@ impl Member {
     /// units it already has, so a late duplicate cannot double them).
     pub(super) async fn transfer(&mut self, cluster: &Cluster, to: u32, transfer: SectorTransfer) {
         let started = Instant::now();
-        let msg = NetworkMessage::SectorTransfer(transfer.clone());
+        let msg = ClusterMessage::SectorTransfer(transfer.clone());
         let reply = ask(cluster, to, &msg).await;
         match reply {
             Ok(HandoffReply::Accepted { .. }) => self.emit(NodeEvent::TransferDone {
@@ -69,7 +68,7 @@ impl Member {
                 reason: "not ours".into(),
             });
         };
-        let msg = NetworkMessage::ServerSync(ServerSync {
+        let msg = ClusterMessage::ServerSync(ServerSync {
             server_id: cluster.server_id(),
             timestamp: snapshot.tick,
             sector_states: BTreeMap::from([(sector, SectorSnapshot { epoch, ..snapshot })]),
@@ -102,17 +101,17 @@ impl Member {
     /// Messages from other servers: migration orders, handoffs (answered),
     /// forwarded commands. Anything else is reported, never trusted.
     pub(super) async fn inbound(&mut self, cluster: &mut Cluster, message: async_nats::Message) {
-        let decoded = codec::decode(&message.payload);
+        let decoded = ClusterMessage::decode(&message.payload);
         match decoded {
-            Ok(NetworkMessage::LoadBalance(lb)) => self.emit(NodeEvent::MigrateOut {
+            Ok(ClusterMessage::LoadBalance(lb)) => self.emit(NodeEvent::MigrateOut {
                 sectors: lb.sectors_to_migrate,
                 to: lb.target_server,
             }),
-            Ok(NetworkMessage::BatchCommand(batch)) => self.emit(NodeEvent::Forwarded(batch)),
-            Ok(NetworkMessage::ServerSync(sync)) if message.reply.is_none() => {
+            Ok(ClusterMessage::BatchCommand(batch)) => self.emit(NodeEvent::Forwarded(batch)),
+            Ok(ClusterMessage::ServerSync(sync)) if message.reply.is_none() => {
                 self.emit(NodeEvent::Sync(sync))
             }
-            Ok(NetworkMessage::SectorTransfer(t)) => {
+            Ok(ClusterMessage::SectorTransfer(t)) => {
                 let reply = match self.take_transfer(cluster, t).await {
                     Ok(epoch) => HandoffReply::Accepted { epoch },
                     Err(reason) => HandoffReply::Refused { reason },
@@ -121,7 +120,7 @@ impl Member {
                     let _ = cluster.nats_client().publish(to, Bytes::from(bytes)).await;
                 }
             }
-            Ok(NetworkMessage::ServerSync(sync)) if sync.sector_states.len() == 1 => {
+            Ok(ClusterMessage::ServerSync(sync)) if sync.sector_states.len() == 1 => {
                 let from = sync.server_id;
                 let Some((sector, snapshot)) = sync.sector_states.into_iter().next() else {
                     return;
@@ -202,8 +201,8 @@ impl Member {
 
 /// Sends `msg` to server `to` and waits (at most [`HANDOFF_TIMEOUT`]) for
 /// its answer to a handoff or transfer.
-async fn ask(cluster: &Cluster, to: u32, msg: &NetworkMessage) -> Result<HandoffReply, String> {
-    let bytes = codec::encode(msg).map_err(|e| e.to_string())?;
+async fn ask(cluster: &Cluster, to: u32, msg: &ClusterMessage) -> Result<HandoffReply, String> {
+    let bytes = msg.encode().map_err(|e| e.to_string())?;
     let request = cluster
         .nats_client()
         .request(cluster.server_subject(to), Bytes::from(bytes));

@@ -14,12 +14,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use galaxy_protocol::{
-    BatchCommand, NetworkMessage, SectorId, SectorSnapshot, SectorTransfer, ServerSync,
-};
+use galaxy_protocol::{BatchCommand, SectorId};
 use tokio::sync::mpsc as async_mpsc;
 
 use crate::cluster::{Cluster, ClusterConfig, ClusterError, Epoch};
+use crate::messages::{ClusterMessage, SectorSnapshot, SectorTransfer, ServerSync};
 use crate::records::{LoadReport, Ownership};
 
 /// How many requests from the game may wait for the node; more are dropped
@@ -561,12 +560,12 @@ impl Member {
                 snapshot,
             } => self.hand_off(cluster, sector, to, snapshot).await,
             NodeCommand::Sync { to, sync } => {
-                self.publish(cluster, to, &NetworkMessage::ServerSync(sync))
+                self.publish(cluster, to, &ClusterMessage::ServerSync(sync))
                     .await;
             }
             NodeCommand::Transfer { to, transfer } => self.transfer(cluster, to, transfer).await,
             NodeCommand::Forward { to, batch } => {
-                self.publish(cluster, to, &NetworkMessage::BatchCommand(batch))
+                self.publish(cluster, to, &ClusterMessage::BatchCommand(batch))
                     .await;
             }
         }

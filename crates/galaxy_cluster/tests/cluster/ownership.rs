@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use galaxy_cluster::*;
 use galaxy_protocol::{
-    CompressedUnit, SectorId, SectorSnapshot, UnitSample, UnitState, Velocity, WorldPos, quantize,
+    CompressedUnit, SectorId, UnitSample, UnitState, Velocity, WorldPos, quantize,
 };
 
 fn config(nats: &NatsServer, id: u32) -> ClusterConfig {

@@ -15,8 +15,8 @@ use bevy_renet::RenetServer;
 use bevy_renet::renet::ClientId;
 use bevy_renet::{RenetReceive, RenetSend};
 use galaxy_protocol::{
-    ByteBudget, DeltaSender, IdHashMap, IdHashSet, NetworkMessage, PlayerId, ReckonConfig,
-    SectorId, UnitId, WorldRect, codec,
+    ByteBudget, ClientMessage, DeltaSender, IdHashMap, IdHashSet, PlayerId, ReckonConfig, SectorId,
+    UnitId, WorldRect, codec,
 };
 use galaxy_sim::World;
 
@@ -247,21 +247,21 @@ fn receive_messages(
                 stats.bytes_received += bytes.len() as u64;
                 stats.messages_received += 1;
                 session.window_bytes += bytes.len() as u64;
-                match codec::decode(&bytes) {
-                    Ok(NetworkMessage::UpdateAck(ack)) => session.sender.receive_ack(&ack),
-                    Ok(NetworkMessage::ViewUpdate(v)) => {
+                match codec::decode_client(&bytes) {
+                    Ok(ClientMessage::UpdateAck(ack)) => session.sender.receive_ack(&ack),
+                    Ok(ClientMessage::ViewUpdate(v)) => {
                         session.view = Some(v.view);
                         session.max_update_hz = v.max_update_hz;
                     }
-                    Ok(NetworkMessage::Connect(c))
+                    Ok(ClientMessage::Connect(c))
                         if c.protocol_version != galaxy_protocol::PROTOCOL_VERSION =>
                     {
                         stats.reject("protocol_version", 1);
                         session.log_once("protocol_version");
                         kick.push(client);
                     }
-                    Ok(NetworkMessage::Connect(_)) => {}
-                    Ok(NetworkMessage::BatchCommand(batch)) => {
+                    Ok(ClientMessage::Connect(_)) => {}
+                    Ok(ClientMessage::BatchCommand(batch)) => {
                         if batch.player_id != session.player {
                             stats.reject("claimed_player", 1);
                             session.log_once("claimed_player");
@@ -275,11 +275,6 @@ fn receive_messages(
                                 queue.0.push((client, cmd));
                             }
                         }
-                    }
-                    Ok(_) => {
-                        stats.reject("unexpected_message", 1);
-                        session.log_once("unexpected_message");
-                        session.bad_messages += 1;
                     }
                     Err(e) => {
                         *stats.decode_errors.entry(e.kind()).or_default() += 1;

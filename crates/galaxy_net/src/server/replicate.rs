@@ -9,7 +9,7 @@
 
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
-use galaxy_protocol::{NetworkMessage, SectorId, codec};
+use galaxy_protocol::{QuantizedUnit, SectorId, ServerMessage, codec};
 
 use super::Session;
 use super::simulate::{PendingEvents, ReplicatedUnits, UnitEntities, in_parallel_mut};
@@ -93,7 +93,9 @@ pub(crate) fn send_events(
     mut stats: ResMut<NetworkStats>,
 ) {
     for event in pending.0.drain(..) {
-        let Ok(bytes) = codec::encode(&NetworkMessage::CombatEvent(event.clone())) else {
+        let Ok(bytes) =
+            codec::encode_server::<QuantizedUnit>(&ServerMessage::CombatEvent(event.clone()))
+        else {
             continue;
         };
         for (&client, s) in sessions.0.iter_mut() {

@@ -6,18 +6,18 @@
 //! panics (including overflow in debug builds) are not.
 #![no_main]
 
-use galaxy_protocol::{DeltaReceiver, NetworkMessage};
+use galaxy_protocol::{DeltaReceiver, ServerMessage, decode_server};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut rx = DeltaReceiver::default();
+    let mut rx: DeltaReceiver = DeltaReceiver::default();
     let mut rest = data;
     while rest.len() >= 2 {
         let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
         rest = &rest[2..];
         let (chunk, tail) = rest.split_at(len.min(rest.len()));
         rest = tail;
-        if let Ok(NetworkMessage::UnitUpdate(update)) = galaxy_protocol::decode(chunk) {
+        if let Ok(ServerMessage::UnitUpdate(update)) = decode_server(chunk) {
             let _ = rx.receive(&update);
             // Consume events and query state as a client would.
             let _ = rx.drain_events().count();

@@ -9,7 +9,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 
 use crate::alloc_counter::peak_alloc;
-use crate::strategies::message;
+use crate::strategies::{Message, message};
 
 /// Allocation the decoder may use for `len` input bytes: proportional to the
 /// input (decoded structs are larger than their packed bytes) plus a constant.
@@ -17,28 +17,32 @@ fn allowance(len: usize) -> usize {
     160 * len + 64 * 1024
 }
 
-/// Decodes `input`, checking the allocation bound and, on success, that the
-/// message re-encodes to something that decodes to the same message.
+/// Decodes `input` as a server would (client messages) and as a client
+/// would (server messages), checking the allocation bound and, on success,
+/// that the message re-encodes to something that decodes to the same message.
 fn check(input: &[u8], kinds: &mut BTreeMap<&'static str, usize>, receiver: &mut DeltaReceiver) {
-    let (result, peak) = peak_alloc(|| decode(input));
+    let (as_server, peak) = peak_alloc(|| decode_client(input).map(Message::Client));
+    let (as_client, peak_client) = peak_alloc(|| decode_server(input).map(Message::Server));
     assert!(
-        peak <= allowance(input.len()),
+        peak.max(peak_client) <= allowance(input.len()),
         "{} bytes allocated for {} input bytes: {:02x?}",
-        peak,
+        peak.max(peak_client),
         input.len(),
         &input[..input.len().min(64)]
     );
-    match result {
-        Ok(msg) => {
-            *kinds.entry("ok").or_default() += 1;
-            let again = encode(&msg).expect("decoded messages re-encode");
-            assert_eq!(decode(&again).as_ref(), Ok(&msg));
-            if let NetworkMessage::UnitUpdate(u) = &msg {
-                // Hostile updates are refused or applied; the receiver never panics.
-                let _ = receiver.receive(u);
+    for result in [as_server, as_client] {
+        match result {
+            Ok(msg) => {
+                *kinds.entry("ok").or_default() += 1;
+                let again = msg.encode();
+                assert_eq!(msg.decode_like(&again).as_ref(), Ok(&msg));
+                if let Message::Server(ServerMessage::UnitUpdate(u)) = &msg {
+                    // Hostile updates are refused or applied; the receiver never panics.
+                    let _ = receiver.receive(u);
+                }
             }
+            Err(e) => *kinds.entry(e.kind()).or_default() += 1,
         }
-        Err(e) => *kinds.entry(e.kind()).or_default() += 1,
     }
 }
 
@@ -95,7 +99,7 @@ fn ten_thousand_random_and_mutated_inputs() {
     }
     for _ in 0..5_000 {
         let msg = strategy.new_tree(&mut runner).expect("strategy").current();
-        let valid = encode(&msg).unwrap();
+        let valid = msg.encode();
         check(&mutate(&mut rng, valid), &mut kinds, &mut receiver);
         total += 1;
     }
@@ -134,21 +138,6 @@ fn forged_lengths_cannot_reserve_memory() {
     );
     // CombatEvent with 2^62 participants.
     cases.push([vec![5u8], sector.to_vec(), vec![0], varint(1 << 62)].concat());
-    // ServerSync with 2^40 sectors.
-    cases.push([vec![6u8, 1], varint(1 << 40)].concat());
-    // LoadBalance with 2^40 sectors.
-    cases.push([vec![7u8, 1], varint(1 << 40)].concat());
-    // SectorTransfer with 2^40 units.
-    cases.push(
-        [
-            vec![8u8, 1],
-            sector.to_vec(),
-            sector.to_vec(),
-            vec![1],
-            varint(1 << 40),
-        ]
-        .concat(),
-    );
     // Redirect with a 2^40-byte address.
     cases.push([vec![9u8], varint(1 << 40), b"1.2.3.4:5".to_vec()].concat());
     // Redirect with a 2^40-byte connect token.
@@ -171,8 +160,16 @@ fn forged_lengths_cannot_reserve_memory() {
         .concat(),
     );
     for input in &cases {
-        let (result, peak) = peak_alloc(|| decode(input));
-        assert!(result.is_err(), "{input:02x?} decoded");
+        let (result, peak) = peak_alloc(|| {
+            (
+                decode_client(input).err(),
+                decode_server::<QuantizedUnit>(input).err(),
+            )
+        });
+        assert!(
+            result.0.is_some() && result.1.is_some(),
+            "{input:02x?} decoded"
+        );
         assert!(
             peak <= 4096,
             "{peak} bytes allocated for {} input bytes: {input:02x?}",
@@ -183,21 +180,28 @@ fn forged_lengths_cannot_reserve_memory() {
 
 #[test]
 fn errors_are_typed() {
-    assert_eq!(decode(&[]), Err(DecodeError::Empty));
-    assert_eq!(decode(&[200]), Err(DecodeError::UnknownTag(200)));
-    assert_eq!(decode(&[2]), Err(DecodeError::Truncated));
-    let ack = encode(&NetworkMessage::UpdateAck(UpdateAck { latest: 1, mask: 2 })).unwrap();
+    assert_eq!(decode_client(&[]), Err(DecodeError::Empty));
+    assert_eq!(decode_client(&[200]), Err(DecodeError::UnknownTag(200)));
+    assert_eq!(decode_client(&[2]), Err(DecodeError::Truncated));
+    // A server-to-server tag is the wrong direction for both sides.
+    assert_eq!(decode_client(&[7, 1]), Err(DecodeError::WrongDirection(7)));
     assert_eq!(
-        decode(&[ack.clone(), vec![0]].concat()),
+        decode_server::<QuantizedUnit>(&[6]),
+        Err(DecodeError::WrongDirection(6))
+    );
+    let ack = encode_client(&ClientMessage::UpdateAck(UpdateAck { latest: 1, mask: 2 })).unwrap();
+    assert_eq!(
+        decode_client(&[ack.clone(), vec![0]].concat()),
         Err(DecodeError::TrailingBytes(1))
     );
     // A sector above the maximum scale.
-    let bad_sector = NetworkMessage::LoadBalance(LoadBalance {
-        target_server: 1,
-        sectors_to_migrate: vec![SectorId::new(0, 0, 99)],
+    let bad_sector = ClientMessage::BatchCommand(BatchCommand {
+        sector_id: SectorId::new(0, 0, 99),
+        commands: vec![],
+        player_id: 1,
     });
     assert_eq!(
-        decode(&encode(&bad_sector).unwrap()),
+        decode_client(&encode_client(&bad_sector).unwrap()),
         Err(DecodeError::InvalidSector(SectorId::new(0, 0, 99)))
     );
     // An inside-out view rectangle.
@@ -205,53 +209,28 @@ fn errors_are_typed() {
         min: WorldPos::new(5, 5),
         max: WorldPos::new(0, 0),
     };
-    let view = NetworkMessage::ViewUpdate(ViewUpdate {
+    let view = ClientMessage::ViewUpdate(ViewUpdate {
         view: rect,
         max_update_hz: 0,
     });
     assert_eq!(
-        decode(&encode(&view).unwrap()),
+        decode_client(&encode_client(&view).unwrap()),
         Err(DecodeError::InvalidRect)
     );
-    // Health above the maximum inside a snapshot unit.
-    let mut t = encode(&NetworkMessage::SectorTransfer(SectorTransfer {
-        player_id: 1,
-        from_sector: SectorId::new(0, 0, 0),
-        to_sector: SectorId::new(0, 0, 0),
-        epoch: 0,
-        units: vec![CompressedUnit {
-            unit_id: 1,
-            unit: quantize(&UnitSample {
-                owner: 1,
-                kind: 0,
-                position: WorldPos::new(0, 0),
-                velocity: Velocity::ZERO,
-                health: 5.0,
-                state: UnitState::IDLE,
-                target: None,
-            }),
-        }],
-        orders: vec![],
-    }))
-    .unwrap();
-    // health is the u16 after owner, kind, x, y: replace `5` with the varint of 40,000.
-    let pos = t.iter().rposition(|&b| b == 5).unwrap();
-    t.splice(pos..=pos, [251, 0x40, 0x9c]);
-    assert!(matches!(decode(&t), Err(DecodeError::Malformed(_))));
     // A redirect's address or token one byte over its bound, really present.
-    let long_addr = NetworkMessage::Redirect(Redirect {
+    let long_addr: ServerMessage = ServerMessage::Redirect(Redirect {
         server_addr: "1".repeat(MAX_SERVER_ADDR_BYTES + 1),
         connect_token: vec![],
         epoch: 1,
     });
-    let long_token = NetworkMessage::Redirect(Redirect {
+    let long_token: ServerMessage = ServerMessage::Redirect(Redirect {
         server_addr: "127.0.0.1:5000".into(),
         connect_token: vec![0; MAX_CONNECT_TOKEN_BYTES + 1],
         epoch: 1,
     });
     for msg in [long_addr, long_token] {
-        let bytes = encode(&msg).unwrap();
-        let (result, peak) = peak_alloc(|| decode(&bytes));
+        let bytes = encode_server(&msg).unwrap();
+        let (result, peak) = peak_alloc(|| decode_server::<QuantizedUnit>(&bytes));
         assert!(
             matches!(result, Err(DecodeError::Malformed(_))),
             "{result:?}"
@@ -259,7 +238,7 @@ fn errors_are_typed() {
         assert!(peak <= allowance(bytes.len()), "{peak} bytes allocated");
     }
     // Bits left after the last record of an update.
-    let mut u = encode(&NetworkMessage::UnitUpdate(UnitUpdate {
+    let mut u = encode_server::<QuantizedUnit>(&ServerMessage::UnitUpdate(UnitUpdate {
         sector_id: SectorId::new(0, 0, 0),
         sequence: 0,
         timestamp: 0,
@@ -267,5 +246,8 @@ fn errors_are_typed() {
     }))
     .unwrap();
     u.push(1);
-    assert!(matches!(decode(&u), Err(DecodeError::Payload(_))));
+    assert!(matches!(
+        decode_server::<QuantizedUnit>(&u),
+        Err(DecodeError::Payload(_))
+    ));
 }

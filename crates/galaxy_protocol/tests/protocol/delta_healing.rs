@@ -10,12 +10,12 @@ use proptest::prelude::*;
 
 /// Sender and receiver joined by two lossy links, checking every applied
 /// state against what the sender meant at that tick.
-pub struct Harness {
-    pub sender: DeltaSender,
-    pub receiver: DeltaReceiver,
+pub struct Harness<S: UnitSnapshot = QuantizedUnit> {
+    pub sender: DeltaSender<S>,
+    pub receiver: DeltaReceiver<S>,
     pub down: LinkModel<Vec<u8>>,
     pub up: LinkModel<Vec<u8>>,
-    truth: HashMap<(u64, UnitId), Option<QuantizedUnit>>,
+    truth: HashMap<(u64, UnitId), Option<S>>,
     pub tick: u64,
     pub checked: u64,
     pub bytes_down: usize,
@@ -23,7 +23,7 @@ pub struct Harness {
     pub budget: Option<ByteBudget>,
 }
 
-impl Harness {
+impl<S: UnitSnapshot> Harness<S> {
     pub fn new(config: DeltaConfig, down: LinkConditions, up: LinkConditions, seed: u64) -> Self {
         Self {
             sender: DeltaSender::new(config),
@@ -47,7 +47,7 @@ impl Harness {
     }
 
     /// One tick: send this tick's updates, deliver what arrives, ack.
-    pub fn step(&mut self) -> Vec<UnitUpdate> {
+    pub fn step(&mut self) -> Vec<UnitUpdate<S>> {
         self.tick += 1;
         let tick = self.tick;
         let updates = match self.budget.as_mut() {
@@ -62,8 +62,8 @@ impl Harness {
                 self.truth
                     .insert((tick, d.unit_id), self.sender.unit(d.unit_id).copied());
             }
-            let bytes =
-                encode(&NetworkMessage::UnitUpdate(u.clone())).expect("sender output encodes");
+            let bytes = encode_server(&ServerMessage::UnitUpdate(u.clone()))
+                .expect("sender output encodes");
             assert!(
                 bytes.len() <= MAX_UNIT_UPDATE_BYTES,
                 "{} bytes",
@@ -82,7 +82,7 @@ impl Harness {
             );
         }
         for bytes in self.down.deliver(tick) {
-            let Ok(NetworkMessage::UnitUpdate(u)) = decode(&bytes) else {
+            let Ok(ServerMessage::UnitUpdate(u)) = decode_server::<S>(&bytes) else {
                 panic!("update did not decode")
             };
             match self.receiver.receive(&u) {
@@ -107,10 +107,10 @@ impl Harness {
         }
         for ack in self.receiver.take_acks() {
             self.up
-                .send(tick, encode(&NetworkMessage::UpdateAck(ack)).unwrap());
+                .send(tick, encode_client(&ClientMessage::UpdateAck(ack)).unwrap());
         }
         for bytes in self.up.deliver(tick) {
-            let Ok(NetworkMessage::UpdateAck(ack)) = decode(&bytes) else {
+            let Ok(ClientMessage::UpdateAck(ack)) = decode_client(&bytes) else {
                 panic!("ack did not decode")
             };
             self.sender.receive_ack(&ack);
@@ -351,7 +351,7 @@ fn new_units_go_whole_then_as_deltas() {
     h.sender.set_unit(7, unit_at(30, 1));
     let body = only_body(&h.step());
     assert!(
-        matches!(body, DeltaBody::Changes(c) if c.motion.map(|m| m.position) == Some(PositionChange::Delta(30, 0)) && c.health_delta.is_none())
+        matches!(body, DeltaBody::Changes { changes: c, .. } if c.motion.map(|m| m.position) == Some(PositionChange::Delta(30, 0)) && c.health_delta.is_none())
     );
     // Nothing changed, everything acked: nothing is sent.
     assert!(h.step().is_empty());
@@ -389,11 +389,13 @@ fn baseline_older_than_the_window_is_not_used() {
         bodies.push(only_body(&h.step()));
     }
     // Ticks 2..=11 are within 10 ticks of the baseline at tick 1; ticks 12 and 13 are not.
-    assert!(
-        bodies[..10]
-            .iter()
-            .all(|b| matches!(b, DeltaBody::Changes(c) if c.baseline_tick == 1))
-    );
+    assert!(bodies[..10].iter().all(|b| matches!(
+        b,
+        DeltaBody::Changes {
+            baseline_tick: 1,
+            ..
+        }
+    )));
     assert!(bodies[10..].iter().all(|b| matches!(b, DeltaBody::Full(_))));
     h.up.conditions.loss = 0.0;
     assert!(h.settle(50) && h.converged());
@@ -418,7 +420,7 @@ fn too_many_unacked_states_fall_back_to_whole() {
     assert!(
         bodies[..3]
             .iter()
-            .all(|b| matches!(b, DeltaBody::Changes(_)))
+            .all(|b| matches!(b, DeltaBody::Changes { .. }))
     );
     assert!(bodies[3..].iter().all(|b| matches!(b, DeltaBody::Full(_))));
     h.up.conditions.loss = 0.0;
@@ -466,13 +468,13 @@ fn forged_baseline_is_refused_whole() {
     let good = UnitDelta::full(1, unit_at(0, 1));
     let bad = UnitDelta {
         unit_id: 2,
-        body: DeltaBody::Changes(FieldChanges {
+        body: DeltaBody::Changes {
             baseline_tick: 3,
-            motion: None,
-            health_delta: Some(1),
-            state_changes: None,
-            target: None,
-        }),
+            changes: FieldChanges {
+                health_delta: Some(1),
+                ..FieldChanges::default()
+            },
+        },
     };
     let u = UnitUpdate {
         sector_id: SectorId::new(0, 0, 0),
@@ -508,7 +510,11 @@ fn with_deltas_off_every_change_goes_whole() {
         );
     }
     assert!(h.settle(50) && h.converged());
-    assert!(bodies.iter().all(|b| !matches!(b, DeltaBody::Changes(_))));
+    assert!(
+        bodies
+            .iter()
+            .all(|b| !matches!(b, DeltaBody::Changes { .. }))
+    );
     assert!(
         bodies
             .iter()

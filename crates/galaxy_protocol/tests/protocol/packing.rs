@@ -38,7 +38,7 @@ fn five_thousand_new_units_fill_full_messages() {
     let sizes: Vec<usize> = updates
         .iter()
         .map(|u| {
-            encode(&NetworkMessage::UnitUpdate(u.clone()))
+            encode_server(&ServerMessage::UnitUpdate(u.clone()))
                 .unwrap()
                 .len()
         })
@@ -108,7 +108,7 @@ fn smaller_message_limit_is_respected() {
     let second = h.step();
     for u in first.iter().chain(&second) {
         assert!(
-            encode(&NetworkMessage::UnitUpdate(u.clone()))
+            encode_server(&ServerMessage::UnitUpdate(u.clone()))
                 .unwrap()
                 .len()
                 <= 300
@@ -126,39 +126,39 @@ fn smaller_message_limit_is_respected() {
 /// old track) and a removal.
 #[test]
 fn the_documented_example_encodes_to_its_bytes() {
-    let msg = NetworkMessage::UnitUpdate(UnitUpdate {
+    let msg: ServerMessage = ServerMessage::UnitUpdate(UnitUpdate {
         sector_id: SectorId::new(3, -2, 0),
         sequence: 7,
         timestamp: 100,
         updates: vec![
             UnitDelta {
                 unit_id: 42,
-                body: DeltaBody::Changes(FieldChanges {
+                body: DeltaBody::Changes {
                     baseline_tick: 97,
-                    motion: Some(MotionChange {
-                        anchor_tick: 100,
-                        position: PositionChange::Delta(3, -2),
-                        velocity: Some(VelocityChange::Delta(5, -1)),
-                    }),
-                    health_delta: None,
-                    state_changes: None,
-                    target: None,
-                }),
+                    changes: FieldChanges {
+                        motion: Some(MotionChange {
+                            anchor_tick: 100,
+                            position: PositionChange::Delta(3, -2),
+                            velocity: Some(VelocityChange::Delta(5, -1)),
+                        }),
+                        ..FieldChanges::default()
+                    },
+                },
             },
             UnitDelta::removed(45),
         ],
     });
-    let bytes = encode(&msg).unwrap();
+    let bytes = encode_server(&msg).unwrap();
     assert_eq!(
         bytes,
         [
             0x01, 0x06, 0x03, 0x00, 0x07, 0x64, 0x02, 0x2A, 0x28, 0xA2, 0x11, 0x33, 0x64
         ]
     );
-    let NetworkMessage::UnitUpdate(u) = &msg else {
+    let ServerMessage::UnitUpdate(u) = &msg else {
         unreachable!()
     };
     let changes: Vec<u32> = u.updates.iter().map(UnitDelta::changes).collect();
     assert_eq!(changes, [POSITION_CHANGED | VELOCITY_CHANGED, REMOVED]);
-    assert_eq!(decode(&bytes).unwrap(), msg);
+    assert_eq!(decode_server(&bytes).unwrap(), msg);
 }

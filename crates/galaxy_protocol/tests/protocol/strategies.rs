@@ -1,7 +1,5 @@
 //! proptest strategies for every message of the protocol.
 
-use std::collections::BTreeMap;
-
 use galaxy_protocol::command::MAX_COMMAND_UNITS;
 use galaxy_protocol::*;
 use proptest::collection::vec;
@@ -26,10 +24,6 @@ pub fn velocity() -> impl Strategy<Value = Velocity> {
         (-1000i32..1000, -1000i32..1000).prop_map(|(x, y)| Velocity::new(x, y)),
         (any::<i32>(), any::<i32>()).prop_map(|(x, y)| Velocity::new(x, y)),
     ]
-}
-
-pub fn unit() -> impl Strategy<Value = QuantizedUnit> {
-    unit_anchored_by(u64::MAX)
 }
 
 /// A unit whose track is anchored at or before `latest` (as in an update at that tick).
@@ -57,10 +51,6 @@ pub fn unit_anchored_by(latest: u64) -> impl Strategy<Value = QuantizedUnit> {
                 )
             },
         )
-}
-
-pub fn compressed_unit() -> impl Strategy<Value = CompressedUnit> {
-    (any::<u64>(), unit()).prop_map(|(unit_id, unit)| CompressedUnit { unit_id, unit })
 }
 
 fn position_change() -> impl Strategy<Value = PositionChange> {
@@ -105,13 +95,15 @@ fn body(timestamp: u64) -> impl Strategy<Value = DeltaBody> {
         proptest::option::of(proptest::option::of(any::<u64>())),
     )
         .prop_map(move |(age, motion, health_delta, state_changes, target)| {
-            DeltaBody::Changes(FieldChanges {
+            DeltaBody::Changes {
                 baseline_tick: timestamp - age,
-                motion,
-                health_delta,
-                state_changes,
-                target,
-            })
+                changes: FieldChanges {
+                    motion,
+                    health_delta,
+                    state_changes,
+                    target,
+                },
+            }
         });
     let full = unit_anchored_by(timestamp).prop_map(DeltaBody::Full);
     if timestamp == 0 {
@@ -173,31 +165,6 @@ fn event_type() -> impl Strategy<Value = CombatEventType> {
     ]
 }
 
-fn snapshot() -> impl Strategy<Value = SectorSnapshot> {
-    let orders = vec(
-        (sector(), vec(command(), 0..3), any::<u64>()).prop_map(
-            |(sector_id, commands, player_id)| BatchCommand {
-                sector_id,
-                commands,
-                player_id,
-            },
-        ),
-        0..3,
-    );
-    (
-        any::<u64>(),
-        any::<u64>(),
-        vec(compressed_unit(), 0..8),
-        orders,
-    )
-        .prop_map(|(tick, epoch, units, orders)| SectorSnapshot {
-            tick,
-            epoch,
-            units,
-            orders,
-        })
-}
-
 fn redirect() -> impl Strategy<Value = Redirect> {
     let addr = prop_oneof![
         (any::<[u8; 4]>(), any::<u16>())
@@ -219,36 +186,69 @@ fn redirect() -> impl Strategy<Value = Redirect> {
     })
 }
 
-/// Any message, with every variant represented.
-pub fn message() -> impl Strategy<Value = NetworkMessage> {
+/// A message of either direction, as one value for tests that take both.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    /// Client to server.
+    Client(ClientMessage),
+    /// Server to client.
+    Server(ServerMessage),
+}
+
+impl Message {
+    /// The wire bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Message::Client(m) => encode_client(m).expect("valid messages encode"),
+            Message::Server(m) => encode_server(m).expect("valid messages encode"),
+        }
+    }
+
+    /// `bytes` decoded by this message's direction's decoder.
+    pub fn decode_like(&self, bytes: &[u8]) -> Result<Message, DecodeError> {
+        match self {
+            Message::Client(_) => decode_client(bytes).map(Message::Client),
+            Message::Server(_) => decode_server(bytes).map(Message::Server),
+        }
+    }
+}
+
+/// Any message a client sends, with every variant represented.
+pub fn client_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
         (any::<u64>(), "\\PC{0,40}", any::<u16>()).prop_map(
             |(player_id, auth_token, protocol_version)| {
-                NetworkMessage::Connect(Connect {
+                ClientMessage::Connect(Connect {
                     player_id,
                     auth_token,
                     protocol_version,
                 })
             }
         ),
-        unit_update().prop_map(NetworkMessage::UnitUpdate),
         (any::<u16>(), any::<u64>())
-            .prop_map(|(latest, mask)| NetworkMessage::UpdateAck(UpdateAck { latest, mask })),
+            .prop_map(|(latest, mask)| ClientMessage::UpdateAck(UpdateAck { latest, mask })),
         (world_pos(), world_pos(), any::<u8>()).prop_map(|(a, b, max_update_hz)| {
-            NetworkMessage::ViewUpdate(ViewUpdate {
+            ClientMessage::ViewUpdate(ViewUpdate {
                 view: WorldRect::from_corners(a, b),
                 max_update_hz,
             })
         }),
         (sector(), vec(command(), 0..6), any::<u64>()).prop_map(
             |(sector_id, commands, player_id)| {
-                NetworkMessage::BatchCommand(BatchCommand {
+                ClientMessage::BatchCommand(BatchCommand {
                     sector_id,
                     commands,
                     player_id,
                 })
             }
         ),
+    ]
+}
+
+/// Any message a server sends a client, with every variant represented.
+pub fn server_message() -> impl Strategy<Value = ServerMessage> {
+    prop_oneof![
+        unit_update().prop_map(ServerMessage::UnitUpdate),
         (
             sector(),
             event_type(),
@@ -256,48 +256,21 @@ pub fn message() -> impl Strategy<Value = NetworkMessage> {
             any::<u64>()
         )
             .prop_map(|(sector_id, event_type, participants, timestamp)| {
-                NetworkMessage::CombatEvent(CombatEvent {
+                ServerMessage::CombatEvent(CombatEvent {
                     sector_id,
                     event_type,
                     participants,
                     timestamp,
                 })
             }),
-        (
-            any::<u32>(),
-            vec((sector(), snapshot()), 0..4),
-            any::<u64>()
-        )
-            .prop_map(|(server_id, states, timestamp)| {
-                NetworkMessage::ServerSync(ServerSync {
-                    server_id,
-                    sector_states: states.into_iter().collect::<BTreeMap<_, _>>(),
-                    timestamp,
-                })
-            }),
-        (any::<u32>(), vec(sector(), 0..20)).prop_map(|(target_server, sectors_to_migrate)| {
-            NetworkMessage::LoadBalance(LoadBalance {
-                target_server,
-                sectors_to_migrate,
-            })
-        }),
-        (
-            any::<u64>(),
-            sector(),
-            sector(),
-            any::<u64>(),
-            vec(compressed_unit(), 0..10)
-        )
-            .prop_map(|(player_id, from_sector, to_sector, epoch, units)| {
-                NetworkMessage::SectorTransfer(SectorTransfer {
-                    player_id,
-                    from_sector,
-                    to_sector,
-                    epoch,
-                    units,
-                    orders: Vec::new(),
-                })
-            }),
-        redirect().prop_map(NetworkMessage::Redirect),
+        redirect().prop_map(ServerMessage::Redirect),
+    ]
+}
+
+/// Any message of either direction.
+pub fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        client_message().prop_map(Message::Client),
+        server_message().prop_map(Message::Server),
     ]
 }
