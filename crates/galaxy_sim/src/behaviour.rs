@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use galaxy_protocol::{SectorId, UnitId, UnitState, Velocity, WorldPos};
 
 use crate::geometry::{distance_sq, velocity_towards, within};
-use crate::kinds::kind_stats;
+use crate::kinds::Kinds;
 use crate::spatial::{Grid, Walk};
 use crate::table::Run;
 use crate::world::{Base, Order, SimUnit};
@@ -174,6 +174,7 @@ pub(crate) fn think_all(
     tick: u64,
     grid: &Grid,
     bases: &BTreeMap<UnitId, Base>,
+    kinds: &Kinds,
     out: &mut TickOutput,
 ) {
     for ((&id, slot), quiet) in run.ids.iter().zip(run.slots).zip(run.quiet) {
@@ -181,7 +182,7 @@ pub(crate) fn think_all(
             continue;
         }
         let Some(slot) = slot else { continue };
-        let next = think(id, slot, tick, grid, bases, out);
+        let next = think(id, slot, tick, grid, bases, kinds, out);
         *quiet = at_rest(&next);
         if next != *slot {
             if next.position != slot.position {
@@ -208,6 +209,7 @@ fn think(
     tick: u64,
     grid: &Grid,
     bases: &BTreeMap<UnitId, Base>,
+    kinds: &Kinds,
     out: &mut TickOutput,
 ) -> SimUnit {
     let u = *u;
@@ -215,7 +217,7 @@ fn think(
         grid.position(id)
             .or_else(|| bases.get(&id).map(|b| b.position))
     };
-    let stats = kind_stats(u.kind);
+    let stats = kinds.get(u.kind);
     // Choose a target (and where it is: looked up once).
     let (target, target_pos) = match u.order {
         Order::Attack(t) => match target_position(t) {

@@ -28,7 +28,7 @@ mod world;
 
 pub use galaxy_protocol::geometry::{distance_cm, step_towards};
 pub use geometry::{distance_sq, velocity_towards, within};
-pub use kinds::{KindStats, MAX_SPEED_CM, kind_stats};
+pub use kinds::{KindSpec, KindStats, Kinds, kind_spec, max_health};
 pub use portable::ImportOutcome;
 pub use structures::{KIND_BASE, KIND_RESOURCE, is_structure};
 pub use world::{Base, CommandOutcome, Order, Resource, SimConfig, SimUnit, World};

@@ -9,14 +9,15 @@ use galaxy_protocol::{
 
 use crate::behaviour::{Leg, OutputBuffers, PARALLEL_UNITS, think_all};
 use crate::geometry::within;
-use crate::kinds::{MAX_SPEED_CM, kind_stats};
+use crate::kinds::{Kinds, max_health};
 use crate::spatial::FollowingGrid;
 use crate::table::UnitTable;
 
 /// Tuning of the rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SimConfig {
-    /// Fixed ticks per second (speeds and cooldowns are per tick).
+    /// Fixed ticks per second: the kinds' speeds and cooldowns (per
+    /// second) are converted to it (a server sets it from its `TickRate`).
     pub tick_hz: u32,
     /// Units fighting in one sector that make a `MassiveBattle` event.
     pub massive_battle_units: usize,
@@ -68,7 +69,7 @@ pub enum Order {
 pub struct SimUnit {
     /// Owning player.
     pub owner: PlayerId,
-    /// Unit type (see [`crate::kind_stats`]).
+    /// Unit type (see [`crate::Kinds`]).
     pub kind: u8,
     /// Position in centimetres.
     pub position: WorldPos,
@@ -96,7 +97,7 @@ impl SimUnit {
             owner,
             kind,
             position,
-            health: kind_stats(kind).max_health,
+            health: max_health(kind),
             order: Order::Idle,
             target: None,
             cooldown: 0,
@@ -159,6 +160,8 @@ pub struct CommandOutcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct World {
     config: SimConfig,
+    /// The kinds' stats at `config.tick_hz`.
+    kinds: Kinds,
     tick: u64,
     next_id: UnitId,
     /// End (exclusive) of the id block `next_id` draws from.
@@ -192,6 +195,7 @@ impl World {
     /// An empty world at tick 0.
     pub fn new(config: SimConfig) -> Self {
         Self {
+            kinds: Kinds::at(config.tick_hz),
             config,
             tick: 0,
             next_id: 1,
@@ -211,6 +215,11 @@ impl World {
     /// The rules in force.
     pub fn config(&self) -> &SimConfig {
         &self.config
+    }
+
+    /// Every unit kind's stats at this world's tick rate.
+    pub fn kinds(&self) -> &Kinds {
+        &self.kinds
     }
 
     /// Ticks stepped so far.
@@ -437,17 +446,17 @@ impl World {
         // Units decide from the grid (the world as the tick began), so each
         // is updated in place; a big world is split between two threads,
         // whose results are merged in id order (the same world either way).
-        let (tick, grid, bases) = (self.tick, &*grid, &self.bases);
+        let (tick, grid, bases, kinds) = (self.tick, &*grid, &self.bases, &self.kinds);
         let parts = parts.max(1);
         let mut outs = self.outputs.take(parts);
         std::thread::scope(|scope| {
             let mut work = self.units.split_mut(parts).into_iter().zip(outs.iter_mut());
             let here = work.next();
             for (run, out) in work {
-                scope.spawn(move || think_all(run, tick, grid, bases, out));
+                scope.spawn(move || think_all(run, tick, grid, bases, kinds, out));
             }
             if let Some((run, out)) = here {
-                think_all(run, tick, grid, bases, out);
+                think_all(run, tick, grid, bases, kinds, out);
             }
         });
         let (out, rest) = outs.split_first_mut().expect("at least one part");
@@ -572,7 +581,7 @@ impl World {
             let mut near: Vec<(UnitId, PlayerId)> = Vec::new();
             self.grid
                 .get_mut()
-                .within(r.position, radius + MAX_SPEED_CM, |id, _| {
+                .within(r.position, radius + self.kinds.max_speed_cm(), |id, _| {
                     if let Some(u) = self.units.get(&id)
                         && within(u.position, r.position, radius)
                     {

@@ -25,7 +25,7 @@ fn move_orders_arrive_at_speed() {
     while w.unit(a).unwrap().order != Order::Idle {
         w.step();
         let p = w.unit(a).unwrap().position;
-        assert!(distance_cm(prev, p) <= kind_stats(0).speed_cm_per_tick);
+        assert!(distance_cm(prev, p) <= w.kinds().get(0).speed_cm_per_tick);
         prev = p;
         ticks += 1;
         assert!(ticks < 100);
