@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use galaxy_net::CONFIG_FLAGS;
 use galaxy_net::NetworkConfig;
-use galaxy_net::config::CONFIG_FLAGS;
 
 /// What the binary was asked to do.
 #[derive(Debug)]

@@ -1,28 +1,26 @@
 //! Galaxy RTS. `cargo run` starts the client with an embedded server;
 //! `cargo run --features headless` starts the dedicated server
-//! (`galaxy_rts server` does in any build); `galaxy_rts token ...` issues
+//! (`galaxy_rts server` does in any build; a build without the `client`
+//! feature is the dedicated server only); `galaxy_rts token ...` issues
 //! connect tokens from the server's key file.
-
-mod cli;
-mod client;
-mod cluster_status;
-mod server;
 
 use std::process::ExitCode;
 
-use cli::Command;
 use galaxy_net::ServerKey;
 use galaxy_net::tokens::{issue_token, token_to_bytes};
+use galaxy_rts::cli::{self, ClientOptions, Command};
+use galaxy_rts::{cluster_status, server};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match cli::parse(&args, cfg!(feature = "headless")) {
+    let server_only = cfg!(feature = "headless") || !cfg!(feature = "client");
+    let result = match cli::parse(&args, server_only) {
         Ok(Command::Help) => {
             print!("{}", cli::usage());
             Ok(())
         }
         Ok(Command::Token(t)) => make_token(&t),
-        Ok(Command::Client(opts)) => client::run(opts),
+        Ok(Command::Client(opts)) => run_client(opts),
         Ok(Command::Server(opts)) => server::run(opts),
         Ok(Command::ClusterStatus(opts)) => cluster_status::run(&opts),
         Err(e) => Err(e),
@@ -34,6 +32,16 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+#[cfg(feature = "client")]
+fn run_client(opts: ClientOptions) -> Result<(), String> {
+    galaxy_rts::client::run(opts)
+}
+
+#[cfg(not(feature = "client"))]
+fn run_client(_: ClientOptions) -> Result<(), String> {
+    Err("this build has no client (built without the `client` feature)".into())
 }
 
 fn make_token(t: &cli::TokenOptions) -> Result<(), String> {

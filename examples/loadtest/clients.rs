@@ -19,29 +19,25 @@ pub(crate) fn run_clients(
         .map(|p| {
             let mut app = App::new();
             let o = layout.origin(layout.battle_of(p), 0);
+            // These clients are bots: they play over the network (every unit
+            // in view is an entity) but do not draw, so they add no smoothing
+            // (measured on its own by galaxy_net's smoothing tests).
             app.add_plugins(MinimalPlugins)
                 .insert_resource(config.clone())
                 .insert_resource(View(WorldRect::around(
                     WorldPos::new(o.x + 2_000, o.y + 2_000),
                     50_000,
                 )))
-                .add_plugins(GalaxyNetPlugin {
-                    mode: NetMode::Client(p),
-                });
-            connect_client(
-                app.world_mut(),
-                &config,
-                ClientAuth::Insecure {
+                .insert_resource(ClientTransport::to(ClientAuth::Insecure {
                     player: p,
                     server: proxy,
-                },
-            )
-            .expect("socket");
-            // These clients are bots: they play over the network but do not
-            // draw, so they keep no smoothing tracks for a renderer (measured
-            // on their own by galaxy_net's smoothing tests).
-            app.world_mut().resource_mut::<Smoothing>().config.enabled = false;
-            app.configure_sets(Update, SmoothingSet.run_if(|| false));
+                }))
+                .add_plugins((GalaxyClientPlugin, NetcodeTransportPlugin))
+                .replicate_unit::<RtsUnits>();
+            assert!(
+                !app.world().contains_resource::<TransportError>(),
+                "client socket"
+            );
             // Each client runs on this thread alone, as one game would on
             // its own machine.
             single_threaded(&mut app);
@@ -77,7 +73,7 @@ pub(crate) fn run_clients(
             if order {
                 let mine: Vec<UnitId> = app
                     .world()
-                    .resource::<ClientReplica>()
+                    .resource::<ClientReplica<QuantizedUnit>>()
                     .receiver
                     .units()
                     .filter(|(_, u)| u.owner() == *p)
@@ -116,7 +112,7 @@ pub(crate) fn run_clients(
             let bytes = app.world().resource::<NetworkStats>().bytes_received - before;
             let replica = app
                 .world_mut()
-                .remove_resource::<ClientReplica>()
+                .remove_resource::<ClientReplica<QuantizedUnit>>()
                 .expect("client plugin");
             (p, bytes, replica.receiver)
         })

@@ -60,9 +60,11 @@ use bevy::prelude::*;
 use galaxy_net::*;
 use galaxy_protocol::link_model::SplitMix64;
 use galaxy_protocol::{
-    CompressedCommand, DeltaReceiver, PlayerId, UnitId, UnitIdList, WorldPos, WorldRect,
+    CompressedCommand, DeltaReceiver, PlayerId, QuantizedUnit, UnitId, UnitIdList, WorldPos,
+    WorldRect,
 };
-use galaxy_sim::{SimConfig, World};
+use galaxy_rts::sim::{RtsUnits, SimPlugin, SimWorld};
+use galaxy_sim::SimConfig;
 
 mod clients;
 mod layout;

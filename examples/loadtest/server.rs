@@ -43,15 +43,24 @@ pub(crate) fn run_server(
     };
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
-        .insert_resource(config.clone())
-        .insert_resource(SimWorld(World::new(SimConfig {
-            threads: args.server_threads,
-            ..default()
-        })))
-        .add_plugins(GalaxyNetPlugin {
-            mode: NetMode::Server,
-        });
-    let addr = start_server(app.world_mut(), &config, ServerAuth::Insecure, &[]).expect("bind");
+        .insert_resource(config)
+        .insert_resource(ServerTransport {
+            auth: ServerAuth::Insecure,
+            extra_public: Vec::new(),
+        })
+        .add_plugins((
+            GalaxyServerPlugin {
+                tick: TickPolicy::Manual,
+            },
+            NetcodeTransportPlugin,
+            SimPlugin {
+                config: SimConfig {
+                    threads: args.server_threads,
+                    ..default()
+                },
+            },
+        ));
+    let addr = app.world().resource::<ServerAddress>().0;
     // The server's systems run on its own thread: Bevy's task pool is shared
     // by every app in this process, and a client waiting in it would run
     // server systems (and the server would wait for them).
@@ -155,16 +164,16 @@ pub(crate) fn run_server(
     }
     let w = app.world();
     let sessions = w.resource::<Sessions>();
+    let replicated = w.resource::<ReplicatedUnits<QuantizedUnit>>();
     let acked = sessions
-        .0
-        .values()
-        .map(|s| {
-            let sender = s.sender();
+        .iter()
+        .filter_map(|(client, s)| {
+            let sender = replicated.sender(client)?;
             let list = sender
                 .tracked_units()
                 .filter_map(|id| sender.acked(id).map(|(t, u)| (id, t, u.copied())))
                 .collect();
-            (s.player, list)
+            Some((s.player(), list))
         })
         .collect();
     let times = w.resource::<TickTimes>();

@@ -6,11 +6,12 @@
 use std::collections::VecDeque;
 
 use bevy::prelude::*;
-use galaxy_net::{ReceivedEvents, Smoothing, SmoothingSet};
+use galaxy_net::{ReceivedEvents, SmoothingSet};
 use galaxy_protocol::{CombatEvent, CombatEventType};
 
 use super::camera::{CameraFocus, to_render};
 use super::render::Vanished;
+use super::units::DrawnUnits;
 
 /// One effect being shown.
 #[derive(Clone, Copy, Debug)]
@@ -91,7 +92,7 @@ pub fn describe(e: &CombatEvent) -> String {
 fn take_events(
     time: Res<Time<Real>>,
     mut received: ResMut<ReceivedEvents>,
-    smoothing: Res<Smoothing>,
+    drawn: DrawnUnits,
     vanished: Res<Vanished>,
     mut effects: ResMut<Effects>,
     mut feed: ResMut<EventFeed>,
@@ -105,8 +106,8 @@ fn take_events(
         }
         // Where: the first participant as drawn (or where it vanished), else the sector's centre.
         let at = e.participants.first().and_then(|&id| {
-            smoothing
-                .drawn_unit(id)
+            drawn
+                .get(id)
                 .map(|d| d.position)
                 .or_else(|| vanished.position(id))
         });

@@ -6,15 +6,16 @@ use std::collections::VecDeque;
 
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
-use galaxy_net::{ConnectionStatus, MaxUpdateRate, NetworkStats, Smoothing};
+use galaxy_net::{ConnectionStatus, LocalPlayer, MaxUpdateRate, NetworkStats, TickRate};
 use galaxy_protocol::SectorId;
-use galaxy_sim::{is_structure, kind_stats};
+use galaxy_sim::{is_structure, kind_spec};
 use leafwing_input_manager::prelude::ActionState;
 
 use super::camera::CameraFocus;
 use super::effects::EventFeed;
 use super::input::{Action, Bindings};
-use super::orders::{LocalPlayer, PointerState, Selection};
+use super::orders::{PointerState, Selection};
+use super::units::DrawnUnits;
 
 /// Whether the HUD is shown.
 #[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +153,8 @@ fn draw_hud(
     stats: Res<NetworkStats>,
     history: Res<TrafficHistory>,
     rate: Res<MaxUpdateRate>,
-    smoothing: Res<Smoothing>,
+    drawn: DrawnUnits,
+    tick_rate: Res<TickRate>,
     selection: Res<Selection>,
     pointer: Res<PointerState>,
     player: Res<LocalPlayer>,
@@ -218,7 +220,7 @@ fn draw_hud(
         });
 
     let (mut own, mut visible, mut structures) = (0usize, 0usize, 0usize);
-    for (_, u) in smoothing.drawn() {
+    for (_, u) in drawn.iter() {
         if is_structure(u.state.kind()) {
             structures += 1;
             continue;
@@ -231,7 +233,7 @@ fn draw_hud(
     let mut by_kind = [0usize; 3];
     let mut hp = 0u64;
     for id in &selection.0 {
-        if let Some(u) = smoothing.drawn_unit(*id) {
+        if let Some(u) = drawn.get(*id) {
             by_kind[usize::from(u.state.kind()).min(2)] += 1;
             hp += u64::from(u.state.health());
         }
@@ -278,10 +280,11 @@ fn draw_hud(
                 k(Action::ToggleHud)
             ));
             ui.small(format!(
-                "infantry {} m/s, tank {} m/s, scout {} m/s",
-                kind_stats(0).speed_cm_per_tick / 5,
-                kind_stats(1).speed_cm_per_tick / 5,
-                kind_stats(2).speed_cm_per_tick / 5
+                "infantry {} m/s, tank {} m/s, scout {} m/s ({:.0} Hz)",
+                kind_spec(0).speed_cm_per_sec / 100,
+                kind_spec(1).speed_cm_per_sec / 100,
+                kind_spec(2).speed_cm_per_sec / 100,
+                tick_rate.0
             ));
         });
 

@@ -9,6 +9,7 @@ mod orders;
 mod overlay;
 mod render;
 mod screenshot;
+mod units;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,12 +18,13 @@ use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use galaxy_net::tokens::{issue_token, token_from_bytes};
 use galaxy_net::{
-    ClientAuth, GalaxyNetPlugin, NetMode, NetworkConfig, ServerAuth, ServerKey, SimWorld, View,
-    connect_client, start_server,
+    AppReplicationExt, ClientAuth, ClientTransport, GalaxyClientPlugin, NetcodeTransportPlugin,
+    NetworkConfig, ServerAuth, ServerKey, SmoothingPlugin, TransportError, View,
 };
-use galaxy_protocol::{CompressedCommand, UnitIdList, WorldPos, WorldRect};
+use galaxy_protocol::{CompressedCommand, QuantizedUnit, UnitIdList, WorldPos, WorldRect};
 
 use crate::cli::ClientOptions;
+use crate::sim::{RtsUnits, SimWorld};
 
 /// The local player's id on the embedded server.
 const LOCAL_PLAYER: u64 = 1;
@@ -47,11 +49,9 @@ fn embedded_server(units: u32, bots: u32) -> Result<ClientAuth, String> {
             app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(
                 Duration::from_secs_f64(1.0 / 120.0),
             )))
-            .insert_resource(config.clone())
-            .add_plugins(GalaxyNetPlugin {
-                mode: NetMode::Server,
-            })
-            .add_plugins(crate::server::bots::BotPlugin {
+            .insert_resource(config.clone());
+            let started = crate::server::add_game_server(&mut app, ServerAuth::Secure(server_key));
+            app.add_plugins(crate::server::bots::BotPlugin {
                 bots,
                 units_per_bot: units,
                 first_player: crate::server::bots::FIRST_BOT_PLAYER,
@@ -93,18 +93,13 @@ fn embedded_server(units: u32, bots: u32) -> Result<ClientAuth, String> {
                     );
                 }
             }
-            match start_server(
-                app.world_mut(),
-                &config,
-                ServerAuth::Secure(server_key),
-                &[],
-            ) {
+            match started {
                 Ok(addr) => {
                     let _ = tx.send(Ok(addr));
                     app.run();
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(e.to_string()));
+                    let _ = tx.send(Err(e));
                 }
             }
         })
@@ -128,22 +123,18 @@ pub fn run(opts: ClientOptions) -> Result<(), String> {
         Some(path) => input::Bindings::load(path).map_err(|e| e.to_string())?,
         None => input::Bindings::defaults(),
     };
-    let (auth, player) = match (&opts.connect, &opts.token) {
+    let auth = match (&opts.connect, &opts.token) {
         (Some(_), Some(file)) => {
             let bytes =
                 std::fs::read(file).map_err(|e| format!("token file {}: {e}", file.display()))?;
             let token = token_from_bytes(&bytes).map_err(|e| e.to_string())?;
-            let player = token.client_id;
-            (ClientAuth::Token(Box::new(token)), player)
+            ClientAuth::Token(Box::new(token))
         }
-        (Some(addr), None) => (
-            ClientAuth::Insecure {
-                player: opts.player,
-                server: *addr,
-            },
-            opts.player,
-        ),
-        (None, _) => (embedded_server(opts.units, opts.bots)?, LOCAL_PLAYER),
+        (Some(addr), None) => ClientAuth::Insecure {
+            player: opts.player,
+            server: *addr,
+        },
+        (None, _) => embedded_server(opts.units, opts.bots)?,
     };
     let config = NetworkConfig {
         port: 0,
@@ -158,12 +149,12 @@ pub fn run(opts: ClientOptions) -> Result<(), String> {
         }),
         ..default()
     }))
-    .insert_resource(config.clone())
+    .insert_resource(config)
     .insert_resource(View(WorldRect::around(HOME, 150_000)))
-    .add_plugins(GalaxyNetPlugin {
-        mode: NetMode::Client(player),
-    })
-    .insert_resource(orders::LocalPlayer(player))
+    .insert_resource(ClientTransport::to(auth))
+    .add_plugins((GalaxyClientPlugin, NetcodeTransportPlugin))
+    .replicate_unit::<RtsUnits>()
+    .add_plugins(SmoothingPlugin::<QuantizedUnit>::default())
     .add_plugins(bevy_egui::EguiPlugin::default())
     .add_plugins(input::InputPlugin { bindings })
     .add_plugins(camera::CameraPlugin { start: HOME })
@@ -182,7 +173,9 @@ pub fn run(opts: ClientOptions) -> Result<(), String> {
     } else if let Some(after) = opts.exit_after {
         app.add_plugins(screenshot::ExitAfter(after));
     }
-    connect_client(app.world_mut(), &config, auth)?;
+    if let Some(e) = app.world().get_resource::<TransportError>() {
+        return Err(e.0.clone());
+    }
     match app.run() {
         AppExit::Success => Ok(()),
         AppExit::Error(code) => Err(format!("client exited with code {code}")),

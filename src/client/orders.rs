@@ -8,13 +8,14 @@ use std::collections::BTreeSet;
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
 use bevy_egui::input::EguiWantsInput;
-use galaxy_net::{DrawnUnit, OutgoingCommands, Smoothing, SmoothingSet};
-use galaxy_protocol::{CompressedCommand, PlayerId, UnitId, UnitIdList, WorldPos};
+use galaxy_net::{LocalPlayer, OutgoingCommands, Smoothing, SmoothingSet, TickRate};
+use galaxy_protocol::{CompressedCommand, PlayerId, QuantizedUnit, UnitId, UnitIdList, WorldPos};
 use galaxy_sim::is_structure;
 use leafwing_input_manager::prelude::ActionState;
 
 use super::camera::{CameraFocus, cursor_world};
 use super::input::Action;
+use super::units::{DrawnUnit, DrawnUnits, kind_stats};
 
 /// Units the player has selected.
 #[derive(Resource, Default, Debug)]
@@ -30,10 +31,6 @@ pub struct PointerState {
     /// The next `Select` press sends an attack-move.
     pub attack_move_armed: bool,
 }
-
-/// The local player's id.
-#[derive(Resource, Clone, Copy)]
-pub struct LocalPlayer(pub PlayerId);
 
 /// Units per command: keeps each command (and its message) small.
 const UNITS_PER_COMMAND: usize = 1024;
@@ -135,7 +132,7 @@ fn select(
     egui: Option<Res<EguiWantsInput>>,
     mut pointer: ResMut<PointerState>,
     mut selection: ResMut<Selection>,
-    smoothing: Res<Smoothing>,
+    drawn: DrawnUnits,
     player: Res<LocalPlayer>,
     projection: Query<&Projection, With<Camera2d>>,
     mut outgoing: ResMut<OutgoingCommands>,
@@ -177,7 +174,7 @@ fn select(
             _ => 1.0,
         });
         let radius = f64::from(12.0 * scale) * super::camera::CM_PER_RENDER_UNIT;
-        if let Some(id) = unit_at(smoothing.drawn(), player.0, to, radius)
+        if let Some(id) = unit_at(drawn.iter(), player.0, to, radius)
             && !selection.0.remove(&id)
         {
             selection.0.insert(id);
@@ -185,16 +182,19 @@ fn select(
     } else {
         selection
             .0
-            .extend(units_in_box(smoothing.drawn(), player.0, from, to));
+            .extend(units_in_box(drawn.iter(), player.0, from, to));
     }
 }
 
+#[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is data it needs
 fn give_orders(
     actions: Query<&ActionState<Action>>,
     egui: Option<Res<EguiWantsInput>>,
     mut pointer: ResMut<PointerState>,
     selection: Res<Selection>,
-    mut smoothing: ResMut<Smoothing>,
+    mut smoothing: ResMut<Smoothing<QuantizedUnit>>,
+    drawn: DrawnUnits,
+    rate: Res<TickRate>,
     time: Res<Time<Real>>,
     mut outgoing: ResMut<OutgoingCommands>,
 ) {
@@ -230,13 +230,19 @@ fn give_orders(
                 units,
                 to,
             }));
-        smoothing.predict_move(&ids, to, time.elapsed_secs_f64());
+        // Each unit walks at its kind's speed.
+        let speeds: Vec<(UnitId, f64)> = ids
+            .iter()
+            .filter_map(|&id| drawn.get(id).map(|d| (id, d.state.kind())))
+            .map(|(id, kind)| (id, kind_stats(kind, &rate).speed_cm_per_tick as f64))
+            .collect();
+        smoothing.predict_move(&speeds, to, time.elapsed_secs_f64());
     }
 }
 
 /// Dead or vanished units leave the selection.
-fn forget_dead(smoothing: Res<Smoothing>, mut selection: ResMut<Selection>) {
-    selection.0.retain(|id| smoothing.drawn_unit(*id).is_some());
+fn forget_dead(drawn: DrawnUnits, mut selection: ResMut<Selection>) {
+    selection.0.retain(|id| drawn.get(*id).is_some());
 }
 
 #[cfg(test)]

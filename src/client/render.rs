@@ -1,18 +1,19 @@
 //! Drawing the replicated world: one sprite per unit in its owner's colour
 //! with a health bar and a selection marker, and bigger shapes for bases
-//! and resource points. Positions come from `galaxy_net`'s smoothing
-//! (interpolated or predicted) and are placed relative to the camera's
+//! and resource points. Positions are the units' `DrawnPosition`s from
+//! `galaxy_net`'s smoothing (interpolated or predicted) and are placed relative to the camera's
 //! fixed-point focus, so nothing jitters far from the origin.
 
 use std::collections::{HashMap, VecDeque};
 
 use bevy::prelude::*;
-use galaxy_net::{Smoothing, SmoothingSet};
+use galaxy_net::{LocalPlayer, SmoothingSet};
 use galaxy_protocol::UnitId;
-use galaxy_sim::{KIND_BASE, KIND_RESOURCE, SimConfig, kind_stats};
+use galaxy_sim::{KIND_BASE, KIND_RESOURCE, SimConfig, max_health};
 
 use super::camera::{CameraFocus, to_render};
-use super::orders::{LocalPlayer, Selection};
+use super::orders::Selection;
+use super::units::DrawnUnits;
 
 /// Draws the units a client sees.
 pub struct RenderPlugin;
@@ -86,10 +87,7 @@ fn shape(kind: u8, health: u16) -> (f32, f32) {
             90.0,
             f32::from(health) / SimConfig::default().capture_ticks as f32,
         ),
-        k => (
-            30.0,
-            f32::from(health) / f32::from(kind_stats(k).max_health.max(1)),
-        ),
+        k => (30.0, f32::from(health) / f32::from(max_health(k).max(1))),
     }
 }
 
@@ -119,7 +117,7 @@ fn spawn_unit(commands: &mut Commands, colour: Color, size: f32, kind: u8, at: V
 #[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is data it needs
 fn sync_units(
     mut commands: Commands,
-    smoothing: Res<Smoothing>,
+    drawn: DrawnUnits,
     focus: Res<CameraFocus>,
     local: Res<LocalPlayer>,
     selection: Res<Selection>,
@@ -133,7 +131,7 @@ fn sync_units(
 ) {
     let now = time.elapsed_secs_f64();
     let mut seen = std::collections::HashSet::new();
-    for (id, u) in smoothing.drawn() {
+    for (id, u) in drawn.iter() {
         seen.insert(id);
         let kind = u.state.kind();
         let (size, health) = shape(kind, u.state.health());

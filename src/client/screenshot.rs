@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
-use galaxy_net::{ClientReplica, ConnectionStatus};
+use galaxy_net::{ClientUnits, ConnectionStatus};
 
 /// Takes the screenshot and exits.
 pub struct ScreenshotPlugin {
@@ -58,13 +58,13 @@ fn take(
     time: Res<Time<Real>>,
     mut shot: ResMut<Shot>,
     status: Res<ConnectionStatus>,
-    replica: Res<ClientReplica>,
+    units: Res<ClientUnits>,
 ) {
     if shot.taken || time.elapsed_secs() < shot.after {
         return;
     }
     shot.taken = true;
-    let units = replica.receiver.visible_count();
+    let units = units.len();
     shot.healthy = *status == ConnectionStatus::Connected && units > 0;
     info!("screenshot: {status:?}, {units} units visible");
     let healthy = shot.healthy;

@@ -1,8 +1,8 @@
 //! AI players living on the server, so it is never empty: each gets a base,
 //! an army, and every few seconds sends part of it to attack-move somewhere.
 
+use crate::sim::SimWorld;
 use bevy::prelude::*;
-use galaxy_net::SimWorld;
 use galaxy_protocol::link_model::SplitMix64;
 use galaxy_protocol::{CompressedCommand, UnitIdList, WorldPos};
 use galaxy_sim::Order;

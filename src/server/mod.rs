@@ -1,9 +1,9 @@
-//! The dedicated server: the plugin in server mode, a world with bots, a
-//! status line, and a clean shutdown on Ctrl-C; with `--cluster`, one
-//! member of a cluster sharing the universe by sector.
+//! The dedicated server: the server plugins with the RTS simulation, a
+//! world with bots, a status line, and a clean shutdown on Ctrl-C; with
+//! `--cluster`, one member of a cluster sharing the universe by sector.
 
-pub(crate) mod bots;
-pub(crate) mod cluster;
+pub mod bots;
+pub mod cluster;
 mod status;
 
 use std::time::Duration;
@@ -11,10 +11,38 @@ use std::time::Duration;
 use bevy::app::{ScheduleRunnerPlugin, TerminalCtrlCHandlerPlugin};
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
-use galaxy_net::{GalaxyNetPlugin, NetMode, ServerAuth, ServerKey, start_server};
+use galaxy_net::{
+    GalaxyServerPlugin, NetcodeTransportPlugin, ServerAddress, ServerAuth, ServerKey,
+    ServerTransport, TickPolicy, TransportError,
+};
 use galaxy_protocol::WorldPos;
 
 use crate::cli::ServerOptions;
+use crate::sim::SimPlugin;
+
+/// The server side of the game in `app`: the network (ticking with the
+/// simulation), the transport from `auth` and the RTS simulation. Returns
+/// the address the socket was bound to.
+pub fn add_game_server(app: &mut App, auth: ServerAuth) -> Result<std::net::SocketAddr, String> {
+    app.insert_resource(ServerTransport {
+        auth,
+        extra_public: Vec::new(),
+    })
+    .add_plugins((
+        GalaxyServerPlugin {
+            tick: TickPolicy::Manual,
+        },
+        NetcodeTransportPlugin,
+        SimPlugin::default(),
+    ));
+    match app.world().get_resource::<ServerAddress>() {
+        Some(addr) => Ok(addr.0),
+        None => Err(app
+            .world()
+            .get_resource::<TransportError>()
+            .map_or_else(|| "the transport did not start".into(), |e| e.0.clone())),
+    }
+}
 
 /// Runs a dedicated server until Ctrl-C (or `--exit-after`).
 pub fn run(opts: ServerOptions) -> Result<(), String> {
@@ -37,16 +65,8 @@ pub fn run(opts: ServerOptions) -> Result<(), String> {
         ))),
     )
     .add_plugins((LogPlugin::default(), TerminalCtrlCHandlerPlugin))
-    .insert_resource(opts.config.clone())
-    .add_plugins(GalaxyNetPlugin {
-        mode: NetMode::Server,
-    });
-    let addr = start_server(app.world_mut(), &opts.config, auth.clone(), &[]).map_err(|e| {
-        format!(
-            "cannot bind {}:{}: {e}",
-            opts.config.server_address, opts.config.port
-        )
-    })?;
+    .insert_resource(opts.config.clone());
+    let addr = add_game_server(&mut app, auth.clone())?;
     let home = match &opts.cluster {
         Some(c) => {
             let plugin = cluster::ClusterPlugin::join(c.clone(), addr.to_string(), auth.clone())?;

@@ -1,9 +1,10 @@
 //! The one-line status a dedicated server logs every few seconds.
 
 use bevy::prelude::*;
-use galaxy_net::{NetworkStats, Sessions, SimWorld, TickTimes};
+use galaxy_net::{NetworkStats, Sessions, TickTimes};
 
 use super::cluster::ClusterState;
+use crate::sim::{SimStats, SimWorld};
 
 /// Logs a status line every `every` seconds; exits after `exit_after` if set.
 pub struct StatusPlugin {
@@ -40,6 +41,7 @@ fn status_line(
     time: Res<Time<Real>>,
     mut timer: ResMut<StatusTimer>,
     sim: Res<SimWorld>,
+    sim_stats: Res<SimStats>,
     sessions: Res<Sessions>,
     stats: Res<NetworkStats>,
     times: Res<TickTimes>,
@@ -62,7 +64,7 @@ fn status_line(
     timer.last_received = stats.bytes_received;
     info!(
         "status: {} clients, {} units, tick {} | {:.2} ms p50 {:.2} ms p99 | out {:.1} KiB/s in {:.1} KiB/s | rtt {:.0} ms loss {:.1}% | rejected {} kicked {}{}",
-        sessions.0.len(),
+        sessions.len(),
         sim.0.unit_count(),
         sim.0.tick(),
         times.quantile(0.5),
@@ -74,13 +76,13 @@ fn status_line(
         stats.rejected_total(),
         stats.kicked_clients,
         cluster
-            .map(|c| cluster_part(&c, &stats))
+            .map(|c| cluster_part(&c, &sim_stats))
             .unwrap_or_default(),
     );
 }
 
 /// ` | cluster: server 2 acting, 1 sectors [3:4,0], peers 1,3 | adopted ...`
-fn cluster_part(c: &ClusterState, stats: &NetworkStats) -> String {
+fn cluster_part(c: &ClusterState, stats: &SimStats) -> String {
     let sectors: Vec<String> = c
         .owned
         .keys()

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::App;
 use galaxy_cluster::NatsServer;
-use galaxy_net::{OutgoingCommands, Smoothing, View};
+use galaxy_net::{OutgoingCommands, View};
 use galaxy_protocol::{CompressedCommand, SectorId, UnitId, UnitIdList, WorldPos, WorldRect};
 use galaxy_sim::is_structure;
 
@@ -19,11 +19,10 @@ const UNITS: u32 = 30;
 const FAST: u8 = 2;
 
 fn own(app: &App) -> BTreeMap<UnitId, (f64, f64, u8)> {
-    app.world()
-        .resource::<Smoothing>()
-        .drawn()
-        .filter(|(_, d)| d.state.owner() == PLAYER && !is_structure(d.state.kind()))
-        .map(|(id, d)| (id, (d.position.0, d.position.1, d.state.kind())))
+    drawn(app)
+        .into_iter()
+        .filter(|(_, _, s)| s.owner() == PLAYER && !is_structure(s.kind()))
+        .map(|(id, p, s)| (id, (p.0, p.1, s.kind())))
         .collect()
 }
 

@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use bevy::prelude::*;
 use galaxy_cluster::{Cluster, ClusterConfig, NatsServer};
 use galaxy_net::{
-    ClientAuth, ClientConnector, ClientReplica, ConnectionStatus, GalaxyNetPlugin, NetMode,
-    NetworkConfig, View, connect_with_fallbacks,
+    AppReplicationExt, ClientAuth, ClientConnector, ClientReplica, ClientTransport,
+    ConnectionStatus, DrawnPosition, GalaxyClientPlugin, NetUnit, NetcodeTransportPlugin, Replica,
+    SmoothingPlugin, View,
 };
-use galaxy_protocol::{SectorId, UnitId, WorldPos, WorldRect};
+use galaxy_protocol::{QuantizedUnit, SectorId, UnitId, WorldPos, WorldRect};
+use galaxy_rts::sim::RtsUnits;
 
 /// One cluster test at a time: each runs three servers and a nats-server,
 /// and the timing checks (owned again within 3 s) must not compete for
@@ -252,23 +254,31 @@ pub fn centre(s: SectorId) -> WorldPos {
 
 /// A headless game client watching `view`, trying `servers` in turn.
 pub fn client(player: u64, servers: &[SocketAddr], view: WorldRect) -> App {
-    let config = NetworkConfig {
-        port: 0,
-        ..NetworkConfig::default()
-    };
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .insert_resource(config.clone())
-        .insert_resource(View(view))
-        .add_plugins(GalaxyNetPlugin {
-            mode: NetMode::Client(player),
-        });
     let targets = servers
         .iter()
-        .map(|&server| ClientAuth::Insecure { player, server })
+        .map(|&server| ClientAuth::insecure(player, server))
         .collect();
-    connect_with_fallbacks(app.world_mut(), &config, targets).expect("client socket");
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .insert_resource(View(view))
+        .insert_resource(ClientTransport { targets })
+        .add_plugins((GalaxyClientPlugin, NetcodeTransportPlugin))
+        .replicate_unit::<RtsUnits>()
+        .add_plugins(SmoothingPlugin::<QuantizedUnit>::default());
     app
+}
+
+/// The units the client draws, from its entities: id, drawn position and
+/// newest state.
+pub fn drawn(app: &App) -> Vec<(UnitId, (f64, f64), QuantizedUnit)> {
+    let world = app.world();
+    let Some(mut q) = world.try_query::<(&NetUnit, &DrawnPosition, &Replica<QuantizedUnit>)>()
+    else {
+        return Vec::new();
+    };
+    q.iter(world)
+        .map(|(id, d, r)| (id.0, d.position, r.state))
+        .collect()
 }
 
 /// Updates the client until `done` or `timeout`; true if done.
@@ -294,12 +304,16 @@ pub fn reconnects(app: &App) -> u32 {
     c.reconnects + c.redirects
 }
 
-/// Unit ids the client sees.
+/// Unit ids the client's current session delivered (its entities of an
+/// earlier session stay a moment longer, until the new one replaces them).
 pub fn visible(app: &App) -> Vec<UnitId> {
-    app.world()
-        .resource::<ClientReplica>()
+    let mut ids: Vec<UnitId> = app
+        .world()
+        .resource::<ClientReplica<QuantizedUnit>>()
         .receiver
         .units()
         .map(|(id, _)| id)
-        .collect()
+        .collect();
+    ids.sort_unstable();
+    ids
 }

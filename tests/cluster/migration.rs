@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::App;
 use galaxy_cluster::NatsServer;
-use galaxy_net::{OutgoingCommands, Smoothing};
+use galaxy_net::OutgoingCommands;
 use galaxy_protocol::{CompressedCommand, UnitId, UnitIdList, WorldPos, WorldRect};
 use galaxy_sim::is_structure;
 
@@ -30,11 +30,10 @@ fn command_counts(line: &str) -> (u64, u64, u64) {
 }
 
 fn own_units(app: &App) -> Vec<UnitId> {
-    app.world()
-        .resource::<Smoothing>()
-        .drawn()
-        .filter(|(_, d)| d.state.owner() == PLAYER && !is_structure(d.state.kind()))
-        .map(|(id, _)| id)
+    drawn(app)
+        .into_iter()
+        .filter(|(_, _, s)| s.owner() == PLAYER && !is_structure(s.kind()))
+        .map(|(id, _, _)| id)
         .collect()
 }
 
@@ -103,11 +102,9 @@ fn busy_sector_moves_between_servers_without_loss_or_duplicates() {
         }
         client.update();
         // Nothing vanishes from the screen, nothing jumps.
-        let drawn: BTreeMap<UnitId, (f64, f64)> = client
-            .world()
-            .resource::<Smoothing>()
-            .drawn()
-            .map(|(id, d)| (id, d.position))
+        let drawn: BTreeMap<UnitId, (f64, f64)> = drawn(&client)
+            .into_iter()
+            .map(|(id, p, _)| (id, p))
             .collect();
         for (id, p) in &last {
             match drawn.get(id) {

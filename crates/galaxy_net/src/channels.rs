@@ -1,4 +1,5 @@
-//! renet channels: which messages travel how.
+//! renet channels: which messages travel how (the ids are part of the wire
+//! contract; both sides configure them the same way).
 //!
 //! Server to client: `CombatEvent`s and `Redirect`s first (reliable, drains
 //! before anything else), control second, unit updates last (unreliable: a lost update is
@@ -36,11 +37,11 @@ const RENET_BYTES_PER_FRAME: u64 = 120_000;
 /// frame; the per-client byte budget ([`NetworkConfig::client_budget_kbps`])
 /// is the limit that chooses what goes, so renet's is set above the most a
 /// budget can release in one frame (saved ticks plus reliable events).
-pub fn connection_config(config: &NetworkConfig) -> ConnectionConfig {
+pub(crate) fn connection_config(config: &NetworkConfig, rate: crate::TickRate) -> ConnectionConfig {
     let reliable = SendType::ReliableOrdered {
         resend_time: Duration::from_millis(150),
     };
-    let budget_frame = config.budget_bytes_per_tick().map_or(0, |b| {
+    let budget_frame = config.budget_bytes_per_tick(rate).map_or(0, |b| {
         (b as u64).saturating_mul(u64::from(MAX_SAVED_TICKS) + 1) + 64 * 1024
     });
     ConnectionConfig {
@@ -83,8 +84,9 @@ mod tests {
                 client_budget_kbps: kbps,
                 ..NetworkConfig::default()
             };
-            let renet = connection_config(&config).available_bytes_per_tick;
-            if let Some(per_tick) = config.budget_bytes_per_tick() {
+            let rate = config.tick_rate();
+            let renet = connection_config(&config, rate).available_bytes_per_tick;
+            if let Some(per_tick) = config.budget_bytes_per_tick(rate) {
                 let most = per_tick as u64 * u64::from(MAX_SAVED_TICKS)
                     + galaxy_protocol::MAX_UNIT_UPDATE_BYTES as u64;
                 assert!(renet > most, "{kbps} kbps: renet {renet} < {most}");

@@ -19,8 +19,10 @@ pub struct NetworkConfig {
     /// Side of a scale-0 sector in metres. The protocol fixes it at 1,000;
     /// any other value is refused rather than silently ignored.
     pub sector_size: f32,
-    /// Base update rate in Hz for active sectors (busy sectors go up to
-    /// three times this, quiet ones down to half).
+    /// The server's tick rate in Hz (its simulation and its replication):
+    /// the starting value of the [`crate::TickRate`] resource, which is
+    /// what the plugins read. Sectors are sent at their activity's rate
+    /// (10 / 20 / 60 Hz) capped by it.
     pub update_rate: f32,
     /// Delta compression against acknowledged baselines; off sends every
     /// changed unit whole (for debugging and comparison).
@@ -168,15 +170,16 @@ impl NetworkConfig {
         Ok(())
     }
 
-    /// Each client's byte budget per simulation tick (`None`: no budget).
-    pub fn budget_bytes_per_tick(&self) -> Option<usize> {
+    /// Each client's byte budget per tick at `rate` (`None`: no budget).
+    pub fn budget_bytes_per_tick(&self, rate: crate::TickRate) -> Option<usize> {
         (self.client_budget_kbps > 0.0).then(|| {
-            galaxy_protocol::ByteBudget::from_kbps(
-                self.client_budget_kbps,
-                f64::from(self.update_rate),
-            )
-            .bytes_per_tick()
+            galaxy_protocol::ByteBudget::from_kbps(self.client_budget_kbps, rate.0).bytes_per_tick()
         })
+    }
+
+    /// The tick rate this configuration starts the [`crate::TickRate`] at.
+    pub fn tick_rate(&self) -> crate::TickRate {
+        crate::TickRate(f64::from(self.update_rate))
     }
 
     /// Applies command-line overrides (see [`CONFIG_FLAGS`]); `--config FILE`
@@ -314,12 +317,16 @@ mod tests {
     #[test]
     fn budget_and_reckoning_settings() {
         let mut c = NetworkConfig::default();
-        assert_eq!(c.budget_bytes_per_tick(), Some(1600), "256 kbps at 20 Hz");
+        assert_eq!(
+            c.budget_bytes_per_tick(c.tick_rate()),
+            Some(1600),
+            "256 kbps at 20 Hz"
+        );
         c.apply_args(&args("--budget-kbps 0 --reckoning-cm 2"))
             .unwrap();
-        assert_eq!(c.budget_bytes_per_tick(), None);
+        assert_eq!(c.budget_bytes_per_tick(c.tick_rate()), None);
         assert_eq!(c.reckoning_threshold_cm, 2);
         let c = NetworkConfig::from_toml("client_budget_kbps = 512.0\nupdate_rate = 10.0").unwrap();
-        assert_eq!(c.budget_bytes_per_tick(), Some(6400));
+        assert_eq!(c.budget_bytes_per_tick(c.tick_rate()), Some(6400));
     }
 }

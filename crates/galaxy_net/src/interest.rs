@@ -129,16 +129,6 @@ impl SectorIndex {
         self.sector_of.get(&id).copied()
     }
 
-    /// Units indexed.
-    pub fn len(&self) -> usize {
-        self.sector_of.len()
-    }
-
-    /// True when no unit is indexed.
-    pub fn is_empty(&self) -> bool {
-        self.sector_of.is_empty()
-    }
-
     /// How busy `sector` has been lately (the busiest of its scale-0 cells).
     pub fn activity(&self, sector: &SectorId) -> ActivityLevel {
         let busiest = scale0_cells(sector)
@@ -263,6 +253,43 @@ fn scale0_cells(sector: &SectorId) -> Vec<SectorId> {
         return Vec::new();
     }
     sector.children().flat_map(|c| scale0_cells(&c)).collect()
+}
+
+/// The sectors a client with a given view receives: the scale-0 sectors
+/// under the view plus one ring at full rate, and scale-1 sectors out to
+/// three times the view at a quarter of the rate (see [`interest`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interest {
+    near: IdHashSet<SectorId>,
+    far: IdHashSet<SectorId>,
+}
+
+impl Interest {
+    /// The interest of a client looking at `view`.
+    pub fn of(view: WorldRect) -> Self {
+        let (near, far) = interest(view);
+        Self { near, far }
+    }
+
+    /// True if units in the scale-0 `sector` are sent to such a client.
+    pub fn contains(&self, sector: SectorId) -> bool {
+        in_interest(sector, &self.near, &self.far)
+    }
+
+    /// True if a unit at `pos` is sent to such a client.
+    pub fn contains_pos(&self, pos: WorldPos) -> bool {
+        self.contains(SectorId::at(pos))
+    }
+
+    /// The scale-0 sectors at full rate.
+    pub fn near(&self) -> impl Iterator<Item = SectorId> + '_ {
+        self.near.iter().copied()
+    }
+
+    /// The scale-1 sectors at a quarter of the rate.
+    pub fn far(&self) -> impl Iterator<Item = SectorId> + '_ {
+        self.far.iter().copied()
+    }
 }
 
 /// True if a unit in the scale-0 `sector` is inside the interest `(near, far)`.

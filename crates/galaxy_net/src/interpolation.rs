@@ -81,11 +81,6 @@ impl InterpolationBuffer {
         }
     }
 
-    /// Newest server time held.
-    pub fn newest(&self) -> Option<f64> {
-        self.samples.back().map(|s| s.time)
-    }
-
     /// The position to draw at `render_time`, in centimetres as floats (so
     /// motion is smooth below 1 cm): between two samples, their tracks
     /// blended; before the first, held there; past the newest, along its

@@ -64,6 +64,7 @@ impl Reconciler {
     }
 
     /// Remaining error in centimetres.
+    #[cfg(test)]
     pub fn error(&self) -> f64 {
         self.error.0.hypot(self.error.1)
     }

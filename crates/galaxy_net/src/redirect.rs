@@ -144,7 +144,10 @@ pub fn validate_redirect(
 pub(crate) fn build_server(app: &mut App) {
     app.init_resource::<PendingRedirects>().add_systems(
         PostUpdate,
-        send_redirects.in_set(NetSet::Replicate).before(RenetSend),
+        send_redirects
+            .in_set(NetSet::Replicate)
+            .before(RenetSend)
+            .run_if(resource_exists::<RenetServer>),
     );
 }
 
@@ -163,9 +166,8 @@ fn send_redirects(
             continue;
         }
         let (addr, epoch) = (redirect.server_addr.clone(), redirect.epoch);
-        match codec::encode_server::<galaxy_protocol::QuantizedUnit>(&ServerMessage::Redirect(
-            redirect,
-        )) {
+        let message = ServerMessage::<galaxy_protocol::QuantizedUnit>::Redirect(redirect);
+        match codec::encode_server(&message) {
             Ok(bytes) => {
                 info!("redirecting player {client} to {addr} (epoch {epoch})");
                 stats.bytes_sent += bytes.len() as u64;
@@ -211,8 +213,8 @@ pub(crate) fn on_redirect(
 
 /// Switches the connection and resets what the old session delivered, the
 /// same way a reconnect does: a clean baseline store (the new server sends
-/// every unit whole, so nothing is duplicated) while smoothing keeps
-/// drawing the old units until the new state replaces them.
+/// every unit whole, so nothing is duplicated) while the old units' entities
+/// stay until the new state replaces them.
 fn follow(world: &mut World, auth: ClientAuth) {
     if !crate::transport::follow(world, auth) {
         return;

@@ -1,27 +1,80 @@
 //! Interpolation and prediction driven through the real delta sender and
 //! receiver, over a seeded lossy link, at 60 frames per second.
 
+use std::collections::BTreeMap;
+
 use galaxy_protocol::link_model::SplitMix64;
 use galaxy_protocol::{
-    CompressedCommand, DeadReckoner, DeltaConfig, DeltaReceiver, DeltaSender, UnitIdList,
-    UnitState, WorldPos,
+    DeadReckoner, DeltaConfig, DeltaReceiver, DeltaSender, QuantizedUnit, UnitEvent, UnitSample,
+    UnitState, Velocity, WorldPos, distance_cm,
 };
-use galaxy_sim::{SimConfig, World};
 
 use super::*;
 
 const FRAME: f64 = 1.0 / 60.0;
 const TICK: f64 = 1.0 / 20.0;
 
-/// A server world (replicated through a dead reckoner, as the server does),
-/// a client receiver and a smoother joined by a link that drops `loss` of
-/// the updates and delivers the rest after 40-80 ms.
+/// A unit of the test server: where it is, the straight leg it walks
+/// (start, goal, ticks walked) and how fast, as a simulation walks it:
+/// along the exact line, rounded to the centimetre each tick.
+struct Walker {
+    at: WorldPos,
+    leg: Option<(WorldPos, WorldPos, u64)>,
+    /// Centimetres per tick.
+    speed: u64,
+}
+
+impl Walker {
+    /// One tick along the leg.
+    fn step(&mut self) {
+        let Some((from, to, ticks)) = self.leg.as_mut() else {
+            return;
+        };
+        *ticks += 1;
+        let length = distance_cm(*from, *to);
+        let walked = *ticks * self.speed;
+        if walked >= length {
+            self.at = *to;
+            self.leg = None;
+            return;
+        }
+        let along =
+            |a: i64, b: i64| a + ((b - a) as f64 * walked as f64 / length as f64).round() as i64;
+        self.at = WorldPos::new(along(from.x, to.x), along(from.y, to.y));
+    }
+
+    /// Its velocity: the leg's direction at its speed, or the exact rest
+    /// of the way when that is shorter than a step.
+    fn velocity(&self) -> Velocity {
+        let Some((from, to, _)) = self.leg else {
+            return Velocity::ZERO;
+        };
+        let left = distance_cm(self.at, to);
+        if left < self.speed {
+            return Velocity::from_cm_per_tick(
+                (to.x - self.at.x) as f64,
+                (to.y - self.at.y) as f64,
+            );
+        }
+        let d = distance_cm(from, to).max(1) as f64;
+        let s = self.speed as f64;
+        Velocity::from_cm_per_tick(
+            (to.x - from.x) as f64 / d * s,
+            (to.y - from.y) as f64 / d * s,
+        )
+    }
+}
+
+/// A server of walkers (replicated through a dead reckoner, as a server
+/// does), a client receiver and a smoother joined by a link that drops
+/// `loss` of the updates and delivers the rest after 40-80 ms.
 struct Rig {
-    world: World,
+    walkers: BTreeMap<UnitId, Walker>,
+    tick: u64,
     reckoner: DeadReckoner,
     sender: DeltaSender,
     receiver: DeltaReceiver,
-    smoothing: Smoothing,
+    smoothing: Smoothing<QuantizedUnit>,
     rng: SplitMix64,
     loss: f64,
     in_flight: Vec<(f64, galaxy_protocol::UnitUpdate)>,
@@ -33,10 +86,11 @@ struct Rig {
 
 impl Rig {
     fn new(loss: f64, seed: u64) -> Self {
-        let mut smoothing = Smoothing::default();
+        let mut smoothing = Smoothing::new(SmoothingConfig::default());
         smoothing.set_rtt(0.12);
         Self {
-            world: World::new(SimConfig::default()),
+            walkers: BTreeMap::new(),
+            tick: 0,
             reckoner: DeadReckoner::default(),
             sender: DeltaSender::new(DeltaConfig::default()),
             receiver: DeltaReceiver::default(),
@@ -50,13 +104,43 @@ impl Rig {
         }
     }
 
+    fn spawn(&mut self, id: UnitId, at: WorldPos, speed: u64) -> UnitId {
+        self.walkers.insert(
+            id,
+            Walker {
+                at,
+                leg: None,
+                speed,
+            },
+        );
+        id
+    }
+
+    /// The server's sample of a walker.
+    fn sample(w: &Walker) -> UnitSample {
+        let velocity = w.velocity();
+        UnitSample {
+            owner: 1,
+            kind: 0,
+            position: w.at,
+            velocity,
+            health: 100.0,
+            state: if velocity.is_zero() {
+                UnitState::IDLE
+            } else {
+                UnitState::MOVING
+            },
+            target: None,
+        }
+    }
+
     /// Runs one 60 Hz frame: server ticks that are due, deliveries, then
     /// the smoother's advance.
     fn frame(&mut self) {
         self.now += FRAME;
         while self.next_tick <= self.now {
             self.next_tick += TICK;
-            let server_now = self.world.tick() as f64 * TICK;
+            let server_now = self.tick as f64 * TICK;
             let due: Vec<_> = self
                 .orders
                 .iter()
@@ -66,17 +150,19 @@ impl Rig {
             self.orders.retain(|o| o.0 > server_now);
             for (_, units, to) in due {
                 for id in units {
-                    self.order(1, id, to);
+                    self.order(id, to);
                 }
             }
-            self.world.step();
-            let ids: Vec<_> = self.world.units().map(|(id, _)| id).collect();
-            for id in ids {
-                let u = self.world.unit(id).unwrap().sample();
-                let track = self.reckoner.observe(id, self.world.tick(), &u);
+            self.tick += 1;
+            for w in self.walkers.values_mut() {
+                w.step();
+            }
+            let tick = self.tick;
+            for (&id, w) in &self.walkers {
+                let track = self.reckoner.observe(id, tick, &Self::sample(w));
                 self.sender.set_unit(id, track);
             }
-            for update in self.sender.write_updates(self.world.tick()) {
+            for update in self.sender.write_updates(tick) {
                 if !self.rng.chance(self.loss) {
                     let delay = 0.04 + self.rng.next_f64() * 0.04;
                     self.in_flight.push((self.now + delay, update));
@@ -94,8 +180,18 @@ impl Rig {
         });
         for u in arrived {
             if self.receiver.receive(&u).is_ok() {
-                self.smoothing
-                    .on_update(now, u.timestamp, &mut self.receiver);
+                // What the client's receive system does with an applied update.
+                self.smoothing.observe_clock(now, u.timestamp);
+                let events: Vec<UnitEvent> = self.receiver.drain_events().collect();
+                for e in events {
+                    match e {
+                        UnitEvent::Spawned(id) | UnitEvent::Changed(id) => {
+                            let state = *self.receiver.unit(id).unwrap();
+                            self.smoothing.observe(id, state, u.timestamp, now);
+                        }
+                        UnitEvent::Despawned(id) => self.smoothing.forget(id),
+                    }
+                }
             }
             for ack in self.receiver.take_acks() {
                 self.sender.receive_ack(&ack);
@@ -104,13 +200,10 @@ impl Rig {
         self.smoothing.advance(now, FRAME);
     }
 
-    /// `owner` orders unit `id` to move to `to` (on the server).
-    fn order(&mut self, owner: u64, id: UnitId, to: WorldPos) {
-        let units = UnitIdList::from_ids(vec![id]).unwrap();
-        let out = self
-            .world
-            .apply_command(owner, &CompressedCommand::Move { units, to });
-        assert_eq!(out.applied, 1);
+    /// Orders unit `id` to move to `to` (on the server).
+    fn order(&mut self, id: UnitId, to: WorldPos) {
+        let w = self.walkers.get_mut(&id).expect("a walker");
+        w.leg = (w.at != to).then_some((w.at, to, 0));
     }
 
     fn drawn(&self, id: UnitId) -> (f64, f64) {
@@ -118,7 +211,7 @@ impl Rig {
     }
 
     fn truth(&self, id: UnitId) -> (f64, f64) {
-        let p = self.world.unit(id).unwrap().position;
+        let p = self.walkers[&id].at;
         (p.x as f64, p.y as f64)
     }
 }
@@ -134,7 +227,7 @@ fn dist(a: (f64, f64), b: (f64, f64)) -> f64 {
 fn remote_units_move_without_snapping_at_ten_percent_loss() {
     for seed in 0..8 {
         let mut rig = Rig::new(0.10, seed);
-        let id = rig.world.spawn_unit(2, 2, WorldPos::new(0, 0));
+        let id = rig.spawn(7, WorldPos::new(0, 0), 60);
         let waypoints = [
             WorldPos::new(6_000, 0),
             WorldPos::new(6_000, 6_000),
@@ -144,7 +237,7 @@ fn remote_units_move_without_snapping_at_ten_percent_loss() {
         let mut worst_lag: f64 = 0.0;
         let mut last: Option<(f64, f64)> = None;
         for (k, to) in waypoints.iter().enumerate() {
-            rig.order(2, id, *to);
+            rig.order(id, *to);
             for f in 0..150 {
                 rig.frame();
                 if k == 0 && f < 30 {
@@ -176,8 +269,8 @@ fn remote_units_move_without_snapping_at_ten_percent_loss() {
 #[test]
 fn stopped_units_are_not_extrapolated() {
     let mut rig = Rig::new(0.0, 3);
-    let id = rig.world.spawn_unit(2, 2, WorldPos::new(0, 0));
-    rig.order(2, id, WorldPos::new(3_000, 0));
+    let id = rig.spawn(4, WorldPos::new(0, 0), 60);
+    rig.order(id, WorldPos::new(3_000, 0));
     for _ in 0..240 {
         rig.frame();
     }
@@ -193,15 +286,15 @@ fn stopped_units_are_not_extrapolated() {
 fn own_units_are_predicted_and_reconciled_without_jumps() {
     for seed in 0..8 {
         let mut rig = Rig::new(0.10, 100 + seed);
-        let id = rig.world.spawn_unit(1, 0, WorldPos::new(0, 0));
+        let id = rig.spawn(9, WorldPos::new(0, 0), 25);
         for _ in 0..60 {
             rig.frame();
         }
         let before = rig.drawn(id);
         let to = WorldPos::new(4_000, 1_000);
-        rig.smoothing.predict_move(&[id], to, rig.now);
+        rig.smoothing.predict_move(&[(id, 25.0)], to, rig.now);
         // The server hears of it about 60 ms later.
-        let server_now = rig.world.tick() as f64 * TICK;
+        let server_now = rig.tick as f64 * TICK;
         rig.orders.push((server_now + 0.06, vec![id], to));
         rig.frame();
         let first = rig.drawn(id);
@@ -218,8 +311,8 @@ fn own_units_are_predicted_and_reconciled_without_jumps() {
             worst = worst.max(dist(p, last));
             last = p;
         }
-        // Infantry walks 25 cm per tick, 8.3 cm per frame; the reconciler
-        // adds at most 25 cm per frame.
+        // 25 cm per tick is 8.3 cm per frame; the reconciler adds at most
+        // 25 cm per frame.
         assert!(
             worst <= 8.4 + 25.0,
             "seed {seed}: a frame jumped {worst:.1} cm"
@@ -232,66 +325,38 @@ fn own_units_are_predicted_and_reconciled_without_jumps() {
     }
 }
 
-/// After a reconnect the receiver starts empty: the drawn units stay,
-/// units the server sends again keep their tracks (no duplicates), and a
-/// unit it no longer sends is dropped after the grace period.
-#[test]
-fn resync_keeps_units_without_duplicates_and_drops_the_missing() {
-    let mut rig = Rig::new(0.0, 9);
-    let a = rig.world.spawn_unit(1, 0, WorldPos::new(0, 0));
-    let b = rig.world.spawn_unit(2, 0, WorldPos::new(1_000, 0));
-    let c = rig.world.spawn_unit(2, 0, WorldPos::new(2_000, 0));
-    for _ in 0..30 {
-        rig.frame();
-    }
-    assert_eq!(rig.smoothing.len(), 3);
-    // The link drops; c dies while we are away; we reconnect to a fresh session.
-    rig.smoothing.resync(rig.now);
-    rig.receiver = DeltaReceiver::default();
-    rig.sender = DeltaSender::new(DeltaConfig::default());
-    rig.world.remove_unit(c);
-    for _ in 0..30 {
-        rig.frame();
-        assert!(rig.smoothing.len() >= 2);
-    }
-    assert_eq!(rig.smoothing.len(), 3, "c is kept for the grace period");
-    for _ in 0..150 {
-        rig.frame();
-    }
-    let mut ids: Vec<_> = rig.smoothing.drawn().map(|(id, _)| id).collect();
-    ids.sort();
-    assert_eq!(ids, vec![a, b]);
-}
-
-/// Only moving units are extrapolated past their newest sample.
+/// Only units with a velocity are extrapolated past their newest sample.
 #[test]
 fn moving_states_are_the_extrapolated_ones() {
-    assert!(is_moving(UnitState::MOVING));
-    assert!(is_moving(UnitState::ATTACK_MOVING));
-    assert!(!is_moving(UnitState::IDLE));
-    assert!(!is_moving(UnitState::ATTACKING));
+    let w = |to: Option<WorldPos>| Walker {
+        at: WorldPos::new(0, 0),
+        leg: to.map(|to| (WorldPos::new(0, 0), to, 0)),
+        speed: 25,
+    };
+    let walking = galaxy_protocol::quantize_at(&Rig::sample(&w(Some(WorldPos::new(900, 0)))), 3);
+    let standing = galaxy_protocol::quantize_at(&Rig::sample(&w(None)), 3);
+    assert!(is_moving(&walking));
+    assert!(!is_moving(&standing));
 }
 
-/// A smoother that is switched off (a client that never draws) still takes
-/// the receiver's events, so they do not pile up, but tracks nothing; the
-/// receiver itself keeps every unit.
+/// A unit that leaves the view is forgotten; the others are still drawn.
 #[test]
-fn disabled_smoothing_drains_events_and_tracks_nothing() {
+fn forgotten_units_are_no_longer_drawn() {
     let mut rig = Rig::new(0.0, 4);
-    rig.smoothing = Smoothing::new(SmoothingConfig {
-        enabled: false,
-        ..SmoothingConfig::default()
-    });
     let ids: Vec<UnitId> = (0..5)
-        .map(|i| rig.world.spawn_unit(2, 0, WorldPos::new(i * 1_000, 0)))
+        .map(|i| rig.spawn(i + 1, WorldPos::new(i as i64 * 1_000, 0), 25))
         .collect();
-    rig.order(2, ids[0], WorldPos::new(0, 5_000));
+    rig.order(ids[0], WorldPos::new(0, 5_000));
     for _ in 0..60 {
         rig.frame();
     }
-    assert!(rig.smoothing.is_empty());
-    assert_eq!(rig.receiver.drain_events().count(), 0);
-    for id in ids {
-        assert!(rig.receiver.unit(id).is_some(), "unit {id} received");
+    assert_eq!(rig.smoothing.len(), 5);
+    rig.walkers.remove(&ids[1]);
+    rig.sender.remove_unit(ids[1]);
+    for _ in 0..30 {
+        rig.frame();
     }
+    let mut drawn: Vec<UnitId> = rig.smoothing.drawn().map(|(id, _)| id).collect();
+    drawn.sort();
+    assert_eq!(drawn, vec![ids[0], ids[2], ids[3], ids[4]]);
 }

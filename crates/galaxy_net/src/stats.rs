@@ -24,7 +24,8 @@ pub struct NetworkStats {
     pub unit_updates: u64,
     /// Messages that failed to decode, by `DecodeError::kind`.
     pub decode_errors: BTreeMap<&'static str, u64>,
-    /// Commands refused, by reason (`not_owned`, `unknown_unit`, `invalid_target`, `rate_limited`, ...).
+    /// Commands and messages refused, by reason (`rate_limited`, `claimed_player`,
+    /// ...; a game adds its own, such as `not_owned`, with [`NetworkStats::reject`]).
     pub rejected: BTreeMap<&'static str, u64>,
     /// Clients disconnected for misbehaving.
     pub kicked_clients: u64,
@@ -33,11 +34,6 @@ pub struct NetworkStats {
     /// Client: redirects followed to another server (refused ones count as
     /// the `bad_redirect` rejection instead).
     pub redirects_followed: u64,
-    /// Server: client commands applied to the local simulation.
-    pub commands_applied: u64,
-    /// Server: client commands (or parts of them) handed to
-    /// [`crate::server::RemoteUnits`] for the server that simulates their units.
-    pub commands_forwarded: u64,
 }
 
 impl NetworkStats {

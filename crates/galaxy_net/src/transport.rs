@@ -1,19 +1,120 @@
-//! Opening the UDP socket and the netcode transport for either side.
+//! The renet/netcode transport for either side, configured by resources:
+//! insert a [`ServerTransport`] or a [`ClientTransport`], then add
+//! [`NetcodeTransportPlugin`] after the server or client plugin. A server
+//! binds its UDP socket when the plugin is built ([`ServerAddress`] holds
+//! the address, [`TransportError`] why it failed); a client opens its
+//! socket and connects, and reconnects with backoff through its fallback
+//! servers when the connection is lost.
 
 use std::net::{SocketAddr, UdpSocket};
 
 use bevy::prelude::*;
 use bevy_renet::netcode::{
-    ClientAuthentication, ConnectToken, NetcodeClientTransport, NetcodeServerTransport,
-    ServerAuthentication, ServerConfig,
+    ClientAuthentication, ConnectToken, NetcodeClientPlugin, NetcodeClientTransport,
+    NetcodeServerPlugin, NetcodeServerTransport, ServerAuthentication, ServerConfig,
 };
 use bevy_renet::{RenetClient, RenetServer};
 use galaxy_protocol::PlayerId;
 
 use crate::channels::connection_config;
+use crate::client::{ConnectionStatus, LocalPlayer};
 use crate::config::NetworkConfig;
 use crate::reconnect::Backoff;
+use crate::replication::TickRate;
 use crate::tokens::{ServerKey, now};
+
+/// The server's transport settings, read by [`NetcodeTransportPlugin`]: the
+/// socket is `NetworkConfig::server_address:port` (port 0: any free port).
+#[derive(Resource, Clone, Debug)]
+pub struct ServerTransport {
+    /// How clients are admitted.
+    pub auth: ServerAuth,
+    /// Other addresses clients may reach the server by (e.g. a proxy in
+    /// front of it); its own bound address is always public.
+    pub extra_public: Vec<SocketAddr>,
+}
+
+impl ServerTransport {
+    /// A server admitting clients by `auth`, reachable at its bound address only.
+    pub fn new(auth: ServerAuth) -> Self {
+        Self {
+            auth,
+            extra_public: Vec::new(),
+        }
+    }
+}
+
+/// The client's transport settings, read by [`NetcodeTransportPlugin`].
+#[derive(Resource, Clone, Debug)]
+pub struct ClientTransport {
+    /// The servers to connect to, the preferred one first; the others are
+    /// fallbacks tried in turn after a failure.
+    pub targets: Vec<ClientAuth>,
+}
+
+impl ClientTransport {
+    /// One server, no fallbacks.
+    pub fn to(auth: ClientAuth) -> Self {
+        Self {
+            targets: vec![auth],
+        }
+    }
+}
+
+/// Where the server's socket was bound (inserted by the transport).
+#[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerAddress(pub SocketAddr);
+
+/// Why the transport could not start (inserted instead of [`ServerAddress`]
+/// or a connection; a client's status is `Failed` with it too).
+#[derive(Resource, Clone, Debug, PartialEq, Eq)]
+pub struct TransportError(pub String);
+
+/// Opens the UDP socket with netcode for whichever side the app is, from
+/// [`ServerTransport`] or [`ClientTransport`]. Add it after
+/// [`crate::GalaxyServerPlugin`] or [`crate::GalaxyClientPlugin`].
+pub struct NetcodeTransportPlugin;
+
+impl Plugin for NetcodeTransportPlugin {
+    fn build(&self, app: &mut App) {
+        crate::init_common(app);
+        let config = app.world().resource::<NetworkConfig>().clone();
+        let rate = *app.world().resource::<TickRate>();
+        let server = app.world().get_resource::<ServerTransport>().cloned();
+        let client = app.world().get_resource::<ClientTransport>().cloned();
+        let failed = match (server, client) {
+            (Some(t), _) => {
+                app.add_plugins(NetcodeServerPlugin);
+                match start_server(app.world_mut(), &config, rate, t.auth, &t.extra_public) {
+                    Ok(addr) => {
+                        app.insert_resource(ServerAddress(addr));
+                        None
+                    }
+                    Err(e) => Some(format!(
+                        "cannot bind {}:{}: {e}",
+                        config.server_address, config.port
+                    )),
+                }
+            }
+            (None, Some(t)) => {
+                app.add_plugins(NetcodeClientPlugin);
+                let player = t.targets.first().map(ClientAuth::player);
+                if let Some(player) = player {
+                    app.insert_resource(LocalPlayer(player));
+                }
+                connect_with_fallbacks(app.world_mut(), &config, rate, t.targets).err()
+            }
+            (None, None) => Some("insert a ServerTransport or a ClientTransport resource before adding NetcodeTransportPlugin".into()),
+        };
+        if let Some(e) = failed {
+            error!("transport: {e}");
+            if app.world().contains_resource::<ConnectionStatus>() {
+                app.insert_resource(ConnectionStatus::Failed(e.clone()));
+            }
+            app.insert_resource(TransportError(e));
+        }
+    }
+}
 
 /// How a server admits clients.
 #[derive(Clone, Debug)]
@@ -41,9 +142,10 @@ pub enum ClientAuth {
 /// Binds the server socket at `config.server_address:config.port` (port 0 =
 /// any free port) and inserts the renet resources. `extra_public` are other
 /// addresses clients may reach it by (e.g. a proxy). Returns the bound address.
-pub fn start_server(
+fn start_server(
     world: &mut World,
     config: &NetworkConfig,
+    rate: TickRate,
     auth: ServerAuth,
     extra_public: &[SocketAddr],
 ) -> std::io::Result<SocketAddr> {
@@ -63,7 +165,7 @@ pub fn start_server(
         authentication,
     };
     let transport = NetcodeServerTransport::new(server_config, socket)?;
-    world.insert_resource(RenetServer::new(connection_config(config)));
+    world.insert_resource(RenetServer::new(connection_config(config, rate)));
     world.insert_resource(transport);
     Ok(addr)
 }
@@ -73,6 +175,7 @@ pub fn start_server(
 #[derive(Resource)]
 pub struct ClientConnector {
     config: NetworkConfig,
+    rate: TickRate,
     targets: Vec<ClientAuth>,
     /// The retry schedule.
     pub backoff: Backoff,
@@ -110,6 +213,19 @@ impl ClientConnector {
 }
 
 impl ClientAuth {
+    /// No token: claim to be `player` on the insecure server at `server`.
+    pub fn insecure(player: PlayerId, server: SocketAddr) -> Self {
+        Self::Insecure { player, server }
+    }
+
+    /// The player this connects as (the token's client id).
+    pub fn player(&self) -> PlayerId {
+        match self {
+            Self::Token(t) => t.client_id,
+            Self::Insecure { player, .. } => *player,
+        }
+    }
+
     /// The first server this connects to.
     pub fn server(&self) -> Option<SocketAddr> {
         match self {
@@ -119,26 +235,19 @@ impl ClientAuth {
     }
 }
 
-/// Opens a client socket and starts connecting to `auth`'s server; the
-/// plugin reconnects with backoff if the connection is lost.
-pub fn connect_client(
+/// Opens a client socket and starts connecting to the first of `targets`,
+/// the others being fallbacks tried in turn after a failure.
+fn connect_with_fallbacks(
     world: &mut World,
     config: &NetworkConfig,
-    auth: ClientAuth,
-) -> Result<(), String> {
-    connect_with_fallbacks(world, config, vec![auth])
-}
-
-/// Like [`connect_client`], with fallback servers tried in turn after a failure.
-pub fn connect_with_fallbacks(
-    world: &mut World,
-    config: &NetworkConfig,
+    rate: TickRate,
     targets: Vec<ClientAuth>,
 ) -> Result<(), String> {
     let first = targets.first().ok_or("no server to connect to")?;
-    let local_port = open(world, config, first, 0)?;
+    let local_port = open(world, config, rate, first, 0)?;
     world.insert_resource(ClientConnector {
         config: config.clone(),
+        rate,
         backoff: Backoff::new(targets.len()),
         targets,
         local_port,
@@ -154,6 +263,7 @@ pub fn connect_with_fallbacks(
 fn open(
     world: &mut World,
     config: &NetworkConfig,
+    rate: TickRate,
     auth: &ClientAuth,
     port: u16,
 ) -> Result<u16, String> {
@@ -174,7 +284,7 @@ fn open(
     };
     let transport =
         NetcodeClientTransport::new(now(), authentication, socket).map_err(|e| e.to_string())?;
-    world.insert_resource(RenetClient::new(connection_config(config)));
+    world.insert_resource(RenetClient::new(connection_config(config, rate)));
     world.insert_resource(transport);
     Ok(local_port)
 }
@@ -205,7 +315,7 @@ pub(crate) fn maintain(world: &mut World, now: f64) -> bool {
             world.remove_resource::<NetcodeClientTransport>();
             world.remove_resource::<RenetClient>();
             let target = c.backoff.target().min(c.targets.len().saturating_sub(1));
-            match open(world, &c.config, &c.targets[target], c.local_port) {
+            match open(world, &c.config, c.rate, &c.targets[target], c.local_port) {
                 Ok(port) => {
                     c.local_port = port;
                     c.reconnects += 1;
@@ -239,7 +349,7 @@ pub(crate) fn follow(world: &mut World, auth: ClientAuth) -> bool {
     c.backoff = Backoff::new(c.targets.len());
     c.was_connected = false;
     c.redirects += 1;
-    match open(world, &c.config, &c.targets[0], c.local_port) {
+    match open(world, &c.config, c.rate, &c.targets[0], c.local_port) {
         Ok(port) => c.local_port = port,
         Err(e) => warn!("redirect: cannot open a connection ({e}); retrying"),
     }

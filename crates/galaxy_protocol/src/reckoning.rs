@@ -30,6 +30,34 @@ pub struct ReckonConfig {
     pub threshold_cm: u32,
 }
 
+impl ReckonConfig {
+    /// The rule of [`DeadReckoner`] for a caller that keeps the tracks
+    /// itself: the track that follows `prev` (`None`: first sight) for
+    /// this sample at `tick`, and whether it is a new anchor. The previous
+    /// track (with health, state and target from the sample) is kept while
+    /// the sample stays within the threshold of it and still moves (or
+    /// still stands), with the same owner and kind.
+    pub fn next_track(
+        &self,
+        prev: Option<&QuantizedUnit>,
+        tick: u64,
+        sample: &UnitSample,
+    ) -> (QuantizedUnit, bool) {
+        let fresh = quantize_at(sample, tick);
+        let limit = u128::from(self.threshold_cm).pow(2);
+        let keep = prev.filter(|prev| {
+            prev.velocity().is_zero() == sample.velocity.is_zero()
+                && prev.owner() == fresh.owner()
+                && prev.kind() == fresh.kind()
+                && distance_sq(prev.position_at(tick), sample.position) <= limit
+        });
+        match keep {
+            Some(prev) => (fresh.with_motion(prev.motion()), false),
+            None => (fresh, true),
+        }
+    }
+}
+
 impl Default for ReckonConfig {
     fn default() -> Self {
         Self {
@@ -116,18 +144,7 @@ impl DeadReckoner {
         tick: u64,
         sample: &UnitSample,
     ) -> (QuantizedUnit, bool) {
-        let fresh = quantize_at(sample, tick);
-        let limit = u128::from(self.config.threshold_cm).pow(2);
-        let keep = prev.filter(|prev| {
-            prev.velocity().is_zero() == sample.velocity.is_zero()
-                && prev.owner() == fresh.owner()
-                && prev.kind() == fresh.kind()
-                && distance_sq(prev.position_at(tick), sample.position) <= limit
-        });
-        match keep {
-            Some(prev) => (fresh.with_motion(prev.motion()), false),
-            None => (fresh, true),
-        }
+        self.config.next_track(prev, tick, sample)
     }
 
     /// Adds samples seen and new anchors made by [`DeadReckoner::next_track`].

@@ -5,10 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::sim::{RemoteUnits, SimWorld};
 use bevy::prelude::*;
 use galaxy_cluster::{NodeCommand, Ownership};
 use galaxy_cluster::{SectorSnapshot, SectorTransfer, ServerSync};
-use galaxy_net::{RemoteUnits, SimWorld};
 use galaxy_protocol::{CompressedUnit, PlayerId, SectorId, UnitId, WorldPos, WorldRect, quantize};
 use galaxy_sim::World;
 

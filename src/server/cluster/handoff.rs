@@ -9,10 +9,10 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
+use crate::sim::RemoteUnits;
 use bevy::prelude::*;
 use galaxy_cluster::SectorSnapshot;
 use galaxy_cluster::{Epoch, NodeCommand, Ownership};
-use galaxy_net::RemoteUnits;
 use galaxy_protocol::{
     BatchCommand, CompressedCommand, CompressedUnit, PlayerId, SectorId, UnitId,
 };

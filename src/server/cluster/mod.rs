@@ -17,8 +17,10 @@ use galaxy_cluster::{
     ClusterConfig, ClusterNode, Epoch, ID_BLOCK_LEN, LoadReport, NodeCommand, NodeConfig,
     NodeEvent, Origin, Ownership,
 };
-use galaxy_net::{NetSet, RemoteUnits, ServerAuth, Sessions, SimWorld, TickTimes};
+use galaxy_net::{NetSet, ServerAuth, Sessions, TickTimes};
 use galaxy_protocol::{SectorId, WorldPos};
+
+use crate::sim::{RemoteUnits, SimWorld};
 
 /// How to join a cluster (from the command line).
 #[derive(Clone, Debug, PartialEq)]
@@ -496,7 +498,7 @@ fn report_load(
         server: state.server_id(),
         address: String::new(),
         units: sim.0.unit_count() as u64,
-        clients: sessions.0.len() as u64,
+        clients: sessions.len() as u64,
         tick_ms_p99: times.quantile(0.99),
         sectors: units_per_sector(&state, &sim.0),
     };

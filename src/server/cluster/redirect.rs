@@ -21,9 +21,9 @@ pub(super) fn redirect_clients(
         return;
     }
     state.last_redirect_check = now;
-    state.redirected.retain(|c, _| sessions.0.contains_key(c));
+    state.redirected.retain(|c, _| sessions.get(*c).is_some());
     let me = state.server_id();
-    for (&client, session) in &sessions.0 {
+    for (client, session) in sessions.iter() {
         let Some(view) = session.view() else {
             continue;
         };
@@ -52,17 +52,18 @@ pub(super) fn redirect_clients(
         {
             continue;
         }
-        match redirect_to(&state.auth, &config, session.player, target, owner.epoch) {
+        let player = session.player();
+        match redirect_to(&state.auth, &config, player, target, owner.epoch) {
             Ok(r) => {
                 info!(
-                    "player {} redirected to server {} at {target}: its view is in {sector:?}",
-                    session.player, owner.server
+                    "player {player} redirected to server {} at {target}: its view is in {sector:?}",
+                    owner.server
                 );
                 pending.0.push((client, r));
                 state.redirected.insert(client, (owner.server, now));
                 state.redirects += 1;
             }
-            Err(e) => warn!("cannot redirect player {}: {e}", session.player),
+            Err(e) => warn!("cannot redirect player {player}: {e}"),
         }
     }
 }

@@ -1,65 +1,175 @@
-//! The server side: receive and validate client messages, step the
-//! authoritative simulation ([`simulate`]), tag changed units and replicate
-//! each client's sectors of interest as acked-baseline deltas within its
-//! byte budget ([`replicate`]), and send.
+//! The server side: [`GalaxyServerPlugin`] receives and validates client
+//! messages (commands go to the game through [`ReceivedCommands`]), and,
+//! for the units the game registered ([`crate::AppReplicationExt`]),
+//! snapshots the entities that changed ([`units`]) and sends each client
+//! its sectors of interest as acked-baseline deltas within its byte
+//! budget ([`replicate`]), with the game's [`OutgoingEvents`] first.
 
-mod remote;
 mod replicate;
-mod simulate;
 mod tick_times;
+mod units;
 
 use std::collections::{HashMap, HashSet};
 
 use bevy::prelude::*;
-use bevy_renet::RenetServer;
 use bevy_renet::renet::ClientId;
-use bevy_renet::{RenetReceive, RenetSend};
+use bevy_renet::{RenetReceive, RenetSend, RenetServer, RenetServerPlugin};
 use galaxy_protocol::{
-    ByteBudget, ClientMessage, DeltaSender, IdHashMap, IdHashSet, PlayerId, ReckonConfig, SectorId,
-    UnitId, WorldRect, codec,
+    ByteBudget, ClientMessage, CombatEvent, CompressedCommand, IdHashSet, PlayerId, SectorId,
+    UpdateAck, WorldRect, codec,
 };
-use galaxy_sim::World;
 
-pub use remote::RemoteUnits;
-pub use simulate::ReplicatedUnits;
-pub use tick_times::{PhaseMs, TickPhase, TickTimes};
+pub use tick_times::{PhaseMs, TickPhase, TickTimes, mark as mark_phase};
+pub use units::ReplicatedUnits;
 
 use crate::NetSet;
 use crate::channels::{ACKS, COMMANDS};
 use crate::config::NetworkConfig;
-use crate::interest::SectorIndex;
+use crate::replication::{
+    ChangeJournal, DepartedUnits, ServerTick, TickPolicy, TickRate, UnitReplication,
+};
 use crate::stats::NetworkStats;
-use simulate::{CommandQueue, PendingEvents, UnitEntities};
-use tick_times::{frame_end, frame_start, mark};
 
 /// Malformed messages a client may send before it is disconnected.
 const MAX_BAD_MESSAGES: u32 = 32;
 
-/// The authoritative simulation.
-#[derive(Resource, Default)]
-pub struct SimWorld(pub World);
+/// Most acks a session keeps between two frames (a client sends about one
+/// per update; more in one frame is a flood and the oldest are dropped).
+const MAX_PENDING_ACKS: usize = 256;
+
+/// The server half of the networking: sessions, validation, commands in,
+/// events out and, with [`crate::AppReplicationExt::replicate_unit`], the
+/// game's units. Add a transport ([`crate::NetcodeTransportPlugin`]) to
+/// open the socket. Configured by the [`NetworkConfig`] and [`TickRate`]
+/// resources (inserted with defaults when absent).
+#[derive(Default)]
+pub struct GalaxyServerPlugin {
+    /// Who advances the [`ServerTick`].
+    pub tick: TickPolicy,
+}
+
+/// Present in a server app (replication registrations look for it).
+#[derive(Resource)]
+pub(crate) struct ServerMarker;
+
+impl Plugin for GalaxyServerPlugin {
+    fn build(&self, app: &mut App) {
+        crate::init_common(app);
+        let rate = app.world().resource::<TickRate>().0;
+        app.insert_resource(ServerMarker)
+            .insert_resource(Time::<Fixed>::from_hz(rate))
+            .add_plugins(RenetServerPlugin)
+            .init_resource::<ServerTick>()
+            .init_resource::<Sessions>()
+            .init_resource::<ReceivedCommands>()
+            .init_resource::<OutgoingEvents>()
+            .init_resource::<TickTimes>()
+            .init_resource::<ChangeJournal>()
+            .init_resource::<DepartedUnits>()
+            .init_resource::<crate::interest::SectorIndex>()
+            .add_systems(First, tick_times::frame_start)
+            .add_systems(Last, tick_times::frame_end)
+            .add_systems(
+                PreUpdate,
+                (
+                    track_sessions,
+                    receive_messages,
+                    tick_times::mark(TickPhase::Receive),
+                )
+                    .chain()
+                    .in_set(NetSet::Receive)
+                    .after(RenetReceive)
+                    .run_if(resource_exists::<RenetServer>),
+            )
+            .add_systems(
+                PostUpdate,
+                (replicate::refill_budgets, replicate::send_events)
+                    .chain()
+                    .in_set(NetSet::Replicate)
+                    .before(RenetSend)
+                    .run_if(resource_exists::<RenetServer>),
+            );
+        if self.tick == TickPolicy::EveryFixedTick {
+            app.add_systems(FixedFirst, advance_tick);
+        }
+        crate::redirect::build_server(app);
+    }
+}
+
+/// Adds the systems that replicate the units of `R` (from
+/// [`crate::AppReplicationExt::replicate_unit`]).
+pub(crate) fn build_replication<R: UnitReplication>(app: &mut App) {
+    let threshold = app
+        .world()
+        .resource::<NetworkConfig>()
+        .reckoning_threshold_cm;
+    app.insert_resource(ReplicatedUnits::<R::Snapshot>::new(threshold))
+        .add_systems(
+            PreUpdate,
+            replicate::apply_acks::<R::Snapshot>
+                .after(receive_messages)
+                .in_set(NetSet::Receive)
+                .run_if(resource_exists::<RenetServer>),
+        )
+        .add_systems(
+            PostUpdate,
+            (
+                tick_times::mark(TickPhase::Other),
+                units::remove_departed::<R::Snapshot>,
+                units::collect_changes::<R>,
+                units::drop_departed_from_clients::<R::Snapshot>,
+                tick_times::mark(TickPhase::Tag),
+            )
+                .chain()
+                .in_set(NetSet::Tag),
+        )
+        .add_systems(
+            PostUpdate,
+            (
+                replicate::replicate::<R::Snapshot>,
+                tick_times::mark(TickPhase::Replicate),
+            )
+                .chain()
+                .after(replicate::send_events)
+                .in_set(NetSet::Replicate)
+                .before(RenetSend)
+                .run_if(resource_exists::<RenetServer>),
+        );
+}
+
+/// One fixed tick more ([`TickPolicy::EveryFixedTick`]).
+fn advance_tick(mut tick: ResMut<ServerTick>) {
+    tick.0 += 1;
+}
+
+/// Commands the clients sent, validated and rate limited, for the game to
+/// apply (drain them in its simulation, e.g. in `NetSet::Simulate`). The
+/// player is the connection's, never what the message claims.
+#[derive(Resource, Default, Debug)]
+pub struct ReceivedCommands(pub Vec<(PlayerId, CompressedCommand)>);
+
+/// Events for the server to send this frame (drained by the plugin): each
+/// goes reliably, ahead of unit updates, to the clients whose interest
+/// holds its sector, paid from their byte budget first.
+#[derive(Resource, Default, Debug)]
+pub struct OutgoingEvents(pub Vec<CombatEvent>);
 
 /// One connected client.
 pub struct Session {
-    /// The player (the netcode client id).
-    pub player: PlayerId,
-    sender: DeltaSender,
-    /// What this client may still receive this tick.
-    budget: ByteBudget,
+    player: PlayerId,
     view: Option<WorldRect>,
     /// Highest update rate the client asked for (0 = server default).
     max_update_hz: u8,
+    /// What this client may still receive this tick.
+    budget: ByteBudget,
     /// The view `near` and `far` were computed for.
     interest_of: Option<WorldRect>,
     near: IdHashSet<SectorId>,
     far: IdHashSet<SectorId>,
-    last_sent: IdHashMap<SectorId, u64>,
-    /// Tick of the last replication for this client.
+    /// Tick of the last budget refill for this client.
     last_tick: u64,
-    /// Encoded updates waiting to be handed to renet.
-    outbox: Vec<Vec<u8>>,
-    /// Scratch: units leaving the client's interest.
-    leaving: Vec<UnitId>,
+    /// Acks received this frame, for the replication to take.
+    acks: Vec<UpdateAck>,
     bad_messages: u32,
     last_heard: f64,
     window_start: f64,
@@ -69,27 +179,20 @@ pub struct Session {
 }
 
 impl Session {
-    fn new(player: PlayerId, config: &NetworkConfig, now: f64) -> Self {
-        let deltas = galaxy_protocol::sender::DeltaConfig {
-            deltas: config.compression_enabled,
-            ..Default::default()
-        };
+    fn new(player: PlayerId, config: &NetworkConfig, rate: TickRate, now: f64) -> Self {
         let budget = config
-            .budget_bytes_per_tick()
+            .budget_bytes_per_tick(rate)
             .map_or_else(ByteBudget::unlimited, ByteBudget::per_tick);
         Self {
             player,
-            sender: DeltaSender::new(deltas),
-            budget,
             view: None,
             max_update_hz: 0,
+            budget,
             interest_of: None,
             near: IdHashSet::default(),
             far: IdHashSet::default(),
-            last_sent: IdHashMap::default(),
             last_tick: 0,
-            outbox: Vec::new(),
-            leaving: Vec::new(),
+            acks: Vec::new(),
             bad_messages: 0,
             last_heard: now,
             window_start: 0.0,
@@ -99,31 +202,25 @@ impl Session {
         }
     }
 
+    /// The player (the netcode client id).
+    pub fn player(&self) -> PlayerId {
+        self.player
+    }
+
     /// The client's view, once it sent one (a cluster server redirects a
     /// client whose view is in a sector another server owns).
     pub fn view(&self) -> Option<WorldRect> {
         self.view
     }
 
-    /// The delta sender for this client (for diagnostics and tests).
-    pub fn sender(&self) -> &DeltaSender {
-        &self.sender
-    }
-
-    /// Units this client currently sees.
-    pub fn visible(&self) -> impl Iterator<Item = UnitId> + '_ {
-        self.sender.visible_units().map(|(id, _)| id)
-    }
-
     /// True if this client may hold units in scale-0 `sector`: it is in the
-    /// interest last replicated (its sender shows only units whose sector
-    /// was in that interest; those that left it were removed).
+    /// interest last replicated (units that left it were removed).
     pub(crate) fn may_hold(&self, sector: SectorId) -> bool {
         crate::interest::in_interest(sector, &self.near, &self.far)
     }
 
     /// Logs a refusal once per client and reason.
-    fn log_once(&mut self, reason: &'static str) {
+    pub(crate) fn log_once(&mut self, reason: &'static str) {
         if self.logged.insert(reason) {
             warn!(
                 "client {}: refused ({reason}); further refusals for this reason are counted, not logged",
@@ -133,78 +230,37 @@ impl Session {
     }
 }
 
-/// Every connected client's replication state.
+/// Every connected client.
 #[derive(Resource, Default)]
-pub struct Sessions(pub HashMap<ClientId, Session>);
+pub struct Sessions(pub(crate) HashMap<ClientId, Session>);
 
-/// Server half of the plugin; added by [`crate::GalaxyNetPlugin`] in server mode.
-pub(crate) fn build(app: &mut App) {
-    let threshold_cm = app
-        .world()
-        .resource::<NetworkConfig>()
-        .reckoning_threshold_cm;
-    app.init_resource::<SimWorld>()
-        .init_resource::<CommandQueue>()
-        .init_resource::<PendingEvents>()
-        .init_resource::<UnitEntities>()
-        .init_resource::<SectorIndex>()
-        .init_resource::<Sessions>()
-        .init_resource::<TickTimes>()
-        .init_resource::<RemoteUnits>()
-        .insert_resource(ReplicatedUnits::new(ReckonConfig { threshold_cm }))
-        .add_systems(First, frame_start)
-        .add_systems(Last, frame_end)
-        .add_systems(
-            PreUpdate,
-            (track_sessions, receive_messages, mark(TickPhase::Receive))
-                .chain()
-                .in_set(NetSet::Receive)
-                .after(RenetReceive),
-        )
-        .add_systems(
-            FixedUpdate,
-            (
-                mark(TickPhase::Other),
-                simulate::apply_commands,
-                mark(TickPhase::Commands),
-                simulate::step_simulation,
-                mark(TickPhase::Step),
-            )
-                .chain()
-                .in_set(NetSet::Simulate),
-        )
-        .add_systems(
-            PostUpdate,
-            (
-                mark(TickPhase::Other),
-                // Once per frame, after however many ticks it stepped:
-                // clients get one state per frame anyway.
-                simulate::mirror_units,
-                mark(TickPhase::Mirror),
-                replicate::tag_changes,
-                mark(TickPhase::Tag),
-            )
-                .chain()
-                .in_set(NetSet::Tag),
-        )
-        .add_systems(
-            PostUpdate,
-            (
-                replicate::refill_budgets,
-                replicate::send_events,
-                replicate::replicate,
-                mark(TickPhase::Replicate),
-            )
-                .chain()
-                .in_set(NetSet::Replicate)
-                .before(RenetSend),
-        );
+impl Sessions {
+    /// Clients connected.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every client: its netcode id and session.
+    pub fn iter(&self) -> impl Iterator<Item = (ClientId, &Session)> {
+        self.0.iter().map(|(&id, s)| (id, s))
+    }
+
+    /// One client's session.
+    pub fn get(&self, client: ClientId) -> Option<&Session> {
+        self.0.get(&client)
+    }
 }
 
 fn track_sessions(
     server: Res<RenetServer>,
     mut sessions: ResMut<Sessions>,
     config: Res<NetworkConfig>,
+    rate: Res<TickRate>,
     time: Res<Time<Real>>,
 ) {
     let connected: HashSet<ClientId> = server.clients_id_iter().collect();
@@ -219,16 +275,15 @@ fn track_sessions(
     for id in connected {
         sessions.0.entry(id).or_insert_with(|| {
             info!("player {id} connected");
-            Session::new(id, &config, now)
+            Session::new(id, &config, *rate, now)
         });
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn receive_messages(
     mut server: ResMut<RenetServer>,
     mut sessions: ResMut<Sessions>,
-    mut queue: ResMut<CommandQueue>,
+    mut commands: ResMut<ReceivedCommands>,
     mut stats: ResMut<NetworkStats>,
     config: Res<NetworkConfig>,
     time: Res<Time<Real>>,
@@ -248,7 +303,12 @@ fn receive_messages(
                 stats.messages_received += 1;
                 session.window_bytes += bytes.len() as u64;
                 match codec::decode_client(&bytes) {
-                    Ok(ClientMessage::UpdateAck(ack)) => session.sender.receive_ack(&ack),
+                    Ok(ClientMessage::UpdateAck(ack)) => {
+                        if session.acks.len() == MAX_PENDING_ACKS {
+                            session.acks.remove(0);
+                        }
+                        session.acks.push(ack);
+                    }
                     Ok(ClientMessage::ViewUpdate(v)) => {
                         session.view = Some(v.view);
                         session.max_update_hz = v.max_update_hz;
@@ -272,7 +332,7 @@ fn receive_messages(
                                 stats.reject("rate_limited", 1);
                                 session.log_once("rate_limited");
                             } else {
-                                queue.0.push((client, cmd));
+                                commands.0.push((session.player, cmd));
                             }
                         }
                     }
@@ -307,5 +367,78 @@ fn receive_messages(
             stats.kicked_clients += 1;
         }
         server.disconnect(client);
+    }
+}
+
+/// Bevy's compute task pool and the chunk size for `len` items, if the
+/// work is worth splitting: a pool is there, `threads` allows it (not 1),
+/// and there are at least two chunks of `min_chunk`.
+fn parallel_plan(
+    len: usize,
+    min_chunk: usize,
+    threads: usize,
+) -> Option<(&'static bevy::tasks::ComputeTaskPool, usize)> {
+    let pool = bevy::tasks::ComputeTaskPool::try_get().filter(|_| threads != 1)?;
+    let threads = pool.thread_num() + 1;
+    (threads >= 2 && len >= 2 * min_chunk).then(|| (pool, len.div_ceil(threads).max(min_chunk)))
+}
+
+/// Runs `work` on every item, in chunks of at least `min_chunk`, on Bevy's
+/// compute task pool when there is one and the work is big enough.
+pub(crate) fn in_parallel_mut<T: Send>(
+    items: &mut [T],
+    min_chunk: usize,
+    threads: usize,
+    work: impl Fn(&mut T) + Sync,
+) {
+    let Some((pool, chunk)) = parallel_plan(items.len(), min_chunk, threads) else {
+        items.iter_mut().for_each(work);
+        return;
+    };
+    let work = &work;
+    pool.scope(|scope| {
+        for part in items.chunks_mut(chunk) {
+            scope.spawn(async move { part.iter_mut().for_each(work) });
+        }
+    });
+}
+
+/// Runs `work` on `items` cut in chunks of at least `min_chunk`, on Bevy's
+/// compute task pool when there is one and the work is big enough, and
+/// returns each chunk's result in order.
+pub(crate) fn map_chunks<I: Sync, T: Send + 'static>(
+    items: &[I],
+    min_chunk: usize,
+    threads: usize,
+    work: impl Fn(&[I]) -> T + Sync,
+) -> Vec<T> {
+    let Some((pool, chunk)) = parallel_plan(items.len(), min_chunk, threads) else {
+        return vec![work(items)];
+    };
+    let work = &work;
+    pool.scope(|scope| {
+        for part in items.chunks(chunk) {
+            scope.spawn(async move { work(part) });
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks worked on the compute pool come back whole and in order, as
+    /// the change collection needs to apply them in order.
+    #[test]
+    fn map_chunks_keeps_every_item_in_order() {
+        bevy::tasks::ComputeTaskPool::get_or_init(|| {
+            bevy::tasks::TaskPoolBuilder::new().num_threads(2).build()
+        });
+        let items: Vec<u64> = (0..50_000).collect();
+        for threads in [0, 1] {
+            let parts = map_chunks(&items, 1000, threads, |part| part.to_vec());
+            assert_eq!(parts.len() > 1, threads == 0, "threads {threads}");
+            assert_eq!(parts.concat(), items);
+        }
     }
 }

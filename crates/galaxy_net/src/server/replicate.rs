@@ -1,75 +1,55 @@
-//! Tag and Replicate: index units by sector, then for each client send what
-//! changed in its sectors of interest as deltas against what it
-//! acknowledged, within its byte budget (combat events first).
+//! Replicate: for each client, what changed in its sectors of interest,
+//! as deltas against what it acknowledged, within its byte budget (the
+//! game's events first).
 //!
 //! The cost per client follows what changed, not what exists: a sector is
 //! looked at only when something in it changed since the client's last
 //! update of it, and then only the units that changed (the index's change
 //! log), unless the client has not seen the sector for a while.
 
+use std::collections::HashMap;
+
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
-use galaxy_protocol::{QuantizedUnit, SectorId, ServerMessage, codec};
+use bevy_renet::renet::ClientId;
+use galaxy_protocol::{QuantizedUnit, SectorId, ServerMessage, UnitSnapshot, codec};
 
-use super::Session;
-use super::simulate::{PendingEvents, ReplicatedUnits, UnitEntities, in_parallel_mut};
-use super::{RemoteUnits, Sessions, SimWorld};
+use super::units::{ClientReplication, ReplicatedUnits, UnitsView};
+use super::{OutgoingEvents, Session, Sessions, in_parallel_mut};
 use crate::channels::{EVENTS, MAX_SAVED_TICKS, UPDATES};
-use crate::components::{NetUnit, Replicated, Sector};
 use crate::config::NetworkConfig;
 use crate::interest::{SectorIndex, in_interest, interest, interval_ticks};
+use crate::replication::{ServerTick, TickRate};
 use crate::stats::NetworkStats;
 
 /// Priority weight of units in a client's far ring (near ones weigh 1).
 const FAR_WEIGHT: f32 = 0.25;
 
-/// Tag: units that moved are re-indexed (entering and leaving sectors);
-/// units whose replicated state changed are logged in their sector (so it
-/// is replicated and its activity counted); units that are gone are
-/// removed from every client whose interest holds their sector.
-#[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is data it needs
-pub(crate) fn tag_changes(
-    moved: Query<(&NetUnit, &Sector), Changed<Sector>>,
-    changed: Query<&NetUnit, Changed<Replicated>>,
-    sim: Res<SimWorld>,
-    mut index: ResMut<SectorIndex>,
-    mut entities: ResMut<UnitEntities>,
+/// Keeps one replication state per session and gives each the acks its
+/// client sent this frame.
+pub(crate) fn apply_acks<S: UnitSnapshot>(
     mut sessions: ResMut<Sessions>,
-    replicated: Res<ReplicatedUnits>,
-    remote: Res<RemoteUnits>,
+    mut replicated: ResMut<ReplicatedUnits<S>>,
+    config: Res<NetworkConfig>,
 ) {
-    index.begin_tick(sim.0.tick());
-    for (unit, sector) in &moved {
-        index.place(unit.0, sector.0);
-    }
-    for unit in &changed {
-        index.changed(unit.0);
-    }
-    let mut gone = std::mem::take(&mut entities.departed);
-    gone.append(&mut entities.moved_away);
-    for id in gone {
-        if replicated.contains(id) {
-            continue; // it came back (a handoff that failed)
-        }
-        if remote.units.contains_key(&id) {
-            entities.moved_away.push(id);
-            continue;
-        }
-        // Only clients whose interest held its sector may show it.
-        let sector = index.sector_of(id);
-        index.remove(id);
-        for s in sessions.0.values_mut() {
-            if sector.is_none_or(|sector| s.may_hold(sector)) {
-                s.sender.remove_unit(id);
-            }
+    replicated
+        .clients
+        .retain(|id, _| sessions.0.contains_key(id));
+    for (id, s) in sessions.0.iter_mut() {
+        let c = replicated
+            .clients
+            .entry(*id)
+            .or_insert_with(|| ClientReplication::new(&config));
+        for ack in s.acks.drain(..) {
+            c.sender.receive_ack(&ack);
         }
     }
 }
 
 /// Gives every client this tick's byte budget (and up to a few ticks'
 /// saved, for clients updated less often), before anything is sent.
-pub(crate) fn refill_budgets(mut sessions: ResMut<Sessions>, sim: Res<SimWorld>) {
-    let tick = sim.0.tick();
+pub(crate) fn refill_budgets(mut sessions: ResMut<Sessions>, tick: Res<ServerTick>) {
+    let tick = tick.0;
     for s in sessions.0.values_mut() {
         if s.last_tick == 0 {
             s.last_tick = tick.saturating_sub(1);
@@ -84,22 +64,22 @@ pub(crate) fn refill_budgets(mut sessions: ResMut<Sessions>, sim: Res<SimWorld>)
     }
 }
 
-/// Combat events go reliably, ahead of updates, to clients that see their
-/// sector, and are paid from the client's budget first.
+/// The game's events go reliably, ahead of updates, to clients that see
+/// their sector, and are paid from the client's budget first.
 pub(crate) fn send_events(
     mut server: ResMut<RenetServer>,
     mut sessions: ResMut<Sessions>,
-    mut pending: ResMut<PendingEvents>,
+    mut pending: ResMut<OutgoingEvents>,
     mut stats: ResMut<NetworkStats>,
 ) {
     for event in pending.0.drain(..) {
-        let Ok(bytes) =
-            codec::encode_server::<QuantizedUnit>(&ServerMessage::CombatEvent(event.clone()))
-        else {
+        let sector = event.sector_id;
+        let message = ServerMessage::<QuantizedUnit>::CombatEvent(event);
+        let Ok(bytes) = codec::encode_server(&message) else {
             continue;
         };
         for (&client, s) in sessions.0.iter_mut() {
-            if in_interest(event.sector_id, &s.near, &s.far) {
+            if in_interest(sector, &s.near, &s.far) {
                 stats.bytes_sent += bytes.len() as u64;
                 stats.messages_sent += 1;
                 s.budget.spend(bytes.len());
@@ -112,31 +92,38 @@ pub(crate) fn send_events(
 /// Replicate: per client, each sector of interest that changed and is due
 /// (by its activity, less often in the far ring, never faster than the
 /// client asked), as deltas against what the client acknowledged, within
-/// its budget.
+/// its budget. Once per server tick.
 #[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is data it needs
-pub(crate) fn replicate(
+pub(crate) fn replicate<S: UnitSnapshot>(
     mut server: ResMut<RenetServer>,
     mut sessions: ResMut<Sessions>,
+    mut replicated: ResMut<ReplicatedUnits<S>>,
     index: Res<SectorIndex>,
-    sim: Res<SimWorld>,
-    replicated: Res<ReplicatedUnits>,
     config: Res<NetworkConfig>,
+    rate: Res<TickRate>,
+    tick: Res<ServerTick>,
     mut stats: ResMut<NetworkStats>,
     mut last_tick: Local<u64>,
 ) {
-    let tick = sim.0.tick();
+    let tick = tick.0;
     if tick == *last_tick {
         return;
     }
     *last_tick = tick;
+    let (units, replicas) = replicated.split_mut();
     // Clients are independent: several are encoded at once.
-    let mut clients: Vec<&mut Session> = sessions.0.values_mut().collect();
-    let (index, replicated, config) = (&*index, &*replicated, &*config);
-    in_parallel_mut(&mut clients, 8, config.server_threads, |s| {
-        replicate_client(s, tick, index, replicated, config);
+    let mut by_id: HashMap<ClientId, &mut Session> =
+        sessions.0.iter_mut().map(|(&id, s)| (id, s)).collect();
+    let mut clients: Vec<(ClientId, &mut ClientReplication<S>, &mut Session)> = replicas
+        .iter_mut()
+        .filter_map(|(&id, c)| by_id.remove(&id).map(|s| (id, c, s)))
+        .collect();
+    let (index, rate, units) = (&*index, *rate, &units);
+    in_parallel_mut(&mut clients, 8, config.server_threads, |(_, c, s)| {
+        replicate_client(s, c, tick, index, units, rate);
     });
-    for (&client, s) in sessions.0.iter_mut() {
-        for bytes in s.outbox.drain(..) {
+    for (client, c, _) in clients {
+        for bytes in c.outbox.drain(..) {
             stats.bytes_sent += bytes.len() as u64;
             stats.messages_sent += 1;
             stats.unit_updates += 1;
@@ -155,25 +142,26 @@ pub(crate) fn replicate(
 }
 
 /// One client's updates for `tick` into its outbox.
-fn replicate_client(
+fn replicate_client<S: UnitSnapshot>(
     s: &mut Session,
+    c: &mut ClientReplication<S>,
     tick: u64,
     index: &SectorIndex,
-    replicated: &ReplicatedUnits,
-    config: &NetworkConfig,
+    units: &UnitsView<'_, S>,
+    rate: TickRate,
 ) {
     let Some(view) = s.view else { return };
     // Units that left the client's interest: all of them when the view
     // changed, else those that changed sector this tick.
-    let mut leaving = std::mem::take(&mut s.leaving);
+    let mut leaving = std::mem::take(&mut c.leaving);
     leaving.clear();
     if s.interest_of != Some(view) {
         (s.near, s.far) = interest(view);
         s.interest_of = Some(view);
         let (near, far) = (&s.near, &s.far);
-        s.last_sent
+        c.last_sent
             .retain(|sector, _| near.contains(sector) || far.contains(sector));
-        leaving.extend(s.sender.visible_units().map(|(id, _)| id).filter(|&id| {
+        leaving.extend(c.sender.visible_units().map(|(id, _)| id).filter(|&id| {
             index
                 .sector_of(id)
                 .is_none_or(|sec| !in_interest(sec, near, far))
@@ -185,13 +173,13 @@ fn replicate_client(
         }));
     }
     for &id in leaving.iter() {
-        s.sender.remove_unit(id);
+        c.sender.remove_unit(id);
     }
-    s.leaving = leaving;
+    c.leaving = leaving;
     // A client on a poor link may ask for fewer updates per second.
     let floor = match s.max_update_hz {
         0 => 1,
-        hz => (config.update_rate / f32::from(hz)).ceil().max(1.0) as u64,
+        hz => (rate.0 / f64::from(hz)).ceil().max(1.0) as u64,
     };
     s.budget
         .set_max_saved_ticks(floor.min(u64::from(MAX_SAVED_TICKS)) as u32);
@@ -202,20 +190,19 @@ fn replicate_client(
         .chain(s.far.iter().map(|c| (*c, true)))
         .collect();
     for (sector, is_far) in sectors {
-        let since = s.last_sent.get(&sector).copied();
+        let since = c.last_sent.get(&sector).copied();
         let due = match since {
             None => true,
             Some(sent) => {
                 index.changed_at(&sector) > sent
-                    && tick - sent
-                        >= interval_ticks(index.activity(&sector), config.update_rate, is_far)
-                            .max(floor)
+                    && tick.saturating_sub(sent)
+                        >= interval_ticks(index.activity(&sector), rate.0 as f32, is_far).max(floor)
             }
         };
         if !due {
             continue;
         }
-        s.last_sent.insert(sector, tick);
+        c.last_sent.insert(sector, tick);
         let weight = if is_far { FAR_WEIGHT } else { 1.0 };
         let cells = if is_far {
             // A far sector's cells that are near go at the near rate instead.
@@ -233,21 +220,21 @@ fn replicate_client(
                 // is in interest, and must not come back if it is not.
                 Some(changed) => {
                     for id in changed {
-                        if let Some(track) = replicated.track_in(id, cell) {
-                            s.sender.set_unit_weighted(id, *track, weight);
+                        if let Some(snapshot) = units.snapshot_in(id, cell) {
+                            c.sender.set_unit_weighted(id, *snapshot, weight);
                         }
                     }
                 }
                 None => {
                     for id in index.units_in(&cell) {
-                        if let Some(track) = replicated.track(id) {
-                            s.sender.set_unit_weighted(id, *track, weight);
+                        if let Some(snapshot) = units.snapshot(id) {
+                            c.sender.set_unit_weighted(id, *snapshot, weight);
                         }
                     }
                 }
             }
         }
     }
-    s.sender
-        .write_messages_within(tick, &mut s.budget, &mut s.outbox);
+    c.sender
+        .write_messages_within(tick, &mut s.budget, &mut c.outbox);
 }

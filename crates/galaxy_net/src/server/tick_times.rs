@@ -1,25 +1,26 @@
 //! How long the server's tick frames take, whole and part by part, so a
-//! server (or a load test) can show where a slow tick goes.
+//! server (or a load test) can show where a slow tick goes. The plugin
+//! marks its own parts; a game marks its simulation's with [`mark`].
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use bevy::prelude::*;
 
-use super::SimWorld;
+use crate::replication::ServerTick;
 
 /// The parts of a server frame [`TickTimes`] times, in frame order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TickPhase {
     /// renet's receive, then decoding acks and commands (PreUpdate).
     Receive,
-    /// Applying the commands received (each fixed tick).
+    /// The game applying the commands received (each fixed tick).
     Commands,
-    /// Stepping the simulation (each fixed tick).
+    /// The game stepping its simulation (each fixed tick).
     Step,
-    /// Dead-reckoning changed units into the ECS (PostUpdate, once per frame).
+    /// The game writing what its simulation changed into components.
     Mirror,
-    /// Re-indexing sectors and removing departed units (PostUpdate).
+    /// Snapshots of the changed units, sector index, departed units (PostUpdate).
     Tag,
     /// Budgets, events and every client's updates (PostUpdate).
     Replicate,
@@ -179,8 +180,9 @@ impl TickTimes {
     }
 }
 
-/// A system that charges the time since the last mark to `phase`.
-pub(crate) fn mark(phase: TickPhase) -> impl FnMut(ResMut<TickTimes>) {
+/// A system that charges the time since the last mark to `phase`: put one
+/// after each part of the frame to time (the plugin marks its own).
+pub fn mark(phase: TickPhase) -> impl FnMut(ResMut<TickTimes>) {
     move |mut times: ResMut<TickTimes>| times.mark(phase)
 }
 
@@ -191,10 +193,10 @@ pub(crate) fn frame_start(mut times: ResMut<TickTimes>) {
     times.frame_phases = PhaseMs::default();
 }
 
-/// Records the frame's time if it ran a simulation tick.
-pub(crate) fn frame_end(mut times: ResMut<TickTimes>, sim: Res<SimWorld>) {
+/// Records the frame's time if the server tick advanced.
+pub(crate) fn frame_end(mut times: ResMut<TickTimes>, tick: Res<ServerTick>) {
     times.mark(TickPhase::Send);
-    let tick = sim.0.tick();
+    let tick = tick.0;
     if tick != times.last_tick {
         let ran = tick
             .saturating_sub(times.last_tick)

@@ -2,6 +2,7 @@
 //! apps, each a real Bevy `App` with the plugin, pumped in one thread.
 
 mod events;
+mod example;
 mod harness;
 mod redirect;
 mod replication;

@@ -5,16 +5,16 @@
 use std::time::Duration;
 
 use bevy::prelude::App;
+use galaxy_net::protocol::Redirect;
 use galaxy_net::tokens::issue_token;
 use galaxy_net::*;
-use galaxy_protocol::{Redirect, WorldPos};
 
 use crate::harness::*;
 
 const PLAYER: u64 = 1;
 
 fn sessions_have(app: &App, player: u64) -> bool {
-    app.world().resource::<Sessions>().0.contains_key(&player)
+    app.world().resource::<Sessions>().get(player).is_some()
 }
 
 fn stats(app: &App) -> &NetworkStats {
@@ -44,15 +44,15 @@ fn migrate(key: Option<ServerKey>) {
             server: a_addr,
         },
     };
-    let mut c = client(PLAYER, client_auth, view);
+    let mut c = client(client_auth, view);
     let ok = pump_until(
         &mut [&mut a, &mut b, &mut c],
         Duration::from_secs(10),
         |x| connected(x[2]) && client_units(x[2]) == expected_for(x[0], view),
     );
     assert!(ok, "the client never saw A's units");
-    assert_eq!(client_units(&c).len(), 9);
-    assert_ne!(expected_for(&a, view), expected_for(&b, view));
+    assert_eq!(client_units(&mut c).len(), 9);
+    assert_ne!(expected_for(&mut a, view), expected_for(&mut b, view));
 
     let redirect = redirect_to(&auth(), &config(), PLAYER, b_addr, 42).unwrap();
     assert_eq!(redirect.connect_token.is_empty(), key.is_none());
@@ -82,7 +82,7 @@ fn migrate(key: Option<ServerKey>) {
         redirects_followed(&c),
         sessions_have(&b, PLAYER),
         sessions_have(&a, PLAYER),
-        client_units(&c).len(),
+        client_units(&mut c).len(),
         stats(&c)
     );
     assert!(saw_connecting, "the client never showed Connecting");
@@ -98,7 +98,7 @@ fn migrate(key: Option<ServerKey>) {
     assert_eq!(stats(&a).redirects_sent, 1);
     assert_eq!(redirects_followed(&c), 1);
     assert!(connected(&c) && sessions_have(&b, PLAYER) && !sessions_have(&a, PLAYER));
-    assert_eq!(client_units(&c), expected_for(&b, view));
+    assert_eq!(client_units(&mut c), expected_for(&mut b, view));
 }
 
 #[test]
@@ -116,14 +116,7 @@ fn bad_redirects_are_counted_and_the_client_stays() {
     let (mut a, a_addr) = server(ServerAuth::Insecure, &[]);
     spawn_block(&mut a, PLAYER, WorldPos::new(0, 0), 2);
     let view = view_at(WorldPos::new(0, 0));
-    let mut c = client(
-        PLAYER,
-        ClientAuth::Insecure {
-            player: PLAYER,
-            server: a_addr,
-        },
-        view,
-    );
+    let mut c = player(PLAYER, a_addr, view);
     assert!(pump_until(
         &mut [&mut a, &mut c],
         Duration::from_secs(10),
@@ -169,6 +162,46 @@ fn bad_redirects_are_counted_and_the_client_stays() {
     assert_eq!(stats(&c).redirects_followed, 0);
     assert_eq!(redirects_followed(&c), 0);
     assert!(connected(&c) && sessions_have(&a, PLAYER));
-    assert_eq!(client_units(&c), expected_for(&a, view));
+    assert_eq!(client_units(&mut c), expected_for(&mut a, view));
     assert_eq!(c.world().resource::<ClientConnector>().targets().len(), 1);
+}
+
+/// A client sent to a server with nothing in its view keeps the old
+/// server's ships a moment (the new one might still send them), then,
+/// once the grace after connecting is over, has no stale entities left.
+#[test]
+fn units_of_the_old_server_go_when_the_new_one_has_none() {
+    let (mut a, a_addr) = server(ServerAuth::Insecure, &[]);
+    let (mut b, b_addr) = server(ServerAuth::Insecure, &[]);
+    spawn_block(&mut a, PLAYER, WorldPos::new(0, 0), 2);
+    let view = view_at(WorldPos::new(0, 0));
+    let mut c = player(PLAYER, a_addr, view);
+    assert!(pump_until(
+        &mut [&mut a, &mut b, &mut c],
+        Duration::from_secs(10),
+        |x| client_units(x[2]).len() == 4
+    ));
+    let redirect = redirect_to(&ServerAuth::Insecure, &config(), PLAYER, b_addr, 1).unwrap();
+    a.world_mut()
+        .resource_mut::<PendingRedirects>()
+        .0
+        .push((PLAYER, redirect));
+    assert!(pump_until(
+        &mut [&mut a, &mut b, &mut c],
+        Duration::from_secs(10),
+        |x| sessions_have(x[1], PLAYER) && connected(x[2])
+    ));
+    assert_eq!(
+        client_units(&mut c).len(),
+        4,
+        "kept while the new session starts"
+    );
+    let ok = pump_until(
+        &mut [&mut a, &mut b, &mut c],
+        Duration::from_secs(10),
+        |x| client_units(x[2]).is_empty(),
+    );
+    assert!(ok, "stale units left: {:?}", client_units(&mut c));
+    let mut all = c.world_mut().query::<&NetUnit>();
+    assert_eq!(all.iter(c.world()).count(), 0);
 }

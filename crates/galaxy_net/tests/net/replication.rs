@@ -1,11 +1,12 @@
-//! Units a client can see converge to the server's state; units elsewhere
-//! are never sent; moving the view brings them in; loss does not break it.
+//! Units a client can see converge to the server's state as entities;
+//! units elsewhere are never sent; moving the view brings them in; loss,
+//! reconnects and catch-up frames do not break it.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use bevy::prelude::*;
 use galaxy_net::*;
-use galaxy_protocol::{CompressedCommand, UnitIdList, WorldPos};
 
 use crate::harness::*;
 
@@ -17,67 +18,49 @@ fn clients_see_their_sectors_only_and_converge() {
     let near = spawn_row(&mut server, 1, WorldPos::new(10_000, 10_000), 30);
     let far = spawn_row(&mut server, 2, FAR, 20);
     let near_view = view_at(WorldPos::new(20_000, 10_000));
-    let mut c1 = client(
-        1,
-        ClientAuth::Insecure {
-            player: 1,
-            server: addr,
-        },
-        near_view,
-    );
-    let mut c2 = client(
-        2,
-        ClientAuth::Insecure {
-            player: 2,
-            server: addr,
-        },
-        view_at(FAR),
-    );
+    let mut c1 = player(1, addr, near_view);
+    let mut c2 = player(2, addr, view_at(FAR));
     let mut seen_by_2 = BTreeSet::new();
     let ok = pump_until(
         &mut [&mut server, &mut c1, &mut c2],
         Duration::from_secs(10),
         |apps| {
-            let c2 = &mut apps[2];
-            seen_by_2.extend(
-                c2.world()
-                    .resource::<ClientReplica>()
-                    .receiver
-                    .units()
-                    .map(|(id, _)| id),
-            );
+            seen_by_2.extend(client_units(apps[2]).into_keys());
             client_units(apps[1]).len() == 30 && client_units(apps[2]).len() == 20
         },
     );
     assert!(
         ok,
         "clients did not receive their units: {} / {}",
-        client_units(&c1).len(),
-        client_units(&c2).len()
+        client_units(&mut c1).len(),
+        client_units(&mut c2).len()
     );
-    assert_eq!(client_units(&c1), expected_for(&server, near_view));
-    assert_eq!(client_units(&c2).keys().copied().collect::<Vec<_>>(), far);
+    assert_eq!(client_units(&mut c1), expected_for(&mut server, near_view));
+    assert_eq!(client_units(&mut c1), replica_units(&c1));
+    assert_eq!(client_units(&mut c2).into_keys().collect::<Vec<_>>(), far);
     // Client 2 never received a unit from the near sectors, and it received
     // far fewer bytes than a client that would see everything.
     assert!(!seen_by_2.is_empty());
     assert!(seen_by_2.iter().all(|id| far.contains(id)), "{seen_by_2:?}");
     assert!(seen_by_2.is_disjoint(&near.iter().copied().collect()));
     // Every unit-update byte client 2 received came from sectors of its own interest.
-    let (n2, f2) = galaxy_net::interest::interest(view_at(FAR));
+    let i2 = Interest::of(view_at(FAR));
     let by_sector = c2
         .world()
-        .resource::<ClientReplica>()
+        .resource::<ClientReplica<ShipState>>()
         .bytes_by_sector
         .clone();
     assert!(by_sector.values().sum::<u64>() > 0);
     assert!(
-        by_sector.keys().all(|s| n2.contains(s) || f2.contains(s)),
+        by_sector
+            .keys()
+            .all(|s| i2.near().any(|n| n == *s) || i2.far().any(|f| f == *s)),
         "{by_sector:?}"
     );
-    let (n1, f1) = galaxy_net::interest::interest(near_view);
+    let i1 = Interest::of(near_view);
     let near_bytes: u64 = by_sector
         .iter()
-        .filter(|(s, _)| n1.contains(s) || f1.contains(s))
+        .filter(|(s, _)| i1.near().any(|n| n == **s) || i1.far().any(|f| f == **s))
         .map(|(_, b)| b)
         .sum();
     assert_eq!(
@@ -85,7 +68,7 @@ fn clients_see_their_sectors_only_and_converge() {
         "client 2 was sent bytes about the near sectors"
     );
 
-    // Player 1 orders its units to gather nearby (infantry walks 5 m/s); client 1 follows the server.
+    // Player 1 orders its ships to gather nearby; client 1 follows the server.
     let order = CompressedCommand::Move {
         units: UnitIdList::from_ids(near.iter().copied()).unwrap(),
         to: WorldPos::new(14_000, 11_000),
@@ -96,11 +79,11 @@ fn clients_see_their_sectors_only_and_converge() {
         .push(order);
     let ok = pump_until(
         &mut [&mut server, &mut c1, &mut c2],
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         |apps| {
             let s = server_units(apps[0]);
             near.iter()
-                .all(|id| s[id].position() == WorldPos::new(14_000, 11_000))
+                .all(|id| s[id].position == WorldPos::new(14_000, 11_000))
                 && client_units(apps[1]) == expected_for(apps[0], near_view)
         },
     );
@@ -116,9 +99,9 @@ fn clients_see_their_sectors_only_and_converge() {
     assert!(
         ok,
         "moving the view did not bring the units in: {}",
-        client_units(&c2).len()
+        client_units(&mut c2).len()
     );
-    assert!(client_units(&c2).keys().all(|id| near.contains(id)));
+    assert!(client_units(&mut c2).keys().all(|id| near.contains(id)));
 }
 
 #[test]
@@ -136,15 +119,8 @@ fn converges_through_a_lossy_link() {
     .unwrap();
     let units = spawn_block(&mut server, 1, WorldPos::new(0, 0), 8);
     let view = view_at(WorldPos::new(10_000, 0));
-    let mut c = client(
-        1,
-        ClientAuth::Insecure {
-            player: 1,
-            server: proxy.addr(),
-        },
-        view,
-    );
-    // Keep the units busy: march them back and forth while the link drops packets.
+    let mut c = player(1, proxy.addr(), view);
+    // Keep the ships busy: sail them back and forth while the link drops packets.
     let order = |to| CompressedCommand::Move {
         units: UnitIdList::from_ids(units.iter().copied()).unwrap(),
         to,
@@ -169,24 +145,18 @@ fn converges_through_a_lossy_link() {
         &mut [&mut server, &mut c],
         Duration::from_secs(30),
         |apps| {
-            let s = server_units(apps[0]);
-            units.iter().all(|id| {
-                !matches!(
-                    apps[0]
-                        .world()
-                        .resource::<SimWorld>()
-                        .0
-                        .unit(*id)
-                        .map(|u| u.order),
-                    Some(galaxy_sim::Order::Move(_))
-                )
-            }) && client_units(apps[1]) == expected_for(apps[0], view)
-                && !s.is_empty()
+            let mut goals = apps[0].world_mut().query::<&Goal>();
+            let sailing = goals.iter(apps[0].world()).any(|g| g.0.is_some());
+            !sailing && client_units(apps[1]) == expected_for(apps[0], view)
         },
     );
-    let (got, want) = (client_units(&c), expected_for(&server, view));
+    let (got, want) = (client_units(&mut c), expected_for(&mut server, view));
     let differ = want.iter().filter(|(id, u)| got.get(id) != Some(u)).count();
-    let r = c.world().resource::<ClientReplica>().receiver.stats();
+    let r = c
+        .world()
+        .resource::<ClientReplica<ShipState>>()
+        .receiver
+        .stats();
     assert!(
         ok,
         "client did not converge through 20% loss: {} of {} differ, {} extra; receiver {r:?}; client {:?}; server {:?}",
@@ -196,6 +166,7 @@ fn converges_through_a_lossy_link() {
         c.world().resource::<NetworkStats>(),
         server.world().resource::<NetworkStats>()
     );
+    assert_eq!(want.len(), 64);
     assert!(
         proxy
             .stats()
@@ -212,38 +183,38 @@ fn converges_through_a_lossy_link() {
     );
 }
 
+/// The server drops the client; while it is away some ships move and one
+/// sinks. After the reconnect the client's entities are the server's
+/// ships again: the same entities for the ships that are still there (no
+/// duplicate), none for the one that sank.
 #[test]
 fn a_dropped_client_reconnects_and_resyncs_without_duplicates() {
     let (mut server, addr) = server(ServerAuth::Insecure, &[]);
     let units = spawn_block(&mut server, 1, WorldPos::new(0, 0), 5);
     let view = view_at(WorldPos::new(0, 0));
-    let mut c = client(
-        1,
-        ClientAuth::Insecure {
-            player: 1,
-            server: addr,
-        },
-        view,
-    );
+    let mut c = player(1, addr, view);
     assert!(pump_until(
         &mut [&mut server, &mut c],
         Duration::from_secs(10),
         |a| client_units(a[1]).len() == 25
     ));
+    let entity_of = |app: &App, id: UnitId| app.world().resource::<ClientUnits>().get(id);
+    let before = entity_of(&c, units[0]).expect("an entity");
     // The server drops the client, and the world changes while it is away.
     server
         .world_mut()
         .resource_mut::<bevy_renet::RenetServer>()
         .disconnect(1);
-    let order = CompressedCommand::Move {
-        units: UnitIdList::from_ids(units.iter().copied().take(10)).unwrap(),
-        to: WorldPos::new(500, 500),
-    };
-    server
-        .world_mut()
-        .resource_mut::<SimWorld>()
-        .0
-        .apply_command(1, &order);
+    set_goal(&mut server, &units[..10], WorldPos::new(500, 500));
+    let sunk = units[24];
+    {
+        let mut q = server.world_mut().query::<(&NetUnit, &mut Hull)>();
+        for (id, mut hull) in q.iter_mut(server.world_mut()) {
+            if id.0 == sunk {
+                hull.0 = 0;
+            }
+        }
+    }
     let mut saw_connecting = false;
     let ok = pump_until(&mut [&mut server, &mut c], Duration::from_secs(20), |a| {
         saw_connecting |=
@@ -255,11 +226,19 @@ fn a_dropped_client_reconnects_and_resyncs_without_duplicates() {
     assert!(
         ok,
         "no resync after reconnecting: {} units",
-        client_units(&c).len()
+        client_units(&mut c).len()
     );
     assert!(saw_connecting, "the client never showed Connecting");
-    assert_eq!(client_units(&c).len(), 25, "duplicated or missing units");
-    assert_eq!(server.world().resource::<Sessions>().0.len(), 1);
+    assert_eq!(
+        client_units(&mut c).len(),
+        24,
+        "duplicated or missing units"
+    );
+    assert!(!client_units(&mut c).contains_key(&sunk));
+    assert_eq!(entity_of(&c, units[0]), Some(before), "a new entity");
+    let mut all = c.world_mut().query::<&NetUnit>();
+    assert_eq!(all.iter(c.world()).count(), 24, "stray entities");
+    assert_eq!(server.world().resource::<Sessions>().len(), 1);
 }
 
 #[test]
@@ -267,22 +246,8 @@ fn a_client_on_a_poor_link_can_ask_for_fewer_updates() {
     let (mut server, addr) = server(ServerAuth::Insecure, &[]);
     let units = spawn_block(&mut server, 1, WorldPos::new(0, 0), 4);
     let view = view_at(WorldPos::new(0, 0));
-    let mut full = client(
-        1,
-        ClientAuth::Insecure {
-            player: 1,
-            server: addr,
-        },
-        view,
-    );
-    let mut slow = client(
-        2,
-        ClientAuth::Insecure {
-            player: 2,
-            server: addr,
-        },
-        view,
-    );
+    let mut full = player(1, addr, view);
+    let mut slow = player(2, addr, view);
     slow.insert_resource(MaxUpdateRate(5));
     // The rate is chosen here, not adapted to the (perfect) loopback link.
     slow.insert_resource(AutoUpdateRate::off());
@@ -291,33 +256,21 @@ fn a_client_on_a_poor_link_can_ask_for_fewer_updates() {
         Duration::from_secs(10),
         |a| { client_units(a[1]).len() == 16 && client_units(a[2]).len() == 16 }
     ));
-    // Keep the units zigzagging so every tick changes them (a unit walking
-    // straight is dead-reckoned and sends nothing).
-    let walk = |to| CompressedCommand::Move {
-        units: UnitIdList::from_ids(units.iter().copied()).unwrap(),
-        to,
-    };
-    let before = |a: &bevy::prelude::App| a.world().resource::<NetworkStats>().unit_updates;
-    let (f0, s0) = (before(&full), before(&slow));
-    for i in 0..60 {
-        let y = if i % 2 == 0 { 50_000 } else { -50_000 };
-        server
-            .world_mut()
-            .resource_mut::<SimWorld>()
-            .0
-            .apply_command(1, &walk(WorldPos::new(100_000, y)));
-        pump_for(
-            &mut [&mut server, &mut full, &mut slow],
-            Duration::from_millis(50),
-        );
-    }
-    let (f, s) = (before(&full) - f0, before(&slow) - s0);
+    // Keep the ships sailing so every tick changes them.
+    set_goal(&mut server, &units, WorldPos::new(100_000, 0));
+    let count = |a: &App| a.world().resource::<NetworkStats>().unit_updates;
+    let (f0, s0) = (count(&full), count(&slow));
+    pump_for(
+        &mut [&mut server, &mut full, &mut slow],
+        Duration::from_secs(3),
+    );
+    let (f, s) = (count(&full) - f0, count(&slow) - s0);
     // 20 Hz against 5 Hz: about four times fewer updates (at least half as many, even on a busy machine).
     assert!(f >= 20 && s * 2 <= f, "full {f} updates, slow {s}");
     assert!(s >= 10, "the slow client still gets updates: {s}");
 }
 
-/// Units that walk out of a client's interest leave its world and stay
+/// Units that sail out of a client's interest leave its world and stay
 /// gone, though their last changes are still in the change log of the
 /// sector they left (a far sector, visited only every few ticks).
 #[test]
@@ -325,123 +278,84 @@ fn units_that_walk_out_of_interest_stay_gone() {
     let (mut server, addr) = server(ServerAuth::Insecure, &[]);
     let center = WorldPos::new(20_000, 10_000);
     let view = view_at(center);
-    let (near, far) = galaxy_net::interest::interest(view);
-    let inside = |p: WorldPos| {
-        galaxy_net::interest::in_interest(galaxy_protocol::SectorId::at(p), &near, &far)
-    };
+    let interest = Interest::of(view);
     // The first centimetre east of the interest, on the view's row.
     let edge = (0..)
         .map(|k| center.x + k * 100)
-        .find(|&x| !inside(WorldPos::new(x, center.y)))
+        .find(|&x| !interest.contains_pos(WorldPos::new(x, center.y)))
         .expect("interest is bounded");
-    // A column of units 10-60 cm inside the edge, then a walk out east.
-    let ids: Vec<_> = {
-        let mut sim = server.world_mut().resource_mut::<SimWorld>();
-        (0..24)
-            .map(|i| {
-                let at = WorldPos::new(edge - 10 - (i % 6) * 10, center.y + i * 300);
-                sim.0.spawn_unit(1, 0, at)
-            })
-            .collect()
-    };
-    let mut c = client(
-        1,
-        ClientAuth::Insecure {
-            player: 1,
-            server: addr,
-        },
-        view,
-    );
+    // A column of ships 10-60 cm inside the edge, then a sail out east.
+    let ids: Vec<_> = (0..24)
+        .map(|i| {
+            let at = WorldPos::new(edge - 10 - (i % 6) * 10, center.y + i * 300);
+            spawn_ship(&mut server, 1, at)
+        })
+        .collect();
+    let mut c = player(1, addr, view);
     let ok = pump_until(
         &mut [&mut server, &mut c],
         Duration::from_secs(10),
-        |apps| ids.iter().all(|id| client_units(apps[1]).contains_key(id)),
+        |apps| {
+            let seen = client_units(apps[1]);
+            ids.iter().all(|id| seen.contains_key(id))
+        },
     );
     assert!(ok, "the client did not get the units");
-    let order = CompressedCommand::Move {
-        units: UnitIdList::from_ids(ids.iter().copied()).unwrap(),
-        to: WorldPos::new(edge + 5_000, center.y),
-    };
-    let out = server
-        .world_mut()
-        .resource_mut::<SimWorld>()
-        .0
-        .apply_command(1, &order);
-    assert_eq!((out.not_owned, out.unknown), (0, 0));
+    set_goal(&mut server, &ids, WorldPos::new(edge + 5_000, center.y));
     let ok = pump_until(
         &mut [&mut server, &mut c],
         Duration::from_secs(10),
         |apps| {
             let s = server_units(apps[0]);
-            ids.iter().all(|id| !inside(s[id].position()))
+            ids.iter().all(|id| !interest.contains_pos(s[id].position))
                 && client_units(apps[1]) == expected_for(apps[0], view)
         },
     );
     // Give a stale re-send time to arrive, then look again.
     pump_for(&mut [&mut server, &mut c], Duration::from_secs(2));
-    let held: Vec<_> = ids
-        .iter()
-        .filter(|id| client_units(&c).contains_key(id))
-        .collect();
+    let seen = client_units(&mut c);
+    let held: Vec<_> = ids.iter().filter(|id| seen.contains_key(id)).collect();
     assert!(ok && held.is_empty(), "the client still holds {held:?}");
-    assert_eq!(client_units(&c), expected_for(&server, view));
+    assert_eq!(client_units(&mut c), expected_for(&mut server, view));
 }
 
 /// A frame that steps several fixed ticks (catching up after a slow one)
-/// mirrors once, at its last tick: each walking unit is dead-reckoned once
-/// per frame, not once per tick, and its track is where the simulation has
-/// it at that tick.
+/// makes one snapshot per changed unit, at its last tick, not one per tick.
 #[test]
-fn a_frame_of_several_ticks_mirrors_once() {
+fn a_frame_of_several_ticks_snapshots_once() {
     let (mut server, _) = server(ServerAuth::Insecure, &[]);
     // Each frame advances 150 ms: three 20 Hz ticks.
     server.insert_resource(bevy::time::TimeUpdateStrategy::ManualDuration(
         Duration::from_millis(150),
     ));
     let ids = spawn_row(&mut server, 1, WorldPos::new(10_000, 10_000), 30);
-    let order = CompressedCommand::Move {
-        units: UnitIdList::from_ids(ids.iter().copied()).unwrap(),
-        to: WorldPos::new(60_000, 30_000),
-    };
-    let out = server
-        .world_mut()
-        .resource_mut::<SimWorld>()
-        .0
-        .apply_command(1, &order);
-    assert_eq!(out.applied, 30);
+    set_goal(&mut server, &ids, WorldPos::new(60_000, 30_000));
     server.update();
-    let threshold = f64::from(
-        server
-            .world()
-            .resource::<NetworkConfig>()
-            .reckoning_threshold_cm,
-    );
     let mut frames_of_several = 0;
     for frame in 0..10 {
-        let state = |app: &bevy::app::App| {
-            let tick = app.world().resource::<SimWorld>().0.tick();
+        let state = |app: &App| {
             (
-                tick,
-                app.world().resource::<ReplicatedUnits>().stats().observed,
+                app.world().resource::<ServerTick>().0,
+                app.world()
+                    .resource::<ReplicatedUnits<ShipState>>()
+                    .snapshots_made(),
             )
         };
-        let (tick0, observed0) = state(&server);
+        let (tick0, made0) = state(&server);
         server.update();
-        let (tick, observed) = state(&server);
+        let (tick, made) = state(&server);
         if tick - tick0 >= 2 {
             frames_of_several += 1;
         }
-        // Every unit walks every tick, and is reckoned once this frame.
-        assert_eq!(observed - observed0, ids.len() as u64, "frame {frame}");
-        let sim = &server.world().resource::<SimWorld>().0;
-        let replicated = server.world().resource::<ReplicatedUnits>();
+        // Every ship sails every tick, and is snapshotted once this frame.
+        assert_eq!(made - made0, ids.len() as u64, "frame {frame}");
+        let truth = server_units(&mut server);
+        let replicated = server.world().resource::<ReplicatedUnits<ShipState>>();
         for id in &ids {
-            let at = sim.unit(*id).expect("alive").position;
-            let shown = replicated.track(*id).expect("mirrored").position_at(tick);
-            let (dx, dy) = ((shown.x - at.x) as f64, (shown.y - at.y) as f64);
-            assert!(
-                dx.hypot(dy) <= threshold + 1.0,
-                "unit {id} at tick {tick}: shown {shown:?}, simulated {at:?}"
+            assert_eq!(
+                replicated.snapshot(*id),
+                Some(&truth[id]),
+                "unit {id} at tick {tick}"
             );
         }
     }

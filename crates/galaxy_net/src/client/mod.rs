@@ -1,19 +1,70 @@
-//! The client side: apply unit updates to the baseline store, acknowledge
-//! them, collect combat events, and send the view and the player's commands.
+//! The client side: [`GalaxyClientPlugin`] keeps the connection (status,
+//! reconnects, redirects), sends the player's [`View`], commands and acks,
+//! and, for the units the game registered
+//! ([`crate::AppReplicationExt::replicate_unit`]), turns every update into
+//! entities ([`replica`]): one per unit in view, with a [`NetUnit`], a
+//! [`Replica`] of its newest snapshot and the game's own components.
+//!
+//! [`NetUnit`]: crate::NetUnit
+
+mod replica;
+
+use std::collections::VecDeque;
 
 use bevy::prelude::*;
-use bevy_renet::RenetClient;
-use bevy_renet::{RenetReceive, RenetSend};
+use bevy_renet::{RenetClient, RenetClientPlugin, RenetReceive, RenetSend};
 use galaxy_protocol::{
-    BatchCommand, ClientMessage, CombatEvent, CompressedCommand, Connect, DeltaReceiver, PlayerId,
-    SectorId, ServerMessage, ViewUpdate, WorldRect, codec,
+    BatchCommand, ClientMessage, CombatEvent, CompressedCommand, Connect, PlayerId, SectorId,
+    ViewUpdate, WorldRect, codec,
 };
 
+pub use replica::{ClientReplica, ClientUnits, Replica};
+
 use crate::NetSet;
-use crate::channels::{ACKS, COMMANDS, EVENTS, UPDATES};
+use crate::channels::COMMANDS;
 use crate::degrade::{AutoUpdateRate, adapt_update_rate};
-use crate::smoothing::{Smoothing, SmoothingConfig, SmoothingSet, advance_smoothing};
+use crate::replication::UnitReplication;
 use crate::stats::NetworkStats;
+
+/// The client half of the networking: connection status, the view, the
+/// player's commands and, with [`crate::AppReplicationExt::replicate_unit`],
+/// the units in view as entities. Add a transport
+/// ([`crate::NetcodeTransportPlugin`]) to connect.
+#[derive(Default)]
+pub struct GalaxyClientPlugin;
+
+/// Present in a client app (replication registrations look for it).
+#[derive(Resource)]
+pub(crate) struct ClientMarker;
+
+impl Plugin for GalaxyClientPlugin {
+    fn build(&self, app: &mut App) {
+        crate::init_common(app);
+        app.insert_resource(ClientMarker)
+            .add_plugins(RenetClientPlugin)
+            .init_resource::<ConnectionStatus>()
+            .init_resource::<ReceivedEvents>()
+            .init_resource::<OutgoingCommands>()
+            .init_resource::<SentState>()
+            .init_resource::<MaxUpdateRate>()
+            .init_resource::<AutoUpdateRate>()
+            .init_resource::<ClientSession>()
+            .init_resource::<LocalPlayer>()
+            .add_systems(PreUpdate, maintain_connection.before(RenetReceive))
+            .add_systems(
+                PreUpdate,
+                follow_transport.in_set(NetSet::Receive).after(RenetReceive),
+            )
+            .add_systems(Update, adapt_update_rate)
+            .add_systems(PostUpdate, send.in_set(NetSet::Send).before(RenetSend));
+    }
+}
+
+/// Adds the systems that turn updates into entities of `R` (from
+/// [`crate::AppReplicationExt::replicate_unit`]).
+pub(crate) fn build_replication<R: UnitReplication>(app: &mut App) {
+    replica::build::<R>(app);
+}
 
 /// Connection state as the design names it.
 #[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
@@ -48,16 +99,10 @@ impl ConnectionStatus {
     }
 }
 
-/// The units this client sees, reconstructed bit for bit from the server's deltas.
-#[derive(Resource)]
-pub struct ClientReplica {
-    /// The player this client plays as.
-    pub player: PlayerId,
-    /// The baseline store and current states.
-    pub receiver: DeltaReceiver,
-    /// Unit-update bytes received per sector (what the interest filter let through).
-    pub bytes_by_sector: std::collections::BTreeMap<SectorId, u64>,
-}
+/// The player this client plays as (from its connect token, or the id an
+/// insecure client claims). Set by the transport.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalPlayer(pub PlayerId);
 
 /// Combat events received and not yet consumed by the game (drain `events`).
 /// Holds at most [`ReceivedEvents::CAP`]; if the game never drains it, the
@@ -65,7 +110,7 @@ pub struct ClientReplica {
 #[derive(Resource, Default)]
 pub struct ReceivedEvents {
     /// Oldest first.
-    pub events: std::collections::VecDeque<CombatEvent>,
+    pub events: VecDeque<CombatEvent>,
     dropped: u64,
 }
 
@@ -73,7 +118,7 @@ impl ReceivedEvents {
     /// Most events kept.
     pub const CAP: usize = 4096;
 
-    fn push(&mut self, e: CombatEvent) {
+    pub(crate) fn push(&mut self, e: CombatEvent) {
         if self.events.len() == Self::CAP {
             self.events.pop_front();
             self.dropped += 1;
@@ -100,6 +145,16 @@ pub struct MaxUpdateRate(pub u8);
 #[derive(Resource, Default)]
 pub struct OutgoingCommands(pub Vec<CompressedCommand>);
 
+/// The current session: a new one starts on every reconnect or redirect,
+/// and the replication starts again from an empty baseline store.
+#[derive(Resource, Default, Debug)]
+pub(crate) struct ClientSession {
+    /// Sessions started so far.
+    pub(crate) generation: u64,
+    /// Local time the current session started.
+    pub(crate) started_at: f64,
+}
+
 #[derive(Resource, Default)]
 struct SentState {
     hello: bool,
@@ -107,39 +162,8 @@ struct SentState {
     last_sent: f64,
 }
 
-/// Most sectors [`ClientReplica::bytes_by_sector`] remembers; beyond it the lowest-keyed go.
-pub const MAX_SECTOR_COUNTERS: usize = 4096;
-
 /// Seconds of silence after which the client sends a heartbeat (its view again).
 const HEARTBEAT_SECS: f64 = 1.0;
-
-pub(crate) fn build(app: &mut App, player: PlayerId) {
-    let rate = f64::from(app.world().resource::<crate::NetworkConfig>().update_rate);
-    let smoothing = Smoothing::new(SmoothingConfig {
-        tick_secs: 1.0 / rate.max(1.0),
-        ..SmoothingConfig::default()
-    });
-    app.insert_resource(ClientReplica {
-        player,
-        receiver: DeltaReceiver::default(),
-        bytes_by_sector: Default::default(),
-    })
-    .init_resource::<ConnectionStatus>()
-    .init_resource::<ReceivedEvents>()
-    .init_resource::<OutgoingCommands>()
-    .init_resource::<SentState>()
-    .init_resource::<MaxUpdateRate>()
-    .insert_resource(smoothing)
-    .add_systems(PreUpdate, maintain_connection.before(RenetReceive))
-    .init_resource::<AutoUpdateRate>()
-    .add_systems(Update, advance_smoothing.in_set(SmoothingSet))
-    .add_systems(Update, adapt_update_rate)
-    .add_systems(
-        PreUpdate,
-        receive.in_set(NetSet::Receive).after(RenetReceive),
-    )
-    .add_systems(PostUpdate, send.in_set(NetSet::Send).before(RenetSend));
-}
 
 /// Reconnects after a loss; a new session starts from a clean baseline store
 /// (the server sends every unit whole again), so nothing is duplicated.
@@ -150,89 +174,66 @@ fn maintain_connection(world: &mut World) {
     }
 }
 
-/// A new session (reconnect or redirect) starts from a clean baseline store;
-/// smoothing keeps drawing the old units until the new state replaces them.
+/// A new session (reconnect or redirect): the replication starts from a
+/// clean baseline store; entities stay until the new state replaces them.
 pub(crate) fn reset_session(world: &mut World, now: f64) {
-    world.resource_mut::<ClientReplica>().receiver = DeltaReceiver::default();
-    world.resource_mut::<Smoothing>().resync(now);
+    let mut session = world.resource_mut::<ClientSession>();
+    session.generation += 1;
+    session.started_at = now;
 }
 
-#[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is data it needs
-fn receive(
-    time: Res<Time<Real>>,
-    client: Option<ResMut<RenetClient>>,
+/// The connection's status and what renet measures of it.
+fn follow_transport(
+    client: Option<Res<RenetClient>>,
     connector: Option<Res<crate::transport::ClientConnector>>,
     mut status: ResMut<ConnectionStatus>,
-    mut replica: ResMut<ClientReplica>,
-    mut events: ResMut<ReceivedEvents>,
     mut stats: ResMut<NetworkStats>,
-    mut smoothing: ResMut<Smoothing>,
-    mut commands: Commands,
 ) {
-    // With a connector, a lost connection is being retried: show Connecting.
-    let retrying = connector.is_some();
-    let Some(mut client) = client else {
+    let Some(client) = client else {
         status.set_if_neq(ConnectionStatus::Disconnected);
         return;
     };
+    // With a connector, a lost connection is being retried: show Connecting.
     let reason = client.disconnect_reason().map(|r| format!("{r:?}"));
     status.set_if_neq(ConnectionStatus::from_transport(
         client.is_connected(),
         client.is_connecting(),
-        retrying,
+        connector.is_some(),
         reason,
     ));
     let info = client.network_info();
     stats.average_latency = (info.rtt * 1000.0) as f32;
     stats.packet_loss = info.packet_loss as f32;
-    smoothing.set_rtt(info.rtt);
-    let now = time.elapsed_secs_f64();
-    'channels: for channel in [EVENTS, UPDATES] {
-        while let Some(bytes) = client.receive_message(channel) {
-            stats.bytes_received += bytes.len() as u64;
-            stats.messages_received += 1;
-            match codec::decode_server(&bytes) {
-                Ok(ServerMessage::UnitUpdate(u)) => {
-                    if replica.bytes_by_sector.len() >= MAX_SECTOR_COUNTERS
-                        && !replica.bytes_by_sector.contains_key(&u.sector_id)
-                    {
-                        replica.bytes_by_sector.pop_first();
-                    }
-                    *replica.bytes_by_sector.entry(u.sector_id).or_default() += bytes.len() as u64;
-                    match replica.receiver.receive(&u) {
-                        Ok(_) => {
-                            stats.unit_updates += 1;
-                            smoothing.on_update(now, u.timestamp, &mut replica.receiver);
-                        }
-                        Err(_) => stats.reject("refused_update", 1),
-                    }
-                }
-                Ok(ServerMessage::CombatEvent(e)) => events.push(e),
-                Ok(ServerMessage::Redirect(r)) => {
-                    let player = replica.player;
-                    let switching = crate::redirect::on_redirect(
-                        &r,
-                        connector.as_deref(),
-                        player,
-                        &mut stats,
-                        &mut commands,
-                    );
-                    if switching {
-                        // The rest is from the session being left.
-                        break 'channels;
-                    }
-                }
-                Err(e) => *stats.decode_errors.entry(e.kind()).or_default() += 1,
-            }
+}
+
+/// Encodes a client message and hands it to renet, counting it.
+pub(crate) fn send_message(
+    client: &mut RenetClient,
+    stats: &mut NetworkStats,
+    channel: u8,
+    msg: &ClientMessage,
+) -> bool {
+    match codec::encode_client(msg) {
+        Ok(bytes) => {
+            stats.bytes_sent += bytes.len() as u64;
+            stats.messages_sent += 1;
+            client.send_message(channel, bytes);
+            true
+        }
+        Err(e) => {
+            warn!("{} not encoded: {e}", msg.kind());
+            false
         }
     }
 }
 
+/// Sends `Connect` once per connection, the view and rate when they change
+/// (and as a heartbeat each second of silence), and the queued commands.
 #[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is a resource it needs
 fn send(
     time: Res<Time<Real>>,
     client: Option<ResMut<RenetClient>>,
-    mut replica: ResMut<ClientReplica>,
+    player: Res<LocalPlayer>,
     view: Option<Res<View>>,
     rate: Res<MaxUpdateRate>,
     mut outgoing: ResMut<OutgoingCommands>,
@@ -244,21 +245,13 @@ fn send(
         sent.view = None;
         return;
     };
-    let player = replica.player;
+    let player = player.0;
     let now = time.elapsed_secs_f64();
     if now - sent.last_sent >= HEARTBEAT_SECS {
         // Nothing went out for a while: resend the view so the server knows we are here.
         sent.view = None;
     }
     let mut any = false;
-    let mut out = |client: &mut RenetClient, channel: u8, msg: ClientMessage| {
-        if let Ok(bytes) = codec::encode_client(&msg) {
-            stats.bytes_sent += bytes.len() as u64;
-            stats.messages_sent += 1;
-            client.send_message(channel, bytes);
-            any = true;
-        }
-    };
     if !sent.hello {
         sent.hello = true;
         let hello = Connect {
@@ -266,17 +259,24 @@ fn send(
             auth_token: String::new(),
             protocol_version: galaxy_protocol::PROTOCOL_VERSION,
         };
-        out(&mut client, COMMANDS, ClientMessage::Connect(hello));
+        any |= send_message(
+            &mut client,
+            &mut stats,
+            COMMANDS,
+            &ClientMessage::Connect(hello),
+        );
     }
     if let Some(view) = view.filter(|v| sent.view != Some((v.0, rate.0))) {
         sent.view = Some((view.0, rate.0));
-        out(
+        let update = ViewUpdate {
+            view: view.0,
+            max_update_hz: rate.0,
+        };
+        any |= send_message(
             &mut client,
+            &mut stats,
             COMMANDS,
-            ClientMessage::ViewUpdate(ViewUpdate {
-                view: view.0,
-                max_update_hz: rate.0,
-            }),
+            &ClientMessage::ViewUpdate(update),
         );
     }
     if !outgoing.0.is_empty() {
@@ -290,11 +290,13 @@ fn send(
                 commands: chunk.to_vec(),
                 player_id: player,
             };
-            out(&mut client, COMMANDS, ClientMessage::BatchCommand(batch));
+            any |= send_message(
+                &mut client,
+                &mut stats,
+                COMMANDS,
+                &ClientMessage::BatchCommand(batch),
+            );
         }
-    }
-    for ack in replica.receiver.take_acks() {
-        out(&mut client, ACKS, ClientMessage::UpdateAck(ack));
     }
     if any {
         sent.last_sent = now;

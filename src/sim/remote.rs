@@ -24,11 +24,7 @@ pub struct RemoteUnits {
 impl RemoteUnits {
     /// Splits `cmd`: the part for local units is returned; the parts for
     /// remote units are queued in `forwarded`, one per server.
-    pub(crate) fn split(
-        &mut self,
-        player: PlayerId,
-        cmd: CompressedCommand,
-    ) -> Option<CompressedCommand> {
+    pub fn split(&mut self, player: PlayerId, cmd: CompressedCommand) -> Option<CompressedCommand> {
         if self.units.is_empty() || !cmd.units().iter().any(|u| self.units.contains_key(&u)) {
             return Some(cmd);
         }

@@ -1,0 +1,287 @@
+//! Tag: which replicated units changed this frame, as snapshots, indexed by
+//! sector; and which left.
+//!
+//! The server keeps, per unit, the snapshot clients were last given and its
+//! scale-0 sector ([`ReplicatedUnits`]). Each frame it looks only at the
+//! entities that changed (Bevy's change detection over the registered
+//! components, or the game's [`ChangeJournal`]), makes their snapshots and
+//! records what really changed in the [`SectorIndex`]: a unit walking its
+//! dead-reckoned track makes the same snapshot and costs no update.
+
+use std::collections::HashMap;
+
+use bevy::ecs::query::Or;
+use bevy::prelude::*;
+use bevy_renet::renet::ClientId;
+use galaxy_protocol::{
+    ChurnRoom, DeltaConfig, DeltaSender, IdHashMap, SectorId, UnitId, UnitSnapshot,
+};
+
+use super::{Sessions, map_chunks};
+use crate::config::NetworkConfig;
+use crate::interest::SectorIndex;
+use crate::replication::{
+    ChangeJournal, DepartedUnits, NetUnit, ServerTick, SnapshotContext, UnitReplication,
+};
+
+/// Entities per chunk when a journal's snapshots are made on several threads.
+const SNAPSHOT_CHUNK: usize = 4096;
+
+/// One unit as the server replicates it.
+#[derive(Clone, Copy, Debug)]
+struct Mirrored<S> {
+    /// The scale-0 sector its snapshot puts it in.
+    sector: SectorId,
+    snapshot: S,
+}
+
+/// What one unit's record becomes this frame: worked out for many units at
+/// once (on several threads), then applied.
+enum Change<S> {
+    /// A unit seen for the first time.
+    New(SectorId, S),
+    /// A new sector or snapshot.
+    Changed(SectorId, S),
+}
+
+/// One client's replication state for units of type `S`.
+pub(crate) struct ClientReplication<S: UnitSnapshot> {
+    pub(crate) sender: DeltaSender<S>,
+    /// Tick of this client's last update of each sector in its interest.
+    pub(crate) last_sent: IdHashMap<SectorId, u64>,
+    /// Encoded updates waiting to be handed to renet.
+    pub(crate) outbox: Vec<Vec<u8>>,
+    /// Scratch: units leaving the client's interest.
+    pub(crate) leaving: Vec<UnitId>,
+}
+
+impl<S: UnitSnapshot> ClientReplication<S> {
+    pub(crate) fn new(config: &NetworkConfig) -> Self {
+        Self {
+            sender: DeltaSender::new(DeltaConfig {
+                deltas: config.compression_enabled,
+                ..Default::default()
+            }),
+            last_sent: IdHashMap::default(),
+            outbox: Vec::new(),
+            leaving: Vec::new(),
+        }
+    }
+}
+
+/// Every unit the server shows clients, with the snapshot they were last
+/// given (one for all clients), and each client's delta sender.
+#[derive(Resource)]
+pub struct ReplicatedUnits<S: UnitSnapshot> {
+    threshold_cm: u32,
+    units: IdHashMap<UnitId, Mirrored<S>>,
+    /// Room in `units` for units dying and spawning (see [`ChurnRoom`]).
+    room: ChurnRoom,
+    pub(crate) clients: HashMap<ClientId, ClientReplication<S>>,
+    /// Units gone this frame, with the sector they were in.
+    departed: Vec<(UnitId, Option<SectorId>)>,
+    /// Scratch: the journal's entities.
+    journal: Vec<Entity>,
+    /// Snapshots made (units looked at) so far.
+    snapshots: u64,
+}
+
+impl<S: UnitSnapshot> ReplicatedUnits<S> {
+    pub(crate) fn new(threshold_cm: u32) -> Self {
+        Self {
+            threshold_cm,
+            units: IdHashMap::default(),
+            room: ChurnRoom::default(),
+            clients: HashMap::new(),
+            departed: Vec::new(),
+            journal: Vec::new(),
+            snapshots: 0,
+        }
+    }
+
+    /// The snapshot clients get for unit `id`, if the server shows it.
+    pub fn snapshot(&self, id: UnitId) -> Option<&S> {
+        self.units.get(&id).map(|m| &m.snapshot)
+    }
+
+    /// The units (read) and the clients' states (written), apart.
+    pub(crate) fn split_mut(
+        &mut self,
+    ) -> (
+        UnitsView<'_, S>,
+        &mut HashMap<ClientId, ClientReplication<S>>,
+    ) {
+        (UnitsView(&self.units), &mut self.clients)
+    }
+
+    /// True if the server shows unit `id`.
+    pub fn contains(&self, id: UnitId) -> bool {
+        self.units.contains_key(&id)
+    }
+
+    /// Units shown.
+    pub fn len(&self) -> usize {
+        self.units.len()
+    }
+
+    /// True when no unit is shown.
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    /// Snapshots made so far (one per changed unit per frame).
+    pub fn snapshots_made(&self) -> u64 {
+        self.snapshots
+    }
+
+    /// One client's delta sender (what it was sent and acknowledged), for
+    /// diagnostics and tests.
+    pub fn sender(&self, client: ClientId) -> Option<&DeltaSender<S>> {
+        self.clients.get(&client).map(|c| &c.sender)
+    }
+}
+
+/// The units' snapshots, read while the clients' states are written.
+pub(crate) struct UnitsView<'a, S>(&'a IdHashMap<UnitId, Mirrored<S>>);
+
+impl<S> UnitsView<'_, S> {
+    /// The snapshot of unit `id`, if the server shows it.
+    pub(crate) fn snapshot(&self, id: UnitId) -> Option<&S> {
+        self.0.get(&id).map(|m| &m.snapshot)
+    }
+
+    /// The snapshot of unit `id` if the server shows it and it is in the
+    /// scale-0 sector `sector` (one lookup for both questions).
+    pub(crate) fn snapshot_in(&self, id: UnitId, sector: SectorId) -> Option<&S> {
+        self.0
+            .get(&id)
+            .filter(|m| m.sector == sector)
+            .map(|m| &m.snapshot)
+    }
+}
+
+/// First in Tag: starts the index's tick and forgets the units whose
+/// [`NetUnit`] left an entity (their clients are told after the changes,
+/// in case the unit came back on another entity).
+pub(crate) fn remove_departed<S: UnitSnapshot>(
+    mut departed: ResMut<DepartedUnits>,
+    mut replicated: ResMut<ReplicatedUnits<S>>,
+    mut index: ResMut<SectorIndex>,
+    tick: Res<ServerTick>,
+) {
+    index.begin_tick(tick.0);
+    for id in departed.0.drain(..) {
+        if replicated.units.remove(&id).is_some() {
+            let sector = index.sector_of(id);
+            index.remove(id);
+            replicated.departed.push((id, sector));
+        }
+    }
+}
+
+/// Entities whose id or replicated components changed.
+type ChangedUnits<R> = Or<(Changed<NetUnit>, <R as UnitReplication>::Changed)>;
+
+/// Makes the snapshots of the units that changed and records what really
+/// changed: sector moves and new snapshots, in the index.
+#[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is data it needs
+pub(crate) fn collect_changes<R: UnitReplication>(
+    changed: Query<(&NetUnit, R::Components), ChangedUnits<R>>,
+    units: Query<(&NetUnit, R::Components)>,
+    mut journal: ResMut<ChangeJournal>,
+    mut replicated: ResMut<ReplicatedUnits<R::Snapshot>>,
+    mut index: ResMut<SectorIndex>,
+    tick: Res<ServerTick>,
+    config: Res<NetworkConfig>,
+) {
+    let r = &mut *replicated;
+    let ctx = SnapshotContext {
+        tick: tick.0,
+        reckoning_threshold_cm: r.threshold_cm,
+    };
+    let mirror = &r.units;
+    let judge = |id: UnitId, snapshot: R::Snapshot| -> Option<Change<R::Snapshot>> {
+        let sector = SectorId::at(snapshot.position_at(ctx.tick));
+        match mirror.get(&id) {
+            None => Some(Change::New(sector, snapshot)),
+            Some(m) if m.snapshot != snapshot || m.sector != sector => {
+                Some(Change::Changed(sector, snapshot))
+            }
+            Some(_) => None,
+        }
+    };
+    let mut looked = 0u64;
+    let parts: Vec<Vec<(UnitId, Change<R::Snapshot>)>> = if journal.is_enabled() {
+        let mut entities = std::mem::take(&mut r.journal);
+        journal.take(&mut entities);
+        let parts = map_chunks(&entities, SNAPSHOT_CHUNK, config.server_threads, |chunk| {
+            let mut out = Vec::new();
+            for &e in chunk {
+                if let Ok((unit, components)) = units.get(e) {
+                    let previous = mirror.get(&unit.0).map(|m| &m.snapshot);
+                    let snapshot = R::snapshot(components, previous, &ctx);
+                    out.extend(judge(unit.0, snapshot).map(|c| (unit.0, c)));
+                }
+            }
+            out
+        });
+        looked += entities.len() as u64;
+        r.journal = entities;
+        parts
+    } else {
+        let mut out = Vec::new();
+        for (unit, components) in &changed {
+            looked += 1;
+            let previous = mirror.get(&unit.0).map(|m| &m.snapshot);
+            let snapshot = R::snapshot(components, previous, &ctx);
+            out.extend(judge(unit.0, snapshot).map(|c| (unit.0, c)));
+        }
+        vec![out]
+    };
+    r.snapshots += looked;
+    for (id, change) in parts.into_iter().flatten() {
+        match change {
+            Change::New(sector, snapshot) => {
+                r.units.insert(id, Mirrored { sector, snapshot });
+                r.room.make_room(&mut r.units);
+                index.place(id, sector);
+                index.changed(id);
+            }
+            Change::Changed(sector, snapshot) => {
+                if let Some(m) = r.units.get_mut(&id) {
+                    if m.sector != sector {
+                        index.place(id, sector);
+                    }
+                    if m.snapshot != snapshot {
+                        index.changed(id);
+                    }
+                    *m = Mirrored { sector, snapshot };
+                }
+            }
+        }
+    }
+}
+
+/// Last in Tag: each unit that left is removed from every client whose
+/// interest held its sector (a client shows only units in its interest),
+/// unless it came back this frame.
+pub(crate) fn drop_departed_from_clients<S: UnitSnapshot>(
+    mut replicated: ResMut<ReplicatedUnits<S>>,
+    sessions: Res<Sessions>,
+) {
+    let r = &mut *replicated;
+    for (id, sector) in r.departed.drain(..) {
+        if r.units.contains_key(&id) {
+            continue; // back on another entity
+        }
+        for (client, c) in r.clients.iter_mut() {
+            let holds = sessions
+                .0
+                .get(client)
+                .is_some_and(|s| sector.is_none_or(|sector| s.may_hold(sector)));
+            if holds {
+                c.sender.remove_unit(id);
+            }
+        }
+    }
+}

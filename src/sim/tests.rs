@@ -1,0 +1,266 @@
+//! The RTS as a user of `galaxy_net`, end to end over real UDP on
+//! 127.0.0.1: the simulation's units become entities, their dead-reckoned
+//! tracks reach the clients' entities, the simulation's authority refuses
+//! orders for other players' units, and its combat events go out first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use galaxy_net::*;
+use galaxy_protocol::{CombatEventType, QuantizedUnit, UnitIdList};
+
+use super::*;
+
+fn server() -> (App, std::net::SocketAddr) {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .insert_resource(NetworkConfig {
+            port: 0,
+            ..NetworkConfig::default()
+        });
+    let addr = crate::server::add_game_server(&mut app, ServerAuth::Insecure).expect("binds");
+    (app, addr)
+}
+
+fn client(player: PlayerId, server: std::net::SocketAddr, view: WorldRect) -> App {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .insert_resource(View(view))
+        .insert_resource(ClientTransport::to(ClientAuth::insecure(player, server)))
+        .add_plugins((GalaxyClientPlugin, NetcodeTransportPlugin))
+        .replicate_unit::<RtsUnits>();
+    app
+}
+
+fn pump_until(
+    apps: &mut [&mut App],
+    secs: u64,
+    mut done: impl FnMut(&mut [&mut App]) -> bool,
+) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        for app in apps.iter_mut() {
+            app.update();
+        }
+        if done(apps) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+fn spawn_row(server: &mut App, owner: PlayerId, kind: u8, origin: WorldPos, n: i64) -> Vec<UnitId> {
+    let mut sim = server.world_mut().resource_mut::<SimWorld>();
+    (0..n)
+        .map(|i| {
+            sim.0
+                .spawn_unit(owner, kind, WorldPos::new(origin.x + i * 300, origin.y))
+        })
+        .collect()
+}
+
+/// The client's units as its entities hold them (state and tick of the
+/// newest update), checked against its baseline store.
+fn client_units(app: &mut App) -> BTreeMap<UnitId, QuantizedUnit> {
+    let mut q = app
+        .world_mut()
+        .query::<(&NetUnit, &Replica<QuantizedUnit>, &UnitPosition)>();
+    let world = app.world();
+    q.iter(world)
+        .map(|(id, r, p)| {
+            assert_eq!(p.0, r.state.position_at(r.tick), "unit {}", id.0);
+            (id.0, r.state)
+        })
+        .collect()
+}
+
+/// What the server shows clients: each unit's current track.
+fn server_tracks(app: &App) -> BTreeMap<UnitId, QuantizedUnit> {
+    let sim = &app.world().resource::<SimWorld>().0;
+    let shown = app.world().resource::<ReplicatedUnits<QuantizedUnit>>();
+    sim.units()
+        .filter_map(|(id, _)| shown.snapshot(id).map(|s| (id, *s)))
+        .collect()
+}
+
+#[test]
+fn tracks_reach_the_clients_entities_and_foreign_orders_are_refused() {
+    let (mut server, addr) = server();
+    let mine = spawn_row(&mut server, 1, 0, WorldPos::new(0, 0), 8);
+    let theirs = spawn_row(&mut server, 2, 0, WorldPos::new(0, 5_000), 6);
+    let view = WorldRect::around(WorldPos::new(0, 0), 50_000);
+    let mut c = client(1, addr, view);
+    assert!(pump_until(&mut [&mut server, &mut c], 10, |a| {
+        client_units(a[1]).len() == 14
+    }));
+    let before: BTreeMap<UnitId, WorldPos> = server_tracks(&server)
+        .into_iter()
+        .map(|(id, u)| (id, u.position()))
+        .collect();
+    let to = WorldPos::new(3_000, -2_000);
+    for ids in [&mine, &theirs] {
+        c.world_mut()
+            .resource_mut::<OutgoingCommands>()
+            .0
+            .push(CompressedCommand::Move {
+                units: UnitIdList::from_ids(ids.iter().copied()).unwrap(),
+                to,
+            });
+    }
+    // My units walk there and stop; the client's entities follow the
+    // server's tracks exactly.
+    let ok = pump_until(&mut [&mut server, &mut c], 20, |a| {
+        let sim = &a[0].world().resource::<SimWorld>().0;
+        mine.iter().all(|id| sim.unit(*id).unwrap().position == to)
+            && client_units(a[1]) == server_tracks(a[0])
+    });
+    assert!(ok, "the client did not follow its units' walk");
+    let rejected = &server.world().resource::<NetworkStats>().rejected;
+    assert_eq!(rejected.get("not_owned"), Some(&6));
+    let sim = &server.world().resource::<SimWorld>().0;
+    for id in &theirs {
+        assert_eq!(
+            sim.unit(*id).unwrap().position,
+            before[id],
+            "a foreign unit moved"
+        );
+    }
+    assert_eq!(server.world().resource::<SimStats>().commands_applied, 2);
+}
+
+#[test]
+fn destroyed_units_are_announced_to_watchers_only_and_first() {
+    let (mut server, addr) = server();
+    // Two armies of tanks face to face, in range of each other.
+    let red = spawn_row(&mut server, 1, 1, WorldPos::new(10_000, 10_000), 4);
+    let blue = spawn_row(&mut server, 2, 1, WorldPos::new(10_000, 12_500), 4);
+    let mut watcher = client(
+        1,
+        addr,
+        WorldRect::around(WorldPos::new(10_000, 11_000), 50_000),
+    );
+    let mut elsewhere = client(
+        3,
+        addr,
+        WorldRect::around(WorldPos::new(9_000_000, 0), 50_000),
+    );
+    let mut frame = 0u64;
+    let mut announced: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut despawned: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut seen: BTreeSet<u64> = BTreeSet::new();
+    let ok = pump_until(
+        &mut [&mut server, &mut watcher, &mut elsewhere],
+        60,
+        |apps| {
+            frame += 1;
+            let events =
+                std::mem::take(&mut apps[1].world_mut().resource_mut::<ReceivedEvents>().events);
+            for e in events {
+                if e.event_type == CombatEventType::UnitDestroyed {
+                    announced.entry(e.participants[0]).or_insert(frame);
+                }
+            }
+            let now: BTreeSet<u64> = client_units(apps[1]).into_keys().collect();
+            for id in seen.difference(&now) {
+                despawned.entry(*id).or_insert(frame);
+            }
+            seen.extend(now);
+            let sim = &apps[0].world().resource::<SimWorld>().0;
+            let dead: Vec<u64> = red
+                .iter()
+                .chain(&blue)
+                .copied()
+                .filter(|id| sim.unit(*id).is_none())
+                .collect();
+            dead.len() >= 3
+                && dead
+                    .iter()
+                    .all(|id| announced.contains_key(id) && despawned.contains_key(id))
+        },
+    );
+    assert!(
+        ok,
+        "deaths not announced: announced {announced:?}, despawned {despawned:?}"
+    );
+    for (id, at) in &despawned {
+        assert!(
+            announced.get(id).is_some_and(|a| a <= at),
+            "unit {id} vanished before its event"
+        );
+    }
+    assert!(
+        elsewhere
+            .world()
+            .resource::<ReceivedEvents>()
+            .events
+            .is_empty()
+    );
+}
+
+/// A frame that steps several ticks (catching up after a slow one) writes
+/// the simulation into the entities once, and each walking unit's track is
+/// within the dead-reckoning threshold of where the simulation has it.
+#[test]
+fn a_frame_of_several_ticks_mirrors_once_on_the_units_track() {
+    let (mut server, _) = server();
+    // Each frame advances 150 ms: three 20 Hz ticks.
+    server.insert_resource(bevy::time::TimeUpdateStrategy::ManualDuration(
+        Duration::from_millis(150),
+    ));
+    let ids = spawn_row(&mut server, 1, 0, WorldPos::new(10_000, 10_000), 30);
+    {
+        let mut sim = server.world_mut().resource_mut::<SimWorld>();
+        let order = CompressedCommand::Move {
+            units: UnitIdList::from_ids(ids.iter().copied()).unwrap(),
+            to: WorldPos::new(60_000, 30_000),
+        };
+        assert_eq!(sim.0.apply_command(1, &order).applied, 30);
+    }
+    server.update();
+    let threshold = f64::from(
+        server
+            .world()
+            .resource::<NetworkConfig>()
+            .reckoning_threshold_cm,
+    );
+    let mut frames_of_several = 0;
+    for frame in 0..10 {
+        let state = |app: &App| {
+            let made = app
+                .world()
+                .resource::<ReplicatedUnits<QuantizedUnit>>()
+                .snapshots_made();
+            (app.world().resource::<ServerTick>().0, made)
+        };
+        let (tick0, made0) = state(&server);
+        server.update();
+        let (tick, made) = state(&server);
+        assert_eq!(
+            tick,
+            server.world().resource::<SimWorld>().0.tick(),
+            "the server tick is the sim's"
+        );
+        if tick - tick0 >= 2 {
+            frames_of_several += 1;
+        }
+        // Every unit walks every tick, and is snapshotted once this frame.
+        assert_eq!(made - made0, ids.len() as u64, "frame {frame}");
+        let sim = &server.world().resource::<SimWorld>().0;
+        let shown = server.world().resource::<ReplicatedUnits<QuantizedUnit>>();
+        for id in &ids {
+            let at = sim.unit(*id).expect("alive").position;
+            let p = shown.snapshot(*id).expect("shown").position_at(tick);
+            let (dx, dy) = ((p.x - at.x) as f64, (p.y - at.y) as f64);
+            assert!(
+                dx.hypot(dy) <= threshold + 1.0,
+                "unit {id} at tick {tick}: shown {p:?}, simulated {at:?}"
+            );
+        }
+    }
+    assert!(
+        frames_of_several >= 8,
+        "{frames_of_several} frames of 2+ ticks"
+    );
+}
