@@ -264,3 +264,30 @@ fn a_frame_of_several_ticks_mirrors_once_on_the_units_track() {
         "{frames_of_several} frames of 2+ ticks"
     );
 }
+
+/// One tick rate for everything: `NetworkConfig::update_rate` starts the
+/// `TickRate`, which sets Bevy's fixed timestep, the simulation's
+/// `tick_hz` and so the units' speed per tick (the same per second).
+#[test]
+fn the_simulation_runs_at_the_servers_tick_rate() {
+    for hz in [10.0, 20.0, 30.0] {
+        let mut app = App::new();
+        app.add_plugins(MinimalPlugins)
+            .insert_resource(NetworkConfig {
+                port: 0,
+                update_rate: hz,
+                ..NetworkConfig::default()
+            });
+        crate::server::add_game_server(&mut app, ServerAuth::Insecure).expect("binds");
+        let world = app.world();
+        assert_eq!(world.resource::<TickRate>().0, f64::from(hz));
+        let step = world.resource::<Time<Fixed>>().timestep().as_secs_f64();
+        assert!((step - 1.0 / f64::from(hz)).abs() < 1e-9, "{hz} Hz: {step}");
+        let sim = &world.resource::<SimWorld>().0;
+        assert_eq!(sim.config().tick_hz, hz as u32);
+        // Infantry walks 5 m/s whatever the rate (to the whole centimetre
+        // per tick: 17 cm at 30 Hz is 5.1 m/s).
+        let per_sec = sim.kinds().get(0).speed_cm_per_tick as f32 * hz;
+        assert!((per_sec - 500.0).abs() <= hz / 2.0, "{hz} Hz: {per_sec} cm/s");
+    }
+}

@@ -235,3 +235,52 @@ fn cluster_status_prints_servers_and_the_ownership_table() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nats"));
 }
+
+/// The crates `cargo tree` lists for the game package with `args`.
+fn dependency_tree(args: &[&str]) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "-p",
+            "galaxy_rts",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The dedicated server built without the client feature has no windowing
+/// or rendering crate at all; the default build (the client) does.
+#[test]
+fn the_headless_build_has_no_renderer() {
+    let renderer = |tree: &str| -> Vec<String> {
+        tree.lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|name| {
+                ["winit", "wgpu", "bevy_render", "bevy_winit", "bevy_egui"].contains(name)
+            })
+            .map(String::from)
+            .collect()
+    };
+    let headless = dependency_tree(&["--no-default-features", "--features", "headless"]);
+    assert!(headless.contains("galaxy_net"), "{headless}");
+    assert_eq!(renderer(&headless), Vec::<String>::new());
+    let client = dependency_tree(&[]);
+    let found = renderer(&client);
+    assert!(
+        found.contains(&"bevy_render".to_string()) && found.contains(&"winit".to_string()),
+        "{found:?}"
+    );
+}
