@@ -1,7 +1,7 @@
 //! The RTS on the server: [`SimPlugin`] runs `galaxy_sim` in
 //! `NetSet::Simulate` (the players' commands, then one tick), sets the
 //! server tick from it, announces its combat events, and each frame writes
-//! what the simulation changed into the units' entities ([`mirror`]),
+//! what the simulation changed into the units' entities ([`SimEntities`]),
 //! which `galaxy_net` replicates ([`RtsUnits`]).
 //!
 //! The simulation keeps its own dense tables for speed (100,000 units);

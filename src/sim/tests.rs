@@ -288,6 +288,9 @@ fn the_simulation_runs_at_the_servers_tick_rate() {
         // Infantry walks 5 m/s whatever the rate (to the whole centimetre
         // per tick: 17 cm at 30 Hz is 5.1 m/s).
         let per_sec = sim.kinds().get(0).speed_cm_per_tick as f32 * hz;
-        assert!((per_sec - 500.0).abs() <= hz / 2.0, "{hz} Hz: {per_sec} cm/s");
+        assert!(
+            (per_sec - 500.0).abs() <= hz / 2.0,
+            "{hz} Hz: {per_sec} cm/s"
+        );
     }
 }

@@ -257,7 +257,7 @@ fn scale0_cells(sector: &SectorId) -> Vec<SectorId> {
 
 /// The sectors a client with a given view receives: the scale-0 sectors
 /// under the view plus one ring at full rate, and scale-1 sectors out to
-/// three times the view at a quarter of the rate (see [`interest`]).
+/// three times the view at a quarter of the rate (the rings `interest` computes).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Interest {
     near: IdHashSet<SectorId>,

@@ -183,7 +183,7 @@ pub struct ClientConnector {
     was_connected: bool,
     /// Successful reconnections so far.
     pub reconnects: u32,
-    /// Server redirects followed so far (see [`crate::redirect`]).
+    /// Server redirects followed so far (see [`crate::PendingRedirects`]).
     pub redirects: u32,
 }
 

@@ -24,7 +24,7 @@ use crate::message::{ClientMessage, ServerMessage, UnitUpdate};
 use crate::sector::SectorId;
 use crate::snapshot::UnitSnapshot;
 
-/// Largest message [`decode`] accepts (snapshots between servers are the big ones).
+/// Largest message [`decode_client`] and [`decode_server`] accept (snapshots between servers are the big ones).
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
 /// Largest `UnitUpdate` the sender produces: fits one UDP datagram with headroom.

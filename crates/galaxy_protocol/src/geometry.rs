@@ -45,7 +45,7 @@ pub const MAX_STEP_CM: u64 = 1 << 40;
 ///
 /// Each step is rounded to the nearest centimetre (truncated instead when
 /// rounding would exceed `max_cm`), so a walk keeps its nominal speed on
-/// average and a dead-reckoned track ([`velocity_towards`]) follows it.
+/// average and a dead-reckoned track (`galaxy_sim::velocity_towards`) follows it.
 pub fn step_towards(from: WorldPos, to: WorldPos, max_cm: u64) -> WorldPos {
     let dist = distance_cm(from, to);
     if dist <= max_cm {

@@ -404,7 +404,7 @@ impl<S: UnitSnapshot> DeltaSender<S> {
     }
 
     /// Like [`DeltaSender::write_updates_within`], appending each message
-    /// already encoded (what [`crate::encode`] would give for it) to `out`:
+    /// already encoded (what [`crate::encode_server`] would give for it) to `out`:
     /// the records are packed once, to measure them, and those bits are sent.
     pub fn write_messages_within(
         &mut self,
