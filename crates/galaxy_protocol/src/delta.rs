@@ -237,14 +237,16 @@ pub fn write_deltas<S: UnitSnapshot>(
 }
 
 /// Unpacks exactly `count` deltas from `bytes`; anything but zero padding
-/// after them is an error. Never reserves more than the input can hold.
+/// after them is an error. Memory grows with the records actually read, not
+/// with what `count` claims or the input could hold.
 pub fn read_deltas<S: UnitSnapshot>(
     bytes: &[u8],
     count: usize,
     tick: u64,
 ) -> Result<Vec<UnitDelta<S>>, PayloadError> {
-    // The smallest record (a removal with a 1-bit id gap) is 6 bits.
-    let mut out = Vec::with_capacity(count.min(bytes.len() * 8 / 6));
+    /// Records reserved up front; more are added as they are read.
+    const FIRST: usize = 16;
+    let mut out = Vec::with_capacity(count.min(FIRST));
     let mut r = BitReader::new(bytes);
     let mut prev = None;
     for _ in 0..count {

@@ -64,7 +64,9 @@ pub use message::{
 };
 pub use position::{VELOCITY_SCALE, Velocity, WorldPos, WorldRect};
 pub use priority::{PriorityAccumulator, PriorityClass};
-pub use receiver::{DeltaReceiver, ReceiveError, ReceiveOutcome, ReceiverStats, UnitEvent};
+pub use receiver::{
+    DeltaReceiver, MAX_TICK, MAX_TOMBSTONES, ReceiveError, ReceiveOutcome, ReceiverStats, UnitEvent,
+};
 pub use reckoning::{DeadReckoner, ReckonConfig, ReckonerStats};
 pub use sector::{MAX_SCALE, SECTOR_SIZE_CM, SectorId};
 pub use sender::{DeltaConfig, DeltaSender, SenderStats};

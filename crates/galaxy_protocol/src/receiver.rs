@@ -47,7 +47,46 @@ pub enum ReceiveError {
     /// A second, different state for a unit at a tick already recorded.
     #[error("unit {0}: conflicting state for the same tick")]
     Conflict(UnitId),
+    /// A tick no server reaches (beyond [`MAX_TICK`]).
+    #[error("tick {0} out of range")]
+    TickOutOfRange(u64),
+    /// A tick farther ahead of the client's clock than it can be.
+    #[error("tick {tick} ahead of the latest plausible {allowed}")]
+    TickAhead {
+        /// The update's tick.
+        tick: u64,
+        /// The latest tick the caller allowed.
+        allowed: u64,
+    },
+    /// The update would make the receiver hold more units than
+    /// [`DeltaConfig::max_units`].
+    #[error("more than {0} units")]
+    TooManyUnits(usize),
 }
+
+impl ReceiveError {
+    /// A stable short name per variant, for stats counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::MissingBaseline { .. } => "missing_baseline",
+            Self::Delta(_) => "bad_delta",
+            Self::UnorderedIds => "unordered_ids",
+            Self::Conflict(_) => "conflicting_state",
+            Self::TickOutOfRange(_) => "tick_out_of_range",
+            Self::TickAhead { .. } => "tick_ahead",
+            Self::TooManyUnits(_) => "too_many_units",
+        }
+    }
+}
+
+/// The latest tick a receiver accepts: 2^62 ticks is billions of years at
+/// any tick rate, and keeps every `tick + window` sum far from overflowing.
+pub const MAX_TICK: u64 = 1 << 62;
+
+/// Most removals of units the receiver never had that it remembers (a
+/// compact tombstone each: a late whole state of such a unit must not
+/// bring it back); more are not remembered.
+pub const MAX_TOMBSTONES: usize = 1 << 16;
 
 /// A change in the set or state of units the client sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,6 +110,9 @@ pub struct ReceiverStats {
     pub stale: u64,
     /// Updates refused with a [`ReceiveError`].
     pub refused: u64,
+    /// Removals of unknown units not remembered because [`MAX_TOMBSTONES`]
+    /// were held already.
+    pub tombstones_dropped: u64,
 }
 
 /// One client's reconstruction of the units it sees; see the module docs.
@@ -79,6 +121,8 @@ pub struct DeltaReceiver<S: UnitSnapshot = QuantizedUnit> {
     config: DeltaConfig,
     /// Per unit: `(tick, state)` ascending by tick; `None` = removed.
     units: IdHashMap<UnitId, VecDeque<(u64, Option<S>)>>,
+    /// Units removed before this receiver had them: unit -> removal tick.
+    tombstones: IdHashMap<UnitId, u64>,
     window: ReceivedWindow,
     newest_tick: u64,
     pruned_at: u64,
@@ -117,6 +161,7 @@ impl<S: UnitSnapshot> DeltaReceiver<S> {
         Self {
             config,
             units: IdHashMap::default(),
+            tombstones: IdHashMap::default(),
             window: ReceivedWindow::new(),
             newest_tick: 0,
             pruned_at: 0,
@@ -133,12 +178,41 @@ impl<S: UnitSnapshot> DeltaReceiver<S> {
     }
 
     fn recorded_at(&self, id: UnitId, tick: u64) -> Option<Option<S>> {
-        self.recorded(id, tick).map(|s| s.copied())
+        match self.recorded(id, tick) {
+            Some(s) => Some(s.copied()),
+            None => (self.tombstones.get(&id) == Some(&tick)).then_some(None),
+        }
     }
 
     /// Applies one update. Duplicates and packets older than the baseline
     /// window are ignored; a malformed update is refused whole.
     pub fn receive(&mut self, update: &UnitUpdate<S>) -> Result<ReceiveOutcome, ReceiveError> {
+        self.receive_by(update, MAX_TICK)
+    }
+
+    /// [`DeltaReceiver::receive`], refusing an update stamped after
+    /// `latest_allowed`: the caller's clock says the server cannot be that
+    /// far yet (one such update would otherwise make every later one look
+    /// stale).
+    pub fn receive_by(
+        &mut self,
+        update: &UnitUpdate<S>,
+        latest_allowed: u64,
+    ) -> Result<ReceiveOutcome, ReceiveError> {
+        let refused = if update.timestamp > MAX_TICK {
+            Some(ReceiveError::TickOutOfRange(update.timestamp))
+        } else if update.timestamp > latest_allowed {
+            Some(ReceiveError::TickAhead {
+                tick: update.timestamp,
+                allowed: latest_allowed,
+            })
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            self.stats.refused += 1;
+            return Err(e);
+        }
         let old = update
             .timestamp
             .saturating_add(self.config.baseline_window_ticks)
@@ -191,6 +265,7 @@ impl<S: UnitSnapshot> DeltaReceiver<S> {
     fn stage(&mut self, update: &UnitUpdate<S>) -> Result<bool, ReceiveError> {
         self.staged.clear();
         let mut prev: Option<UnitId> = None;
+        let mut new_units = 0usize;
         for d in &update.updates {
             if prev.is_some_and(|p| p >= d.unit_id) {
                 return Err(ReceiveError::UnorderedIds);
@@ -218,6 +293,12 @@ impl<S: UnitSnapshot> DeltaReceiver<S> {
             {
                 return Err(ReceiveError::Conflict(d.unit_id));
             }
+            if new.is_some() && !self.units.contains_key(&d.unit_id) {
+                new_units += 1;
+                if self.units.len() + new_units > self.config.max_units {
+                    return Err(ReceiveError::TooManyUnits(self.config.max_units));
+                }
+            }
             self.staged.push((d.unit_id, new));
         }
         Ok(true)
@@ -241,6 +322,25 @@ impl<S: UnitSnapshot> DeltaReceiver<S> {
     }
 
     fn record(&mut self, id: UnitId, tick: u64, state: Option<S>) {
+        if !self.units.contains_key(&id) {
+            let tomb = self.tombstones.remove(&id);
+            if state.is_none() {
+                // Removed before we had it (its whole state was lost or is
+                // late): remember only that, compactly, and no more than
+                // so many.
+                let newest = tomb.map_or(tick, |t| t.max(tick));
+                if self.tombstones.len() < MAX_TOMBSTONES {
+                    self.tombstones.insert(id, newest);
+                } else {
+                    self.stats.tombstones_dropped += 1;
+                }
+                return;
+            }
+            if let Some(t) = tomb {
+                // A late state of a unit already removed stays removed.
+                self.units.entry(id).or_default().push_back((t, None));
+            }
+        }
         let h = self.units.entry(id).or_default();
         let before = h.back().and_then(|e| e.1);
         match find_tick(h, tick) {
@@ -271,7 +371,7 @@ impl<S: UnitSnapshot> DeltaReceiver<S> {
     /// windows are kept.
     fn maybe_prune(&mut self) {
         let window = self.config.baseline_window_ticks;
-        if self.newest_tick < self.pruned_at + window.div_ceil(4).max(1) {
+        if self.newest_tick < self.pruned_at.saturating_add(window.div_ceil(4).max(1)) {
             return;
         }
         self.pruned_at = self.newest_tick;
@@ -283,6 +383,7 @@ impl<S: UnitSnapshot> DeltaReceiver<S> {
             // A removal older than the window can no longer be contradicted.
             !(h.len() == 1 && h[0].1.is_none() && h[0].0 < horizon)
         });
+        self.tombstones.retain(|_, &mut t| t >= horizon);
     }
 
     /// The acknowledgements to send for everything received since the last call.

@@ -54,6 +54,9 @@ pub struct DeltaConfig {
     /// turned) is often followed by silence, and would otherwise wait
     /// `resend_after_ticks` to be found lost.
     pub probe_unacked: bool,
+    /// Most units a receiver holds; an update that would add more is
+    /// refused (a server sends a client only what is in its view).
+    pub max_units: usize,
 }
 
 impl Default for DeltaConfig {
@@ -65,6 +68,7 @@ impl Default for DeltaConfig {
             resend_after_ticks: 8,
             deltas: true,
             probe_unacked: true,
+            max_units: 1 << 18,
         }
     }
 }

@@ -15,14 +15,14 @@ use std::collections::BTreeMap;
 use bevy::prelude::*;
 use bevy_renet::{RenetClient, RenetReceive, RenetSend};
 use galaxy_protocol::{
-    ClientMessage, DeltaReceiver, IdHashMap, SectorId, ServerMessage, UnitEvent, UnitId,
-    UnitSnapshot, codec,
+    ClientMessage, DeltaReceiver, IdHashMap, ReceiveOutcome, SectorId, ServerMessage, UnitEvent,
+    UnitId, UnitSnapshot, codec,
 };
 
 use super::{ClientSession, LocalPlayer, ReceivedEvents, send_message};
 use crate::NetSet;
 use crate::channels::{ACKS, EVENTS, UPDATES};
-use crate::replication::{NetUnit, UnitReplication};
+use crate::replication::{NetUnit, TickRate, UnitReplication};
 use crate::smoothing::Smoothing;
 use crate::stats::NetworkStats;
 
@@ -43,8 +43,32 @@ pub struct ClientReplica<S: UnitSnapshot> {
     pub bytes_by_sector: BTreeMap<SectorId, u64>,
     /// The session the receiver belongs to.
     generation: u64,
-    /// After a new session: when it started, and its first update's time.
+    /// After a new session: when it started, and when it was connected.
     resync: Option<(f64, Option<f64>)>,
+    /// The newest tick applied and the local time it came: the client's
+    /// clock, which no update may run far ahead of.
+    clock: Option<(u64, f64)>,
+}
+
+/// Ticks an update may lead the client's clock by besides the time
+/// elapsed (a server sends a sector's changes within its baseline window).
+const CLOCK_SLACK_TICKS: u64 = 256;
+
+impl<S: UnitSnapshot> ClientReplica<S> {
+    /// The latest tick an update arriving at `now` may carry: the newest
+    /// tick applied, plus four times the ticks elapsed since at `rate`
+    /// (room for a server ticking faster than this client assumes), plus
+    /// some slack (any tick before the first update).
+    fn latest_plausible(&self, now: f64, rate: f64) -> u64 {
+        match self.clock {
+            None => galaxy_protocol::MAX_TICK,
+            Some((tick, at)) => {
+                let elapsed = ((now - at).max(0.0) * rate * 4.0).min(1e15) as u64;
+                tick.saturating_add(elapsed)
+                    .saturating_add(CLOCK_SLACK_TICKS)
+            }
+        }
+    }
 }
 
 impl<S: UnitSnapshot> Default for ClientReplica<S> {
@@ -54,6 +78,7 @@ impl<S: UnitSnapshot> Default for ClientReplica<S> {
             bytes_by_sector: BTreeMap::new(),
             generation: 0,
             resync: None,
+            clock: None,
         }
     }
 }
@@ -122,6 +147,7 @@ fn receive<R: UnitReplication>(
     connector: Option<Res<crate::transport::ClientConnector>>,
     player: Res<LocalPlayer>,
     session: Res<ClientSession>,
+    rate: Res<TickRate>,
     mut replica: ResMut<ClientReplica<R::Snapshot>>,
     mut units: ResMut<ClientUnits>,
     mut events: ResMut<ReceivedEvents>,
@@ -135,6 +161,7 @@ fn receive<R: UnitReplication>(
         replica.generation = session.generation;
         replica.receiver = DeltaReceiver::default();
         replica.resync = Some((session.started_at, None));
+        replica.clock = None;
     }
     let Some(mut client) = client else {
         return;
@@ -162,8 +189,14 @@ fn receive<R: UnitReplication>(
                         r.bytes_by_sector.pop_first();
                     }
                     *r.bytes_by_sector.entry(u.sector_id).or_default() += bytes.len() as u64;
-                    match r.receiver.receive(&u) {
-                        Ok(_) => {
+                    let latest = r.latest_plausible(now, rate.0);
+                    match r.receiver.receive_by(&u, latest) {
+                        Ok(outcome) => {
+                            if matches!(outcome, ReceiveOutcome::Applied(_))
+                                && r.clock.is_none_or(|(t, _)| u.timestamp > t)
+                            {
+                                r.clock = Some((u.timestamp, now));
+                            }
                             stats.unit_updates += 1;
                             apply_events::<R>(
                                 &mut r.receiver,
@@ -174,7 +207,7 @@ fn receive<R: UnitReplication>(
                                 &mut commands,
                             );
                         }
-                        Err(_) => stats.reject("refused_update", 1),
+                        Err(e) => stats.reject(e.kind(), 1),
                     }
                 }
                 Ok(ServerMessage::CombatEvent(e)) => events.push(e),
@@ -295,5 +328,26 @@ fn send_acks<S: UnitSnapshot>(
             ACKS,
             &ClientMessage::UpdateAck(ack),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use galaxy_protocol::QuantizedUnit;
+
+    /// Before any update anything goes; after one, the bound follows the
+    /// local clock (four times the tick rate, plus slack) and never wraps.
+    #[test]
+    fn the_clock_bounds_how_far_ahead_an_update_may_be() {
+        let mut r = ClientReplica::<QuantizedUnit>::default();
+        assert_eq!(r.latest_plausible(5.0, 20.0), galaxy_protocol::MAX_TICK);
+        r.clock = Some((1_000, 10.0));
+        assert_eq!(r.latest_plausible(10.0, 20.0), 1_000 + CLOCK_SLACK_TICKS);
+        assert_eq!(r.latest_plausible(11.0, 20.0), 1_080 + CLOCK_SLACK_TICKS);
+        // A clock going backwards does not lower the bound below the newest tick.
+        assert_eq!(r.latest_plausible(9.0, 20.0), 1_000 + CLOCK_SLACK_TICKS);
+        r.clock = Some((u64::MAX - 3, 0.0));
+        assert_eq!(r.latest_plausible(1e12, 60.0), u64::MAX);
     }
 }
