@@ -122,6 +122,7 @@ fn apply_commands(
             ("not_owned", out.not_owned),
             ("unknown_unit", out.unknown),
             ("invalid_target", u64::from(out.invalid_target)),
+            ("foreign_ids", u64::from(out.cut_short)),
         ];
         for (reason, n) in reasons.into_iter().filter(|r| r.1 > 0) {
             stats.reject(reason, n);

@@ -10,11 +10,15 @@ use galaxy_protocol::codec::{DecodeError, EncodeError, check_sector, decode_valu
 use galaxy_protocol::{BatchCommand, CompressedUnit, PlayerId, SectorId};
 use serde::{Deserialize, Serialize};
 
-/// Most units in one snapshot or transfer.
-pub const MAX_SNAPSHOT_UNITS: usize = 1 << 20;
+/// Most units in one snapshot or transfer: 32,768 units of the largest
+/// encoding (70 bytes each) take 2.3 MB, within the 4 MiB any message may
+/// take ([`galaxy_protocol::codec::MAX_MESSAGE_BYTES`]; encoding a larger
+/// message is refused with `EncodeError::TooLarge`, so a sender learns it
+/// at once instead of its peer refusing it).
+pub const MAX_SNAPSHOT_UNITS: usize = 1 << 15;
 
-/// Most order batches in one snapshot.
-pub const MAX_SNAPSHOT_ORDERS: usize = 1 << 16;
+/// Most order batches in one snapshot (they share the 4 MiB with the units).
+pub const MAX_SNAPSHOT_ORDERS: usize = 1 << 12;
 
 /// Most sectors named in one cluster message.
 pub const MAX_SECTORS_PER_MESSAGE: usize = 1 << 16;
@@ -358,6 +362,75 @@ mod tests {
         assert!(matches!(
             ClusterMessage::decode(&t),
             Err(DecodeError::Malformed(_))
+        ));
+    }
+}
+
+#[cfg(test)]
+mod limits {
+    use galaxy_protocol::codec::MAX_MESSAGE_BYTES;
+    use galaxy_protocol::{UnitSample, UnitState, Velocity, WorldPos, quantize_at};
+
+    use super::*;
+
+    /// A unit whose every field takes its longest encoding.
+    fn widest(unit_id: u64) -> CompressedUnit {
+        let sample = UnitSample {
+            owner: u64::MAX,
+            kind: u8::MAX,
+            position: WorldPos::new(i64::MIN, i64::MAX),
+            velocity: Velocity::new(i32::MIN, i32::MAX),
+            health: 32_767.0,
+            state: UnitState(255),
+            target: Some(u64::MAX),
+        };
+        CompressedUnit {
+            unit_id: u64::MAX - unit_id,
+            unit: quantize_at(&sample, u64::MAX),
+        }
+    }
+
+    fn transfer(units: usize, orders: Vec<BatchCommand>) -> ClusterMessage {
+        ClusterMessage::SectorTransfer(SectorTransfer {
+            player_id: u64::MAX,
+            from_sector: SectorId::new(0, 0, 0),
+            to_sector: SectorId::new(1, 0, 0),
+            epoch: u64::MAX,
+            units: (0..units as u64).map(widest).collect(),
+            orders,
+        })
+    }
+
+    /// The documented limit and the codec agree (issue 19, item 7): the
+    /// most units a transfer may hold, each of the widest encoding, round
+    /// trip; one more is refused by the decoder, and a transfer too big
+    /// for any decoder is refused when it is encoded, not by the peer.
+    #[test]
+    fn the_snapshot_limit_fits_a_message() {
+        let full = transfer(MAX_SNAPSHOT_UNITS, vec![]);
+        let bytes = full.encode().expect("the most units encode");
+        assert!(bytes.len() <= MAX_MESSAGE_BYTES, "{} bytes", bytes.len());
+        assert_eq!(ClusterMessage::decode(&bytes), Ok(full));
+        let over = transfer(MAX_SNAPSHOT_UNITS + 1, vec![]).encode().unwrap();
+        assert!(matches!(
+            ClusterMessage::decode(&over),
+            Err(DecodeError::Malformed(_))
+        ));
+        let orders = (0..MAX_SNAPSHOT_ORDERS as u64)
+            .map(|k| BatchCommand {
+                sector_id: SectorId::new(0, 0, 0),
+                commands: vec![galaxy_protocol::CompressedCommand::Stop {
+                    units: galaxy_protocol::UnitIdList::from_ids(
+                        (0..600).map(|i| (k << 20) | (i * 2)),
+                    )
+                    .unwrap(),
+                }],
+                player_id: 1,
+            })
+            .collect();
+        assert!(matches!(
+            transfer(MAX_SNAPSHOT_UNITS, orders).encode(),
+            Err(EncodeError::TooLarge { .. })
         ));
     }
 }

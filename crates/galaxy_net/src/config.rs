@@ -34,6 +34,10 @@ pub struct NetworkConfig {
     pub key_file: Option<PathBuf>,
     /// Commands a client may send per second before it is rate limited.
     pub max_commands_per_second: u32,
+    /// Unit ids a client's commands may name per second before further
+    /// commands are refused (the rate limit is charged per id: one
+    /// command may name thousands). Four times this disconnects.
+    pub max_command_units_per_second: u64,
     /// Bytes a client may send per second before it is disconnected.
     pub max_client_bytes_per_second: u64,
     /// Seconds without a packet after which a session is dropped.
@@ -65,6 +69,7 @@ impl Default for NetworkConfig {
             protocol_id: 0x6761_6c61_7879_0001,
             key_file: None,
             max_commands_per_second: 60,
+            max_command_units_per_second: 20_000,
             max_client_bytes_per_second: 64 * 1024,
             idle_timeout_secs: 15,
             client_budget_kbps: 256.0,

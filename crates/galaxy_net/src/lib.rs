@@ -96,8 +96,8 @@ pub use replication::{
     UnitReplication,
 };
 pub use server::{
-    GalaxyServerPlugin, OutgoingEvents, PhaseMs, ReceivedCommands, ReplicatedUnits, Session,
-    Sessions, TickPhase, TickTimes, mark_phase,
+    GalaxyServerPlugin, MIN_VIEW_INTERVAL_SECS, OutgoingEvents, PhaseMs, ReceivedCommands,
+    ReplicatedUnits, Session, Sessions, TickPhase, TickTimes, mark_phase,
 };
 pub use smoothing::{DrawnPosition, Smoothing, SmoothingConfig, SmoothingPlugin, SmoothingSet};
 pub use stats::NetworkStats;

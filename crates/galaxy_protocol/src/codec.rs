@@ -27,6 +27,11 @@ use crate::snapshot::UnitSnapshot;
 /// Largest message [`decode_client`] and [`decode_server`] accept (snapshots between servers are the big ones).
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
+/// Largest message a client may send ([`decode_client`] refuses longer ones
+/// before reading anything): a client's batches are split to fit, and a
+/// server's per-client byte limit is of the same order.
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+
 /// Largest `UnitUpdate` the sender produces: fits one UDP datagram with headroom.
 pub const MAX_UNIT_UPDATE_BYTES: usize = 1200;
 
@@ -122,6 +127,15 @@ pub enum EncodeError {
     /// Serialization failed (only for values that cannot be represented).
     #[error("serialize: {0}")]
     Serialize(String),
+    /// The message would be longer than [`MAX_MESSAGE_BYTES`]: no decoder
+    /// would take it.
+    #[error("message of {len} bytes exceeds {max}")]
+    TooLarge {
+        /// Bytes it would take.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// The fixed part of a `UnitUpdate` on the wire; the packed deltas follow it.
@@ -210,8 +224,18 @@ pub fn encode_value<T: Serialize>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
+    let start = out.len();
     out.push(tag);
-    put(out, value)
+    put(out, value)?;
+    let len = out.len() - start;
+    if len > MAX_MESSAGE_BYTES {
+        out.truncate(start);
+        return Err(EncodeError::TooLarge {
+            len,
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    Ok(())
 }
 
 fn unit_update_header<S: UnitSnapshot>(u: &UnitUpdate<S>) -> Result<UnitUpdateHeader, EncodeError> {
@@ -279,12 +303,12 @@ pub fn encode_packed_unit_update(
 }
 
 /// Splits a message into its tag and body after the size check.
-fn split(bytes: &[u8]) -> Result<(u8, &[u8]), DecodeError> {
+fn split(bytes: &[u8], max: usize) -> Result<(u8, &[u8]), DecodeError> {
     let (&tag, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
-    if bytes.len() > MAX_MESSAGE_BYTES {
+    if bytes.len() > max {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
-            max: MAX_MESSAGE_BYTES,
+            max,
         });
     }
     Ok((tag, body))
@@ -303,10 +327,10 @@ fn foreign(tag: u8, mine: &[u8]) -> DecodeError {
 }
 
 /// Decodes one whole message a client sent; every byte must be used.
-/// Server-to-client and server-to-server tags are refused before their
-/// body is read.
+/// Longer than [`MAX_CLIENT_MESSAGE_BYTES`], or a server-to-client or
+/// server-to-server tag, is refused before the body is read.
 pub fn decode_client(bytes: &[u8]) -> Result<ClientMessage, DecodeError> {
-    let (tag, body) = split(bytes)?;
+    let (tag, body) = split(bytes, MAX_CLIENT_MESSAGE_BYTES)?;
     let msg = match tag {
         tag::CONNECT => ClientMessage::Connect(decode_value(body)?),
         tag::UPDATE_ACK => ClientMessage::UpdateAck(decode_value(body)?),
@@ -328,7 +352,7 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientMessage, DecodeError> {
 /// snapshots of type `S`; every byte must be used. Client-to-server and
 /// server-to-server tags are refused before their body is read.
 pub fn decode_server<S: UnitSnapshot>(bytes: &[u8]) -> Result<ServerMessage<S>, DecodeError> {
-    let (tag, body) = split(bytes)?;
+    let (tag, body) = split(bytes, MAX_MESSAGE_BYTES)?;
     match tag {
         tag::UNIT_UPDATE => {
             let (h, used): (UnitUpdateHeader, usize) =

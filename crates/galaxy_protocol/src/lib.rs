@@ -49,8 +49,8 @@ pub mod unit_delta;
 pub use ack::{Sequence, UpdateAck};
 pub use budget::ByteBudget;
 pub use codec::{
-    DecodeError, EncodeError, MAX_UNIT_UPDATE_BYTES, decode_client, decode_server, encode_client,
-    encode_server,
+    DecodeError, EncodeError, MAX_CLIENT_MESSAGE_BYTES, MAX_UNIT_UPDATE_BYTES, decode_client,
+    decode_server, encode_client, encode_server,
 };
 pub use combat::{CombatEvent, CombatEventType};
 pub use command::{BatchCommand, CompressedCommand, UnitIdList};

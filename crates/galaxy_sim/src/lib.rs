@@ -31,6 +31,8 @@ pub use geometry::{distance_sq, velocity_towards, within};
 pub use kinds::{KindSpec, KindStats, Kinds, kind_spec, max_health};
 pub use portable::ImportOutcome;
 pub use structures::{KIND_BASE, KIND_RESOURCE, is_structure};
-pub use world::{Base, CommandOutcome, Order, Resource, SimConfig, SimUnit, World};
+pub use world::{
+    Base, CommandOutcome, FOREIGN_ID_ALLOWANCE, Order, Resource, SimConfig, SimUnit, World,
+};
 
 pub use galaxy_protocol::{CombatEvent, CombatEventType, PlayerId, UnitId, WorldPos};

@@ -154,7 +154,17 @@ pub struct CommandOutcome {
     pub unknown: u64,
     /// The whole command was refused because of its target.
     pub invalid_target: bool,
+    /// The command was cut short: it named more units that are not the
+    /// player's than [`FOREIGN_ID_ALLOWANCE`] plus those that are (the
+    /// rest were not looked at).
+    pub cut_short: bool,
 }
+
+/// Units not the player's (dead, unknown, someone else's) a command may
+/// name beyond as many as it names of the player's own before the rest of
+/// it is not looked at: a player's orders name its own units, give or take
+/// those that died on the way, so a list of other ids costs at most this.
+pub const FOREIGN_ID_ALLOWANCE: u64 = 64;
 
 /// The simulated world; see the crate docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -400,6 +410,10 @@ impl World {
             }
         };
         for id in cmd.units().iter() {
+            if out.unknown + out.not_owned > out.applied + FOREIGN_ID_ALLOWANCE {
+                out.cut_short = true;
+                break;
+            }
             match self.units.get_mut(&id) {
                 None => out.unknown += 1,
                 Some(u) if u.owner != player => out.not_owned += 1,

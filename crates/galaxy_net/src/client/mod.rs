@@ -13,6 +13,8 @@ use std::collections::VecDeque;
 
 use bevy::prelude::*;
 use bevy_renet::{RenetClient, RenetClientPlugin, RenetReceive, RenetSend};
+use galaxy_protocol::codec::MAX_CLIENT_MESSAGE_BYTES;
+use galaxy_protocol::command::MAX_BATCH_COMMANDS;
 use galaxy_protocol::{
     BatchCommand, ClientMessage, CombatEvent, CompressedCommand, Connect, PlayerId, SectorId,
     ViewUpdate, WorldRect, codec,
@@ -227,6 +229,40 @@ pub(crate) fn send_message(
     }
 }
 
+/// `commands` as encoded `BatchCommand`s, each within
+/// [`MAX_CLIENT_MESSAGE_BYTES`] (the server refuses longer ones) and
+/// [`MAX_BATCH_COMMANDS`] commands, in order; also how many commands are
+/// too large to be sent even alone.
+fn batches(
+    commands: &[CompressedCommand],
+    sector_id: SectorId,
+    player_id: PlayerId,
+) -> (Vec<Vec<u8>>, u64) {
+    let encode = |chunk: &[CompressedCommand]| {
+        codec::encode_client(&ClientMessage::BatchCommand(BatchCommand {
+            sector_id,
+            commands: chunk.to_vec(),
+            player_id,
+        }))
+        .ok()
+        .filter(|b| b.len() <= MAX_CLIENT_MESSAGE_BYTES)
+    };
+    let (mut out, mut too_large) = (Vec::new(), 0);
+    let mut todo: Vec<&[CompressedCommand]> = commands.chunks(MAX_BATCH_COMMANDS).rev().collect();
+    while let Some(chunk) = todo.pop() {
+        match encode(chunk) {
+            Some(bytes) => out.push(bytes),
+            None if chunk.len() > 1 => {
+                let (a, b) = chunk.split_at(chunk.len() / 2);
+                todo.push(b);
+                todo.push(a);
+            }
+            None => too_large += 1,
+        }
+    }
+    (out, too_large)
+}
+
 /// Sends `Connect` once per connection, the view and rate when they change
 /// (and as a heartbeat each second of silence), and the queued commands.
 #[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is a resource it needs
@@ -284,18 +320,16 @@ fn send(
             .view
             .map_or(SectorId::new(0, 0, 0), |v| SectorId::at(v.0.min));
         let cmds: Vec<CompressedCommand> = outgoing.0.drain(..).collect();
-        for chunk in cmds.chunks(galaxy_protocol::command::MAX_BATCH_COMMANDS) {
-            let batch = BatchCommand {
-                sector_id,
-                commands: chunk.to_vec(),
-                player_id: player,
-            };
-            any |= send_message(
-                &mut client,
-                &mut stats,
-                COMMANDS,
-                &ClientMessage::BatchCommand(batch),
-            );
+        let (messages, too_large) = batches(&cmds, sector_id, player);
+        if too_large > 0 {
+            warn!("{too_large} commands too large for one message were not sent");
+            stats.reject("command_too_large", too_large);
+        }
+        for bytes in messages {
+            stats.bytes_sent += bytes.len() as u64;
+            stats.messages_sent += 1;
+            client.send_message(COMMANDS, bytes);
+            any = true;
         }
     }
     if any {
@@ -323,6 +357,36 @@ mod tests {
             Failed("ConnectionDenied".into())
         );
         assert_eq!(s(false, false, false, None), Failed("disconnected".into()));
+    }
+
+    /// Commands naming many scattered units go out as several batches,
+    /// each within the server's limit, none lost, in order.
+    #[test]
+    fn batches_fit_the_servers_message_limit() {
+        let scattered = |k: u64| CompressedCommand::Stop {
+            units: galaxy_protocol::UnitIdList::from_ids((0..4_000).map(|i| k * 1_000_000 + i * 2))
+                .unwrap(),
+        };
+        let commands: Vec<CompressedCommand> = (0..300).map(scattered).collect();
+        let (messages, too_large) = batches(&commands, SectorId::new(0, 0, 0), 7);
+        assert_eq!(too_large, 0);
+        assert!(messages.len() > 2, "{} messages", messages.len());
+        let mut sent = Vec::new();
+        for m in &messages {
+            assert!(m.len() <= MAX_CLIENT_MESSAGE_BYTES);
+            let Ok(ClientMessage::BatchCommand(b)) = codec::decode_client(m) else {
+                panic!("a batch")
+            };
+            assert!(b.commands.len() <= MAX_BATCH_COMMANDS);
+            sent.extend(b.commands);
+        }
+        assert_eq!(sent, commands);
+        // One command over the limit on its own is counted, not sent.
+        let huge = CompressedCommand::Stop {
+            units: galaxy_protocol::UnitIdList::from_ids((0..60_000).map(|i| i * 7)).unwrap(),
+        };
+        let (messages, too_large) = batches(&[huge], SectorId::new(0, 0, 0), 7);
+        assert_eq!((messages.len(), too_large), (0, 1));
     }
 
     #[test]

@@ -33,6 +33,11 @@ use crate::stats::NetworkStats;
 /// Malformed messages a client may send before it is disconnected.
 const MAX_BAD_MESSAGES: u32 = 32;
 
+/// Shortest time between two view changes a server takes from one client:
+/// each one can make it rescan and resend whole sectors, so faster changes
+/// wait (the newest is kept) and the ones it replaces are counted.
+pub const MIN_VIEW_INTERVAL_SECS: f64 = 0.1;
+
 /// Most acks a session keeps between two frames (a client sends about one
 /// per update; more in one frame is a flood and the oldest are dropped).
 const MAX_PENDING_ACKS: usize = 256;
@@ -160,6 +165,12 @@ pub struct Session {
     view: Option<WorldRect>,
     /// Highest update rate the client asked for (0 = server default).
     max_update_hz: u8,
+    /// A view change waiting for [`MIN_VIEW_INTERVAL_SECS`] to pass.
+    pending_view: Option<(WorldRect, u8)>,
+    /// When the view last changed.
+    view_changed_at: f64,
+    /// View changes taken so far.
+    views_applied: u64,
     /// What this client may still receive this tick.
     budget: ByteBudget,
     /// The view `near` and `far` were computed for.
@@ -175,6 +186,8 @@ pub struct Session {
     window_start: f64,
     window_bytes: u64,
     window_commands: u32,
+    /// Unit ids the commands of this window named.
+    window_units: u64,
     logged: HashSet<&'static str>,
 }
 
@@ -187,6 +200,9 @@ impl Session {
             player,
             view: None,
             max_update_hz: 0,
+            pending_view: None,
+            view_changed_at: f64::NEG_INFINITY,
+            views_applied: 0,
             budget,
             interest_of: None,
             near: IdHashSet::default(),
@@ -198,6 +214,7 @@ impl Session {
             window_start: 0.0,
             window_bytes: 0,
             window_commands: 0,
+            window_units: 0,
             logged: HashSet::new(),
         }
     }
@@ -211,6 +228,12 @@ impl Session {
     /// client whose view is in a sector another server owns).
     pub fn view(&self) -> Option<WorldRect> {
         self.view
+    }
+
+    /// View changes the server has taken from this client (at most one
+    /// per [`MIN_VIEW_INTERVAL_SECS`]).
+    pub fn views_applied(&self) -> u64 {
+        self.views_applied
     }
 
     /// True if this client may hold units in scale-0 `sector`: it is in the
@@ -295,6 +318,7 @@ fn receive_messages(
             session.window_start = now;
             session.window_bytes = 0;
             session.window_commands = 0;
+            session.window_units = 0;
         }
         for channel in [COMMANDS, ACKS] {
             while let Some(bytes) = server.receive_message(client, channel) {
@@ -310,8 +334,10 @@ fn receive_messages(
                         session.acks.push(ack);
                     }
                     Ok(ClientMessage::ViewUpdate(v)) => {
-                        session.view = Some(v.view);
-                        session.max_update_hz = v.max_update_hz;
+                        if session.pending_view.is_some() {
+                            stats.reject("view_rate_limited", 1);
+                        }
+                        session.pending_view = Some((v.view, v.max_update_hz));
                     }
                     Ok(ClientMessage::Connect(c))
                         if c.protocol_version != galaxy_protocol::PROTOCOL_VERSION =>
@@ -328,7 +354,10 @@ fn receive_messages(
                         }
                         for cmd in batch.commands {
                             session.window_commands += 1;
-                            if session.window_commands > config.max_commands_per_second {
+                            session.window_units += cmd.units().len();
+                            if session.window_commands > config.max_commands_per_second
+                                || session.window_units > config.max_command_units_per_second
+                            {
                                 stats.reject("rate_limited", 1);
                                 session.log_once("rate_limited");
                             } else {
@@ -344,8 +373,20 @@ fn receive_messages(
                 }
             }
         }
+        if let Some((view, hz)) = session.pending_view
+            && now - session.view_changed_at >= MIN_VIEW_INTERVAL_SECS
+        {
+            session.pending_view = None;
+            if session.view != Some(view) {
+                session.view_changed_at = now;
+                session.views_applied += 1;
+            }
+            session.view = Some(view);
+            session.max_update_hz = hz;
+        }
         let flooding = session.window_bytes > config.max_client_bytes_per_second
-            || session.window_commands > config.max_commands_per_second.saturating_mul(4);
+            || session.window_commands > config.max_commands_per_second.saturating_mul(4)
+            || session.window_units > config.max_command_units_per_second.saturating_mul(4);
         let idle = now - session.last_heard > config.idle_timeout_secs as f64;
         let reason = if flooding {
             Some("flooding")

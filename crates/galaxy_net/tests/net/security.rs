@@ -238,3 +238,105 @@ fn garbage_is_counted_by_kind_and_repeat_offenders_are_disconnected() {
     }
     assert!(server.world().resource::<Sessions>().is_empty());
 }
+
+/// One command may name thousands of units: the rate limit is charged per
+/// id, so a client cannot make the server look up more ids a second than
+/// its limit (issue 19, item 4); four times the limit disconnects.
+#[test]
+fn the_command_rate_limit_is_charged_per_unit_id() {
+    let cfg = NetworkConfig {
+        max_command_units_per_second: 1_000,
+        ..config()
+    };
+    let (mut server, addr) = server_with(cfg, ServerAuth::Insecure, &[]);
+    let mut c = player(1, addr, view_at(WorldPos::new(0, 0)));
+    assert!(pump_until(
+        &mut [&mut server, &mut c],
+        Duration::from_secs(10),
+        |a| connected(a[1])
+    ));
+    let stop = |from: u64| CompressedCommand::Stop {
+        units: UnitIdList::from_ids(from..from + 600).unwrap(),
+    };
+    c.world_mut().resource_mut::<OutgoingCommands>().0.extend([
+        stop(0),
+        stop(10_000),
+        stop(20_000),
+    ]);
+    let limited = |a: &bevy::prelude::App| {
+        a.world()
+            .resource::<NetworkStats>()
+            .rejected
+            .get("rate_limited")
+            .copied()
+    };
+    assert!(pump_until(
+        &mut [&mut server, &mut c],
+        Duration::from_secs(5),
+        |a| limited(a[0]) == Some(2)
+    ));
+    pump_for(&mut [&mut server, &mut c], Duration::from_millis(300));
+    assert_eq!(limited(&server), Some(2), "only the ids past the limit");
+    assert!(connected(&c), "1,800 ids a second is not a flood");
+    // 5,000 ids in a second is.
+    c.world_mut()
+        .resource_mut::<OutgoingCommands>()
+        .0
+        .extend((0..9).map(|k| stop(100_000 + k * 1_000)));
+    assert!(pump_until(
+        &mut [&mut server, &mut c],
+        Duration::from_secs(5),
+        |a| a[0].world().resource::<NetworkStats>().kicked_clients == 1
+    ));
+}
+
+/// Each view change can make the server rescan and resend whole sectors:
+/// it takes at most one per `MIN_VIEW_INTERVAL_SECS` from a client (issue
+/// 19, item 6), and the newest view always wins in the end.
+#[test]
+fn view_changes_are_rate_limited() {
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    spawn_block(&mut server, 1, WorldPos::new(0, 0), 4);
+    let mut c = player(1, addr, view_at(WorldPos::new(0, 0)));
+    assert!(pump_until(
+        &mut [&mut server, &mut c],
+        Duration::from_secs(10),
+        |a| connected(a[1])
+    ));
+    let start = std::time::Instant::now();
+    let mut last = view_at(WorldPos::new(0, 0));
+    let mut sent = 0;
+    while start.elapsed() < Duration::from_secs(1) {
+        sent += 1;
+        last = view_at(WorldPos::new(sent * 10_000, 0));
+        c.insert_resource(View(last));
+        server.update();
+        c.update();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    pump_for(&mut [&mut server, &mut c], Duration::from_millis(400));
+    let session = server
+        .world()
+        .resource::<Sessions>()
+        .get(1)
+        .expect("session");
+    let allowed = (secs / MIN_VIEW_INTERVAL_SECS).ceil() as u64 + 3;
+    assert!(sent > 30, "{sent} views sent");
+    assert!(
+        session.views_applied() <= allowed,
+        "{} of {sent} views taken in {secs:.2} s",
+        session.views_applied()
+    );
+    assert_eq!(session.view(), Some(last), "the newest view wins");
+    let stats = server.world().resource::<NetworkStats>();
+    assert!(
+        stats
+            .rejected
+            .get("view_rate_limited")
+            .copied()
+            .unwrap_or(0)
+            > 10
+    );
+    assert_eq!(stats.kicked_clients, 0);
+}

@@ -167,3 +167,41 @@ fn decoding_reserves_for_what_was_read() {
         bytes.len()
     );
 }
+
+/// A server decoded whatever a client sent (a 778 KB server-to-server
+/// message took up to 16 MiB) before looking at its type or size. Now the
+/// tag and the length are checked first, and nothing is allocated.
+#[test]
+fn client_messages_are_checked_for_type_and_size_before_decoding() {
+    // A valid BatchCommand of ~778 KB: 256 commands of scattered ids.
+    let commands = (0..256u64)
+        .map(|k| CompressedCommand::Stop {
+            units: UnitIdList::from_ids((0..1_500).map(|i| (k << 32) | (i * 3))).unwrap(),
+        })
+        .collect();
+    let big = encode_client(&ClientMessage::BatchCommand(BatchCommand {
+        sector_id: SectorId::new(0, 0, 0),
+        commands,
+        player_id: 1,
+    }))
+    .unwrap();
+    assert!(big.len() > 700_000, "{} bytes", big.len());
+    let (result, peak) = peak_alloc(|| decode_client(&big));
+    assert_eq!(
+        result,
+        Err(DecodeError::TooLarge {
+            len: big.len(),
+            max: MAX_CLIENT_MESSAGE_BYTES
+        })
+    );
+    assert_eq!(peak, 0, "allocated before refusing");
+    // The same size under a server-to-server tag, and under a server-to-client one.
+    for tag in [6u8, 1] {
+        let mut other = big.clone();
+        other[0] = tag;
+        other.truncate(MAX_CLIENT_MESSAGE_BYTES);
+        let (result, peak) = peak_alloc(|| decode_client(&other));
+        assert_eq!(result, Err(DecodeError::WrongDirection(tag)));
+        assert_eq!(peak, 0, "allocated before refusing tag {tag}");
+    }
+}
