@@ -161,6 +161,9 @@ pub(crate) struct ClientSession {
 struct SentState {
     hello: bool,
     view: Option<(WorldRect, u8)>,
+    /// When the view was last sent (a server takes one change per
+    /// `MIN_VIEW_INTERVAL_SECS`; a faster client is a flood).
+    view_at: f64,
     last_sent: f64,
 }
 
@@ -302,8 +305,10 @@ fn send(
             &ClientMessage::Connect(hello),
         );
     }
-    if let Some(view) = view.filter(|v| sent.view != Some((v.0, rate.0))) {
+    let view_due = now - sent.view_at >= crate::server::MIN_VIEW_INTERVAL_SECS;
+    if let Some(view) = view.filter(|v| view_due && sent.view != Some((v.0, rate.0))) {
         sent.view = Some((view.0, rate.0));
+        sent.view_at = now;
         let update = ViewUpdate {
             view: view.0,
             max_update_hz: rate.0,

@@ -35,7 +35,8 @@ const MAX_BAD_MESSAGES: u32 = 32;
 
 /// Shortest time between two view changes a server takes from one client:
 /// each one can make it rescan and resend whole sectors, so faster changes
-/// wait (the newest is kept) and the ones it replaces are counted.
+/// wait (the newest is kept) and the ones it replaces are counted. Clients
+/// send no faster; one sending four times as many is disconnected.
 pub const MIN_VIEW_INTERVAL_SECS: f64 = 0.1;
 
 /// Most acks a session keeps between two frames (a client sends about one
@@ -188,6 +189,8 @@ pub struct Session {
     window_commands: u32,
     /// Unit ids the commands of this window named.
     window_units: u64,
+    /// View updates of this window.
+    window_views: u32,
     logged: HashSet<&'static str>,
 }
 
@@ -215,6 +218,7 @@ impl Session {
             window_bytes: 0,
             window_commands: 0,
             window_units: 0,
+            window_views: 0,
             logged: HashSet::new(),
         }
     }
@@ -319,6 +323,7 @@ fn receive_messages(
             session.window_bytes = 0;
             session.window_commands = 0;
             session.window_units = 0;
+            session.window_views = 0;
         }
         for channel in [COMMANDS, ACKS] {
             while let Some(bytes) = server.receive_message(client, channel) {
@@ -334,6 +339,7 @@ fn receive_messages(
                         session.acks.push(ack);
                     }
                     Ok(ClientMessage::ViewUpdate(v)) => {
+                        session.window_views += 1;
                         if session.pending_view.is_some() {
                             stats.reject("view_rate_limited", 1);
                         }
@@ -386,7 +392,8 @@ fn receive_messages(
         }
         let flooding = session.window_bytes > config.max_client_bytes_per_second
             || session.window_commands > config.max_commands_per_second.saturating_mul(4)
-            || session.window_units > config.max_command_units_per_second.saturating_mul(4);
+            || session.window_units > config.max_command_units_per_second.saturating_mul(4)
+            || f64::from(session.window_views) > 4.0 / MIN_VIEW_INTERVAL_SECS;
         let idle = now - session.last_heard > config.idle_timeout_secs as f64;
         let reason = if flooding {
             Some("flooding")
