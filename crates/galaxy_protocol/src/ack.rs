@@ -135,6 +135,13 @@ impl ReceivedWindow {
         self.pending.push(seq);
     }
 
+    /// Forgets which sequence is the newest, so the next one inserted sets
+    /// it again: for a window one bogus sequence dragged ahead. Sequences
+    /// still held stay duplicates.
+    pub fn resync(&mut self) {
+        self.latest = None;
+    }
+
     /// The ack for everything received up to `latest`.
     fn ack_at(&self, latest: Sequence) -> UpdateAck {
         let mut mask = 0u64;

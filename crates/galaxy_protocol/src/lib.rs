@@ -32,6 +32,7 @@ pub mod combat;
 pub mod command;
 pub mod delta;
 pub mod field;
+pub mod fuzz;
 pub mod geometry;
 pub mod hash;
 pub mod link_model;

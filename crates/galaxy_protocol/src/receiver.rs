@@ -113,6 +113,9 @@ pub struct ReceiverStats {
     /// Removals of unknown units not remembered because [`MAX_TOMBSTONES`]
     /// were held already.
     pub tombstones_dropped: u64,
+    /// Times the sequence window was found dragged ahead (an update old by
+    /// sequence but newer by tick than anything applied) and resynchronised.
+    pub sequence_resyncs: u64,
 }
 
 /// One client's reconstruction of the units it sees; see the module docs.
@@ -221,6 +224,13 @@ impl<S: UnitSnapshot> DeltaReceiver<S> {
             Arrival::Duplicate => {
                 self.stats.duplicates += 1;
                 return Ok(ReceiveOutcome::Duplicate);
+            }
+            // A sender's sequences and ticks rise together: old by sequence
+            // yet newer by tick means one bogus sequence dragged the window
+            // ahead; without this every later update would look stale.
+            Arrival::Stale if update.timestamp > self.newest_tick => {
+                self.window.resync();
+                self.stats.sequence_resyncs += 1;
             }
             Arrival::Stale => {
                 self.stats.stale += 1;

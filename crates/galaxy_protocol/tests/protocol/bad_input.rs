@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use galaxy_protocol::fuzz::{mutate, random_message};
 use galaxy_protocol::link_model::SplitMix64;
 use galaxy_protocol::*;
 use proptest::strategy::{Strategy, ValueTree};
@@ -46,39 +47,6 @@ fn check(input: &[u8], kinds: &mut BTreeMap<&'static str, usize>, receiver: &mut
     }
 }
 
-fn mutate(rng: &mut SplitMix64, mut bytes: Vec<u8>) -> Vec<u8> {
-    for _ in 0..=rng.below(4) {
-        let len = bytes.len() as u64;
-        match rng.below(7) {
-            0 if len > 0 => {
-                let i = rng.below(len) as usize;
-                bytes[i] ^= 1 << rng.below(8);
-            }
-            1 if len > 0 => {
-                let i = rng.below(len) as usize;
-                bytes[i] = rng.next_u64() as u8;
-            }
-            2 => bytes.truncate(rng.below(len + 1) as usize),
-            3 => bytes.extend((0..rng.below(16)).map(|_| rng.next_u64() as u8)),
-            4 => {
-                // A forged huge varint length (0xfd = u64 follows) somewhere.
-                let i = rng.below(len + 1) as usize;
-                let huge = [0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f];
-                bytes.splice(i..i, huge);
-            }
-            5 if len > 1 => {
-                let i = rng.below(len - 1) as usize + 1;
-                bytes.remove(i);
-            }
-            _ => {
-                let i = rng.below(len + 1) as usize;
-                bytes.insert(i, rng.next_u64() as u8);
-            }
-        }
-    }
-    bytes
-}
-
 #[test]
 fn ten_thousand_random_and_mutated_inputs() {
     let mut rng = SplitMix64::new(0x5eed);
@@ -89,11 +57,7 @@ fn ten_thousand_random_and_mutated_inputs() {
     let mut total = 0;
     for _ in 0..5_000 {
         let len = rng.below(1500) as usize;
-        let mut input: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
-        if let Some(first) = input.first_mut() {
-            // Mostly valid tags, so the bytes reach the message bodies.
-            *first = (rng.below(11)) as u8;
-        }
+        let input = random_message(&mut rng, len, 11);
         check(&input, &mut kinds, &mut receiver);
         total += 1;
     }

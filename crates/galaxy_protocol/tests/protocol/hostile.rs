@@ -81,6 +81,47 @@ fn one_update_far_ahead_does_not_stall_the_client() {
     assert!(rx.unit(2).is_none() && rx.unit(3).is_none());
 }
 
+/// The fuzz run's find, the sequence twin of the stall above: one update
+/// whose sequence jumped 20,000 ahead (its tick plausible) made every later
+/// real update look older than the receive window, so the client stopped
+/// applying anything for 20,000 updates. A real sender's sequences and
+/// ticks rise together, so an update that looks old by sequence but is newer
+/// by tick means the window was dragged: it resynchronises instead.
+#[test]
+fn one_update_with_a_sequence_far_ahead_does_not_stall_the_client() {
+    let mut rx: DeltaReceiver = DeltaReceiver::default();
+    for seq in 0..10u16 {
+        rx.receive(&update(
+            seq,
+            10 + u64::from(seq),
+            vec![UnitDelta::full(1, unit(seq.into()))],
+        ))
+        .unwrap();
+    }
+    let forged = update(20_010, 20, vec![UnitDelta::full(2, unit(5))]);
+    assert!(matches!(
+        rx.receive(&forged),
+        Ok(ReceiveOutcome::Applied(_))
+    ));
+    for seq in 10..20u16 {
+        assert_eq!(
+            rx.receive(&update(
+                seq,
+                11 + u64::from(seq),
+                vec![UnitDelta::full(1, unit(seq.into()))]
+            )),
+            Ok(ReceiveOutcome::Applied(1)),
+            "sequence {seq}"
+        );
+    }
+    assert_eq!(rx.unit(1), Some(&unit(19)));
+    // An old update is still old: same tick as one applied, sequence behind.
+    assert_eq!(
+        rx.receive(&update(19u16.wrapping_sub(ack::RECEIVE_WINDOW), 30, vec![])),
+        Ok(ReceiveOutcome::Stale)
+    );
+}
+
 /// Removals of units the receiver never had were each kept as a unit
 /// history (~380 B): 600 packets held hundreds of MiB. Now they are compact
 /// tombstones, at most `MAX_TOMBSTONES` of them.

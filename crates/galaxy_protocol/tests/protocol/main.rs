@@ -5,6 +5,7 @@ mod bad_input;
 mod bandwidth_targets;
 mod budget;
 mod delta_healing;
+mod fuzz;
 mod hostile;
 mod own_snapshot;
 mod packing;
