@@ -1,5 +1,7 @@
 //! Behaviour of the shared simulation: orders, combat, events, authority, determinism.
 
+mod command_fuzz;
+
 use galaxy_protocol::{CompressedCommand, UnitIdList, UnitState, quantize};
 use galaxy_sim::*;
 use proptest::prelude::*;
