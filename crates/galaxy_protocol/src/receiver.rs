@@ -181,10 +181,7 @@ impl<S: UnitSnapshot> DeltaReceiver<S> {
     }
 
     fn recorded_at(&self, id: UnitId, tick: u64) -> Option<Option<S>> {
-        match self.recorded(id, tick) {
-            Some(s) => Some(s.copied()),
-            None => (self.tombstones.get(&id) == Some(&tick)).then_some(None),
-        }
+        self.recorded(id, tick).map(|s| s.copied())
     }
 
     /// Applies one update. Duplicates and packets older than the baseline
@@ -458,11 +455,13 @@ impl<S: UnitSnapshot> DeltaReceiver<S> {
     }
 
     /// The state recorded for unit `id` at `tick`, if still kept:
-    /// `Some(None)` is a recorded removal. For tests and diagnostics.
+    /// `Some(None)` is a recorded removal (a tombstone too, for a unit
+    /// removed before this receiver had it). For tests and diagnostics.
     pub fn recorded(&self, id: UnitId, tick: u64) -> Option<Option<&S>> {
-        let h = self.units.get(&id)?;
-        let i = find_tick(h, tick).ok()?;
-        Some(h[i].1.as_ref())
+        match self.units.get(&id) {
+            Some(h) => find_tick(h, tick).ok().map(|i| h[i].1.as_ref()),
+            None => (self.tombstones.get(&id) == Some(&tick)).then_some(None),
+        }
     }
 
     /// Newest server tick seen.

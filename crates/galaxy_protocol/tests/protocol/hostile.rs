@@ -144,6 +144,10 @@ fn removals_of_unknown_units_hold_bounded_memory() {
     assert!(held < 16 << 20, "{} MiB held", held >> 20);
     assert!(rx.stats().tombstones_dropped > 0);
     assert_eq!(rx.visible_count(), 0);
+    // What the sender was acked is what the receiver says it recorded: the
+    // removal (the load test's convergence check asks this).
+    assert_eq!(rx.recorded(1, 1), Some(None));
+    assert_eq!(rx.recorded(1, 2), None);
 }
 
 /// A removal that overtook the unit's whole state still wins: the late
