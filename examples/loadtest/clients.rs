@@ -7,7 +7,7 @@ pub(crate) fn run_clients(
     proxy: std::net::SocketAddr,
     control: &Control,
     rss: &mut (f64, f64),
-) -> Vec<(u64, u64, DeltaReceiver)> {
+) -> (Vec<(u64, u64, DeltaReceiver)>, u64) {
     // What this thread holds is the clients' memory, not the server's.
     ON_CLIENTS.with(|on| on.set(true));
     let config = NetworkConfig {
@@ -106,7 +106,13 @@ pub(crate) fn run_clients(
         std::thread::sleep(frame.saturating_sub(round_start.elapsed()));
     }
     rss.1 = rss_mb();
-    apps.into_iter()
+    // Times a fair client lost its connection and made a new one.
+    let reconnects = apps
+        .iter()
+        .map(|(_, app)| u64::from(app.world().resource::<ClientConnector>().reconnects))
+        .sum();
+    let clients = apps
+        .into_iter()
         .zip(received_at_warmup)
         .map(|((p, mut app), before)| {
             let bytes = app.world().resource::<NetworkStats>().bytes_received - before;
@@ -116,7 +122,8 @@ pub(crate) fn run_clients(
                 .expect("client plugin");
             (p, bytes, replica.receiver)
         })
-        .collect()
+        .collect();
+    (clients, reconnects)
 }
 
 /// Runs every schedule of `app` on the calling thread.

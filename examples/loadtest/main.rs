@@ -47,6 +47,17 @@
 //!   10 ms on one thread (`noise_chunk_ms_*`, else null): how steady the
 //!   machine itself is. On a shared VM the same work sometimes takes
 //!   several times longer, and that lands in the tick times too.
+//! - `--hostile N` adds N attacking clients (see `hostile.rs`: command
+//!   floods, 65,536-id commands, id lists under the limits, view spam,
+//!   garbage, oversized messages), connected straight to the server and
+//!   reconnecting whenever it disconnects them. The fair clients' figures
+//!   are measured as always; `attacks` says what each attack achieved and
+//!   `server_refusals` what the server counted (rejections, decode errors
+//!   and disconnects by reason). Compare with the same run without them.
+//! - `cpu_steal_pct`: of the machine's CPU time during the run, the share
+//!   the hypervisor gave to other guests (`/proc/stat` steal; null where
+//!   unknown). A few percent on a 2-core VM is enough to double the tick
+//!   tail; compare runs with similar steal.
 //! - `--sweep` runs units x clients over {1k, 10k, 100k} x {1, 10, 100},
 //!   then 10k fighting units beside 90k idle ones with 10 and 100 clients,
 //!   and prints one table row and one JSON line per run.
@@ -67,6 +78,7 @@ use galaxy_rts::sim::{RtsUnits, SimPlugin, SimWorld};
 use galaxy_sim::SimConfig;
 
 mod clients;
+mod hostile;
 mod layout;
 mod memory;
 mod noise;
@@ -93,6 +105,10 @@ struct Args {
     /// Extra units at rest in a garrison nobody watches: they exist but
     /// never change, to show what units that exist (not move) cost.
     idle_units: u64,
+    /// Attacking clients beside the fair ones (`hostile.rs`).
+    hostile: u64,
+    /// The attackers' thread's nice value (0: as the rest).
+    attacker_nice: i32,
 }
 
 struct Cli {
@@ -107,7 +123,7 @@ fn parse() -> Result<Cli, String> {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: loadtest [--units N] [--clients N] [--seconds S] [--warmup S] [--loss P] \
                  [--battle-size N] [--budget-kbps K] [--server-threads N] [--idle-units N] \
-                 [--noise-probe S] [--sweep] [--json]";
+                 [--hostile N] [--attacker-nice N] [--noise-probe S] [--sweep] [--json]";
     if a.iter().any(|x| x == "--help" || x == "-h") {
         return Err(usage.into());
     }
@@ -121,6 +137,8 @@ fn parse() -> Result<Cli, String> {
         "--budget-kbps",
         "--server-threads",
         "--idle-units",
+        "--hostile",
+        "--attacker-nice",
         "--noise-probe",
     ];
     let mut i = 0;
@@ -152,6 +170,8 @@ fn parse() -> Result<Cli, String> {
             budget_kbps: get("--budget-kbps", NetworkConfig::default().client_budget_kbps)?,
             server_threads: get("--server-threads", 0.0)? as usize,
             idle_units: get("--idle-units", 0.0)? as u64,
+            hostile: get("--hostile", 0.0)? as u64,
+            attacker_nice: get("--attacker-nice", 19.0)?.min(19.0) as i32,
         },
         json: a.iter().any(|x| x == "--json"),
         sweep: a.iter().any(|x| x == "--sweep"),
@@ -172,10 +192,11 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// One run: server, conditioner and clients; returns the report.
 fn run(args: Args) -> LoadReport {
     eprintln!(
-        "load test: {} units in {} battles, {} clients, {} s after {} s warm-up, loss {}",
+        "load test: {} units in {} battles, {} clients, {} attackers, {} s after {} s warm-up, loss {}",
         args.units,
         Layout::new(&args).battles,
         args.clients,
+        args.hostile,
         args.seconds,
         args.warmup,
         args.loss
@@ -193,8 +214,18 @@ fn run(args: Args) -> LoadReport {
     let addr = rx.recv().expect("server started");
     let f = LinkFaults::lossy(args.loss, 0.0, 5, 5);
     let proxy = LinkConditioner::start(addr, Faults { up: f, down: f }, 3).expect("proxy");
+    // Attackers connect straight to the server (no conditioner: their
+    // messages arrive whole and at once), players after the fair ones.
+    let attackers = (args.hostile > 0).then(|| {
+        let control = control.clone();
+        std::thread::spawn(move || {
+            hostile::run_attackers(&args, args.hostile, args.clients + 1, addr, &control)
+        })
+    });
     let mut rss = (0.0, 0.0);
-    let clients = run_clients(&args, proxy.addr(), &control, &mut rss);
+    let cpu_before = noise::cpu_jiffies();
+    let (clients, fair_reconnects) = run_clients(&args, proxy.addr(), &control, &mut rss);
+    let steal = noise::steal_pct(cpu_before, noise::cpu_jiffies());
     eprintln!(
         "conditioner: {} datagrams forwarded, {} dropped, {} waiting at the end; server at tick {}",
         proxy.stats().forwarded.load(Ordering::Relaxed),
@@ -203,6 +234,9 @@ fn run(args: Args) -> LoadReport {
         control.ticks.load(Ordering::Relaxed),
     );
     control.stop.store(true, Ordering::Relaxed);
+    let attacks = attackers
+        .map(|t| t.join().expect("attackers' thread"))
+        .unwrap_or_default();
     let report = server.join().expect("server thread");
     let (mut desynced, mut checked, mut superseded) = (0u64, 0u64, 0u64);
     for (player, acked) in &report.acked {
@@ -211,6 +245,16 @@ fn run(args: Args) -> LoadReport {
         };
         for (id, tick, state) in acked {
             match receiver.recorded(*id, *tick) {
+                // A unit removed before this client had it: the client keeps
+                // one compact tombstone at its newest removal tick, and the
+                // server may have heard the ack of an earlier removal only.
+                // The client does not show it, as the server believes.
+                None if state.is_none()
+                    && receiver.unit(*id).is_none()
+                    && receiver.oldest_kept(*id).is_none() =>
+                {
+                    checked += 1
+                }
                 // The client moved on to newer states (whose acks were
                 // still on the way when it stopped) and dropped this old
                 // one from its history: nothing left to compare.
@@ -219,6 +263,12 @@ fn run(args: Args) -> LoadReport {
                     checked += 1;
                     if got.map(|s| s.copied()) != Some(*state) {
                         desynced += 1;
+                        if desynced <= 5 {
+                            eprintln!(
+                                "desync: player {player} unit {id} acked at tick {tick}: server {state:?}, client {got:?} (client keeps from tick {:?})",
+                                receiver.oldest_kept(*id)
+                            );
+                        }
                     }
                 }
             }
@@ -258,6 +308,13 @@ fn run(args: Args) -> LoadReport {
         noise_chunk_ms_p50: None,
         noise_chunk_ms_p99: None,
         noise_chunk_ms_max: None,
+        cpu_steal_pct: steal.map(round1),
+        hostile: args.hostile,
+        fair_reconnects,
+        attackers_cpu_pct: attacks.cpu_pct,
+        attacks: attacks.by_attack,
+        server_refusals: report.refusals,
+        phase_ms_mean: report.phase_ms_mean,
     }
 }
 
@@ -277,6 +334,7 @@ fn main() {
                     units,
                     clients,
                     idle_units: 0,
+                    hostile: 0,
                     ..cli.args
                 });
             }
@@ -288,6 +346,7 @@ fn main() {
                 units: 10_000,
                 clients,
                 idle_units: 90_000,
+                hostile: 0,
                 ..cli.args
             });
         }
@@ -338,6 +397,9 @@ fn main() {
             r.orders_for_dead_units,
             r.ticks_measured
         );
+        if r.hostile > 0 {
+            attack_table(r);
+        }
     }
     if cli.json {
         for r in &reports {

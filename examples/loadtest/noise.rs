@@ -62,3 +62,23 @@ pub(crate) fn probe(seconds: f64) -> Noise {
         max_ms: quantile(&mut ms, 1.0),
     }
 }
+
+/// The machine's CPU time so far (`/proc/stat`): `(steal, total)` in
+/// jiffies; `None` where there is no `/proc/stat`.
+pub(crate) fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Some((*v.get(7)?, v.iter().sum()))
+}
+
+/// Percent of the machine's CPU time between two [`cpu_jiffies`] readings
+/// that the hypervisor gave to other guests (steal): on a shared VM, the
+/// time our threads were ready to run and did not.
+pub(crate) fn steal_pct(from: Option<(u64, u64)>, to: Option<(u64, u64)>) -> Option<f64> {
+    let ((s0, t0), (s1, t1)) = (from?, to?);
+    (t1 > t0).then(|| (s1 - s0) as f64 * 100.0 / (t1 - t0) as f64)
+}

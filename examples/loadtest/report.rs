@@ -1,5 +1,9 @@
 //! One run's numbers: the JSON line, the table and the statistics behind them.
 
+use std::collections::BTreeMap;
+
+use crate::hostile::AttackCounts;
+
 /// One run's numbers (the JSON line has exactly these fields).
 #[derive(serde::Serialize)]
 pub(crate) struct LoadReport {
@@ -35,6 +39,30 @@ pub(crate) struct LoadReport {
     pub(crate) noise_chunk_ms_p50: Option<f64>,
     pub(crate) noise_chunk_ms_p99: Option<f64>,
     pub(crate) noise_chunk_ms_max: Option<f64>,
+    /// Share of the machine's CPU time stolen by other guests during the
+    /// run (percent; null where `/proc/stat` is missing).
+    pub(crate) cpu_steal_pct: Option<f64>,
+    /// Attacking clients (`--hostile`).
+    pub(crate) hostile: u64,
+    /// Times a fair client lost its connection (0 when attacks do not reach them).
+    pub(crate) fair_reconnects: u64,
+    /// The attackers' thread's CPU, percent of one core (null: no attackers).
+    pub(crate) attackers_cpu_pct: Option<f64>,
+    /// Mean ms per measured tick frame of each phase of the server's frame
+    /// (`receive`: renet, decoding, validation, where the attacks land).
+    pub(crate) phase_ms_mean: BTreeMap<&'static str, f32>,
+    /// Per attack: attackers, connections, disconnects by the server, messages.
+    pub(crate) attacks: BTreeMap<&'static str, AttackCounts>,
+    /// The server's counters at the end.
+    pub(crate) server_refusals: Refusals,
+}
+
+/// What the server refused, by reason, and how many clients it disconnected.
+#[derive(serde::Serialize, Default)]
+pub(crate) struct Refusals {
+    pub(crate) rejected: BTreeMap<String, u64>,
+    pub(crate) decode_errors: BTreeMap<String, u64>,
+    pub(crate) disconnected: u64,
 }
 
 pub(crate) fn quantile(v: &mut [f64], q: f64) -> f64 {
@@ -90,5 +118,29 @@ pub(crate) fn row(r: &LoadReport) {
         r.rss_growth_mb,
         r.server_heap_mb_end,
         r.server_heap_growth_mb
+    );
+}
+
+/// The attacks of a `--hostile` run and what the server counted.
+pub(crate) fn attack_table(r: &LoadReport) {
+    println!(
+        "{:>16} {:>9} {:>11} {:>13} {:>13}",
+        "attack", "attackers", "connections", "disconnected", "messages"
+    );
+    for (name, c) in &r.attacks {
+        println!(
+            "{:>16} {:>9} {:>11} {:>13} {:>13}",
+            name, c.attackers, c.connections, c.disconnected_by_server, c.messages_sent
+        );
+    }
+    let s = &r.server_refusals;
+    println!(
+        "server: {} clients disconnected; rejected {:?}; decode errors {:?}; fair clients reconnected {} times; mean ms per tick frame {:?}; attackers' thread {:?} % of a core",
+        s.disconnected,
+        s.rejected,
+        s.decode_errors,
+        r.fair_reconnects,
+        r.phase_ms_mean,
+        r.attackers_cpu_pct
     );
 }

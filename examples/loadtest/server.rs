@@ -1,6 +1,8 @@
 //! The server thread: the authoritative app, the respawns and the
 //! progress lines.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 /// A unit the server's sender says a client acknowledged: id, tick, state.
@@ -21,6 +23,10 @@ pub(crate) struct ServerReport {
     pub(crate) acked: Vec<(u64, Vec<AckedState>)>,
     /// Server heap MB after the warm-up and at the end.
     pub(crate) heap_mb: (f64, f64),
+    /// What the server refused and why, disconnects included.
+    pub(crate) refusals: Refusals,
+    /// Mean ms of each phase over the measured tick frames.
+    pub(crate) phase_ms_mean: BTreeMap<&'static str, f32>,
 }
 
 pub(crate) fn run_server(
@@ -36,7 +42,7 @@ pub(crate) fn run_server(
     // `--server-threads 1` keeps it on one thread.
     let config = NetworkConfig {
         port: 0,
-        max_connections: args.clients as usize + 8,
+        max_connections: (args.clients + args.hostile) as usize + 8,
         client_budget_kbps: args.budget_kbps,
         server_threads: args.server_threads,
         ..default()
@@ -196,6 +202,24 @@ pub(crate) fn run_server(
         respawned,
         acked,
         heap_mb,
+        phase_ms_mean: TickPhase::ALL
+            .iter()
+            .zip(times.phase_means(times.len()))
+            .map(|(p, ms)| (p.name(), round1(f64::from(ms)) as f32))
+            .collect(),
+        refusals: Refusals {
+            rejected: stats
+                .rejected
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            decode_errors: stats
+                .decode_errors
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            disconnected: stats.kicked_clients,
+        },
     }
 }
 
