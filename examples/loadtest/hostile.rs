@@ -6,7 +6,7 @@
 //! with attacker work (`attackers_cpu_pct` says how much it got; the
 //! message counts say whether the attack kept its pace). Each is a real netcode
 //! connection that never speaks the game protocol honestly; attacker `i`
-//! does [`Attack::ALL`]`[i % 6]`. When the server disconnects one, it
+//! does [`Attack::ALL`]`[i % 7]`. When the server disconnects one, it
 //! connects again a second later (same player id), so the pressure lasts
 //! the whole run.
 
@@ -34,6 +34,11 @@ pub(crate) enum Attack {
     IdsUnderLimit,
     /// A view change a frame, each over another battle (60 a second).
     ViewSpam,
+    /// A view change every seventh frame (8.6 a second, under the 40 that
+    /// disconnect), each over another battle, and never an ack: the server
+    /// would keep every unit it sent; it disconnects the client after
+    /// `idle_timeout_secs` owing acks.
+    ViewsUnderLimit,
     /// Five messages of random bytes a frame, on both channels.
     Garbage,
     /// One 256 KiB message a second (past `MAX_CLIENT_MESSAGE_BYTES` and
@@ -42,11 +47,12 @@ pub(crate) enum Attack {
 }
 
 impl Attack {
-    pub(crate) const ALL: [Attack; 6] = [
+    pub(crate) const ALL: [Attack; 7] = [
         Attack::Flood,
         Attack::HugeIds,
         Attack::IdsUnderLimit,
         Attack::ViewSpam,
+        Attack::ViewsUnderLimit,
         Attack::Garbage,
         Attack::Oversized,
     ];
@@ -57,6 +63,7 @@ impl Attack {
             Attack::HugeIds => "huge_ids",
             Attack::IdsUnderLimit => "ids_under_limit",
             Attack::ViewSpam => "view_spam",
+            Attack::ViewsUnderLimit => "views_under_limit",
             Attack::Garbage => "garbage",
             Attack::Oversized => "oversized",
         }
@@ -179,7 +186,8 @@ fn messages(
             )]
         }
         Attack::IdsUnderLimit => Vec::new(),
-        Attack::ViewSpam => {
+        Attack::ViewsUnderLimit if !frame.is_multiple_of(7) => Vec::new(),
+        Attack::ViewSpam | Attack::ViewsUnderLimit => {
             let view = WorldRect::around(somewhere(rng), 50_000);
             let msg = ClientMessage::ViewUpdate(ViewUpdate {
                 view,
@@ -231,7 +239,7 @@ pub(crate) fn run_attackers(
     let mut attackers: Vec<Attacker> = (0..n)
         .map(|i| Attacker {
             player: first_player + i,
-            attack: Attack::ALL[(i % 6) as usize],
+            attack: Attack::ALL[i as usize % Attack::ALL.len()],
             app: None,
             was_connected: false,
             reconnect_at: 0.0,

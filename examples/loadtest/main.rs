@@ -49,7 +49,8 @@
 //!   several times longer, and that lands in the tick times too.
 //! - `--hostile N` adds N attacking clients (see `hostile.rs`: command
 //!   floods, 65,536-id commands, id lists under the limits, view spam,
-//!   garbage, oversized messages), connected straight to the server and
+//!   views under the limit that are never acked, garbage, oversized
+//!   messages), connected straight to the server and
 //!   reconnecting whenever it disconnects them. The fair clients' figures
 //!   are measured as always; `attacks` says what each attack achieved and
 //!   `server_refusals` what the server counted (rejections, decode errors

@@ -40,7 +40,8 @@ pub struct NetworkConfig {
     pub max_command_units_per_second: u64,
     /// Bytes a client may send per second before it is disconnected.
     pub max_client_bytes_per_second: u64,
-    /// Seconds without a packet after which a session is dropped.
+    /// Seconds without a packet after which a session is dropped; also how
+    /// long a client may leave the updates sent to it unacknowledged.
     pub idle_timeout_secs: u64,
     /// Each client's byte budget for unit updates and combat events, in
     /// kbps (1,000 bits per second of message payload). When more changes

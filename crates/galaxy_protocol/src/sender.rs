@@ -318,6 +318,13 @@ impl<S: UnitSnapshot> DeltaSender<S> {
         self.units.values().filter(|t| !t.settled()).count()
     }
 
+    /// Packets sent and not yet acknowledged or given up as lost: nonzero
+    /// while the client owes an ack (a server disconnects a client that
+    /// owes one for too long; it would otherwise keep every unit it sent).
+    pub fn packets_in_flight(&self) -> usize {
+        self.sent.len()
+    }
+
     /// Units waiting to be sent (changed, lost, or put off by a budget).
     pub fn pending_units(&self) -> usize {
         self.due.len()

@@ -182,6 +182,9 @@ pub struct Session {
     last_tick: u64,
     /// Acks received this frame, for the replication to take.
     acks: Vec<UpdateAck>,
+    /// Since when updates sent to this client have waited for an ack with
+    /// none arriving (None: nothing owed).
+    pub(crate) unacked_since: Option<f64>,
     bad_messages: u32,
     last_heard: f64,
     window_start: f64,
@@ -212,6 +215,7 @@ impl Session {
             far: IdHashSet::default(),
             last_tick: 0,
             acks: Vec::new(),
+            unacked_since: None,
             bad_messages: 0,
             last_heard: now,
             window_start: 0.0,
@@ -394,13 +398,18 @@ fn receive_messages(
             || session.window_commands > config.max_commands_per_second.saturating_mul(4)
             || session.window_units > config.max_command_units_per_second.saturating_mul(4)
             || f64::from(session.window_views) > 4.0 / MIN_VIEW_INTERVAL_SECS;
-        let idle = now - session.last_heard > config.idle_timeout_secs as f64;
+        let timeout = config.idle_timeout_secs as f64;
+        let idle = now - session.last_heard > timeout;
+        // Talking but never acking: every unit sent stays tracked for it.
+        let no_acks = session.unacked_since.is_some_and(|t| now - t > timeout);
         let reason = if flooding {
             Some("flooding")
         } else if session.bad_messages > MAX_BAD_MESSAGES {
             Some("malformed_messages")
         } else if idle {
             Some("idle_timeout")
+        } else if no_acks {
+            Some("no_acks")
         } else {
             None
         };

@@ -27,11 +27,15 @@ const FAR_WEIGHT: f32 = 0.25;
 
 /// Keeps one replication state per session and gives each the acks its
 /// client sent this frame.
+/// Notes since when a client has owed an ack (updates in flight, none
+/// acknowledged since): the server disconnects it after `idle_timeout_secs`.
 pub(crate) fn apply_acks<S: UnitSnapshot>(
     mut sessions: ResMut<Sessions>,
     mut replicated: ResMut<ReplicatedUnits<S>>,
     config: Res<NetworkConfig>,
+    time: Res<Time<Real>>,
 ) {
+    let now = time.elapsed_secs_f64();
     replicated
         .clients
         .retain(|id, _| sessions.0.contains_key(id));
@@ -40,9 +44,15 @@ pub(crate) fn apply_acks<S: UnitSnapshot>(
             .clients
             .entry(*id)
             .or_insert_with(|| ClientReplication::new(&config));
+        let acked = !s.acks.is_empty();
         for ack in s.acks.drain(..) {
             c.sender.receive_ack(&ack);
         }
+        s.unacked_since = if acked || c.sender.packets_in_flight() == 0 {
+            None
+        } else {
+            s.unacked_since.or(Some(now))
+        };
     }
 }
 

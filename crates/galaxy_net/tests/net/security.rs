@@ -387,3 +387,53 @@ fn view_changes_are_rate_limited() {
     assert_eq!(stats.kicked_clients, 1);
     assert!(server.world().resource::<Sessions>().get(1).is_some());
 }
+
+/// A client that keeps talking (view changes) but never acknowledges an
+/// update would make the server keep every unit it ever sent it; after
+/// `idle_timeout_secs` owing acks it is disconnected, and a player that
+/// acks is not.
+#[test]
+fn a_client_that_never_acks_is_disconnected() {
+    let cfg = NetworkConfig {
+        idle_timeout_secs: 2,
+        ..config()
+    };
+    let (mut server, addr) = server_with(cfg, ServerAuth::Insecure, &[]);
+    spawn_block(&mut server, 1, WorldPos::new(0, 0), 4);
+    let mut fair = player(1, addr, view_at(WorldPos::new(0, 0)));
+    let mut raw = raw_client(2, addr);
+    let view = galaxy_net::protocol::encode_client(
+        &galaxy_net::protocol::ClientMessage::ViewUpdate(galaxy_net::protocol::ViewUpdate {
+            view: view_at(WorldPos::new(0, 0)),
+            max_update_hz: 0,
+        }),
+    )
+    .unwrap();
+    let mut last_view = std::time::Instant::now() - Duration::from_secs(1);
+    let ok = pump_until(
+        &mut [&mut server, &mut fair, &mut raw],
+        Duration::from_secs(15),
+        |a| {
+            // Twice a second, the same view: talking, so never idle.
+            let mut client = a[2].world_mut().resource_mut::<bevy_renet::RenetClient>();
+            if client.is_connected() && last_view.elapsed() >= Duration::from_millis(500) {
+                client.send_message(galaxy_net::channels::COMMANDS, view.clone());
+                last_view = std::time::Instant::now();
+            }
+            a[0].world()
+                .resource::<NetworkStats>()
+                .rejected
+                .get("no_acks")
+                == Some(&1)
+        },
+    );
+    let stats = server.world().resource::<NetworkStats>().clone();
+    assert!(
+        ok,
+        "the client that never acks was not disconnected: {stats:?}"
+    );
+    assert_eq!(stats.rejected.get("idle_timeout"), None, "{stats:?}");
+    let sessions = server.world().resource::<Sessions>();
+    assert!(sessions.get(2).is_none() && sessions.get(1).is_some());
+    assert!(connected(&fair));
+}
