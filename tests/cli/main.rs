@@ -110,8 +110,10 @@ fn help_lists_the_options() {
 #[test]
 fn ctrl_c_shuts_the_server_down_cleanly() {
     use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
     use std::process::Stdio;
-    let mut child = bin()
+    let mut server = bin();
+    server
         .args([
             "server",
             "--insecure",
@@ -123,9 +125,19 @@ fn ctrl_c_shuts_the_server_down_cleanly() {
             "10",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    // A test run started in the background (`cmd &` in a script, nohup)
+    // inherits SIGINT ignored, and a server that inherits that keeps
+    // ignoring Ctrl-C, as it should; this test is about Ctrl-C, so its
+    // server starts with the default disposition.
+    // SAFETY: between fork and exec only `signal`, which is async-signal-safe.
+    unsafe {
+        server.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = server.spawn().unwrap();
     // Wait for the server to say where it listens (the log goes to stdout or stderr).
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -155,7 +167,18 @@ fn ctrl_c_shuts_the_server_down_cleanly() {
         .status()
         .unwrap();
     assert!(kill.success());
-    let status = child.wait().unwrap();
+    // Bounded: a server that does not stop fails the test, not hangs it.
+    let stop_deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > stop_deadline {
+            let _ = child.kill();
+            panic!("the server did not stop within 30 s of SIGINT\n{log}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     while let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
         log.push_str(&line);
         log.push('\n');
