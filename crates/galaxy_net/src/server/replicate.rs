@@ -25,10 +25,10 @@ use crate::stats::NetworkStats;
 /// Priority weight of units in a client's far ring (near ones weigh 1).
 const FAR_WEIGHT: f32 = 0.25;
 
-/// Keeps one replication state per session and gives each the acks its
-/// client sent this frame.
-/// Notes since when a client has owed an ack (updates in flight, none
-/// acknowledged since): the server disconnects it after `idle_timeout_secs`.
+/// Keeps one replication state per session, gives each the acks its client
+/// sent this frame, and notes since when a client has owed an ack (updates
+/// in flight, none acknowledged since): the server disconnects it after
+/// `idle_timeout_secs`.
 pub(crate) fn apply_acks<S: UnitSnapshot>(
     mut sessions: ResMut<Sessions>,
     mut replicated: ResMut<ReplicatedUnits<S>>,
