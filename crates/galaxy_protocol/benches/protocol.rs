@@ -1,6 +1,6 @@
 //! Criterion benches: encoding and decoding a 1,000-unit update (per unit),
-//! the server's per-client replicate step (per changed unit per client) and
-//! sector lookups.
+//! the server's per-client replicate step (per changed unit per client), one
+//! tick of a client whose whole view is backlog, and sector lookups.
 //!
 //! `cargo bench -p galaxy_protocol --bench protocol`
 
@@ -240,6 +240,57 @@ fn replicate_step(c: &mut Criterion) {
     g.finish();
 }
 
+/// Units in view of a client that never acknowledges (a view change into a
+/// crowded region, or a hostile client): the whole view stays in the backlog.
+const BACKLOG: u64 = 20_000;
+
+/// One budgeted tick of a sender whose backlog is the whole view: what one
+/// client costs the server per tick when nothing it is sent is ever acked.
+fn replicate_backlog(c: &mut Criterion) {
+    let mut g = c.benchmark_group("replicate_backlog");
+    let mut sender = DeltaSender::default();
+    let mut budget = ByteBudget::from_kbps(256.0, 20.0);
+    let mut outbox = Vec::new();
+    let mut tick = 0;
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(format!("never_acked_{BACKLOG}_moving"), |b| {
+        b.iter(|| {
+            tick += 1;
+            for i in 0..BACKLOG {
+                sender.set_unit(i, track(i, tick));
+            }
+            budget.refill();
+            outbox.clear();
+            sender.write_messages_within(tick, &mut budget, &mut outbox);
+            outbox.len()
+        })
+    });
+    // A hostile client's pattern: its view hops to another 1,000-unit
+    // battle every 7 ticks (under the server's view rate limit), it never
+    // acks, and every unit in view changes every tick.
+    let mut sender = DeltaSender::default();
+    let mut tick = 0;
+    g.bench_function("never_acked_view_hopping", |b| {
+        b.iter(|| {
+            tick += 1;
+            let battle = (tick / 7) % 50;
+            if tick % 7 == 0 && battle > 0 {
+                for i in (battle - 1) * 1000..battle * 1000 {
+                    sender.remove_unit(i);
+                }
+            }
+            for i in battle * 1000..(battle + 1) * 1000 {
+                sender.set_unit(i, track(i, tick));
+            }
+            budget.refill();
+            outbox.clear();
+            sender.write_messages_within(tick, &mut budget, &mut outbox);
+            outbox.len()
+        })
+    });
+    g.finish();
+}
+
 fn sectors(c: &mut Criterion) {
     let mut g = c.benchmark_group("sector");
     let positions: Vec<WorldPos> = (0..1024i64)
@@ -284,5 +335,11 @@ fn sectors(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode_decode, replicate_step, sectors);
+criterion_group!(
+    benches,
+    encode_decode,
+    replicate_step,
+    replicate_backlog,
+    sectors
+);
 criterion_main!(benches);

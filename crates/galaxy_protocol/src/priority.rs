@@ -105,6 +105,11 @@ impl<K: Copy + Eq + Hash + Ord> PriorityAccumulator<K> {
         self.entries.is_empty()
     }
 
+    /// The waiting items, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = K> + '_ {
+        self.entries.keys().copied()
+    }
+
     /// Accumulated priority of a waiting item.
     pub fn accumulated(&self, key: &K) -> Option<f32> {
         self.entries.get(key).map(|e| e.accumulated)
@@ -115,13 +120,25 @@ impl<K: Copy + Eq + Hash + Ord> PriorityAccumulator<K> {
     /// then arrival), then normal by accumulated priority (ties: key order).
     /// Nothing is taken out; [`PriorityAccumulator::remove`] what was sent.
     pub fn rank(&mut self, out: &mut Vec<K>) {
+        self.accumulate();
+        self.ranked_prefix(usize::MAX, out);
+    }
+
+    /// One round: adds every waiting item's weight to its accumulated
+    /// priority. [`PriorityAccumulator::ranked_prefix`] then reads the order.
+    pub fn accumulate(&mut self) {
         for e in self.entries.values_mut() {
             e.accumulated += e.weight;
         }
-        self.order.clear();
-        self.order
-            .extend(self.entries.iter().map(|(&k, &e)| (k, e)));
-        self.order.sort_unstable_by(|(ka, a), (kb, b)| {
+    }
+
+    /// Writes the first `n` keys of the send order (see
+    /// [`PriorityAccumulator::rank`]) into `out`, without accumulating. The
+    /// order is total, so a longer prefix starts with the shorter one; it
+    /// costs O(items + n log n), so a caller that needs only the head of a
+    /// long queue does not sort all of it.
+    pub fn ranked_prefix(&mut self, n: usize, out: &mut Vec<K>) {
+        fn send_order<K: Ord>((ka, a): &(K, Entry), (kb, b): &(K, Entry)) -> std::cmp::Ordering {
             a.class
                 .rank()
                 .cmp(&b.class.rank())
@@ -130,7 +147,18 @@ impl<K: Copy + Eq + Hash + Ord> PriorityAccumulator<K> {
                     PriorityClass::Normal => b.accumulated.total_cmp(&a.accumulated),
                 })
                 .then_with(|| ka.cmp(kb))
-        });
+        }
+        self.order.clear();
+        self.order
+            .extend(self.entries.iter().map(|(&k, &e)| (k, e)));
+        if n == 0 {
+            return;
+        }
+        if n < self.order.len() {
+            self.order.select_nth_unstable_by(n - 1, send_order);
+            self.order.truncate(n);
+        }
+        self.order.sort_unstable_by(send_order);
         out.extend(self.order.iter().map(|(k, _)| *k));
     }
 
@@ -188,6 +216,25 @@ mod tests {
     }
 
     proptest! {
+        /// A ranked prefix is the head of the full order, however long.
+        #[test]
+        fn a_ranked_prefix_is_the_head_of_the_full_order(
+            items in proptest::collection::vec((0u8..4, 0.0f32..10.0), 0..60),
+            n in 0usize..70,
+        ) {
+            let mut p = PriorityAccumulator::new();
+            for (k, &(c, w)) in items.iter().enumerate() {
+                let class = if c == 0 { PriorityClass::Critical(k as u8 % 3) } else { PriorityClass::Normal };
+                p.push(k, class, w, 1);
+            }
+            p.accumulate();
+            let (mut all, mut head) = (Vec::new(), Vec::new());
+            p.ranked_prefix(usize::MAX, &mut all);
+            p.ranked_prefix(n, &mut head);
+            prop_assert_eq!(&all[..n.min(all.len())], &head[..]);
+        }
+
+
         /// Every item re-pushed each round is taken within a bounded number of
         /// rounds, whatever its weight, and no round exceeds its budget.
         #[test]

@@ -14,7 +14,13 @@
 //! priority accumulated while waiting (the caller's nearness weight times
 //! how far the client's picture of the unit is off, more for units the
 //! client does not have yet). Units left out keep their priority and grow
-//! it every tick, so nothing starves.
+//! it every tick, so nothing starves; they wait in the accumulator, so a
+//! long queue is not looked at again every tick (`budgeted.rs`).
+//!
+//! Units of a packet lost while the client acked nothing at all are not
+//! resent into the silence: they wait for its next ack, and an empty probe
+//! asks for one every `resend_after_ticks`. A client that never acks costs
+//! what it is sent once, not a resend of everything every few ticks.
 
 use std::collections::VecDeque;
 
@@ -27,10 +33,12 @@ use crate::codec::{
 use crate::delta::{DeltaBody, UnitDelta, write_delta};
 use crate::hash::IdHashMap;
 use crate::message::UnitUpdate;
-use crate::priority::{PriorityAccumulator, PriorityClass};
+use crate::priority::PriorityAccumulator;
 use crate::sector::SectorId;
 use crate::snapshot::UnitSnapshot;
 use crate::unit::{QuantizedUnit, UnitId};
+
+mod budgeted;
 
 /// Tuning shared by a [`DeltaSender`] and its [`crate::DeltaReceiver`]; both
 /// sides must use the same `history_cap` and `baseline_window_ticks`.
@@ -98,13 +106,6 @@ pub struct SenderStats {
     pub probes: u64,
 }
 
-/// Priority weight of a unit the client does not have yet, relative to 1.0
-/// for a unit whose picture on the client is right.
-const NEW_UNIT_WEIGHT: f32 = 4.0;
-/// Centimetres of error on the client that add 1.0 to a unit's weight.
-const ERROR_CM_PER_WEIGHT: f32 = 100.0;
-/// Most weight error adds (so a teleport cannot starve the rest for long).
-const MAX_ERROR_WEIGHT: f32 = 10.0;
 /// Smallest caller weight: far units still accumulate and get their turn.
 const MIN_WEIGHT: f32 = 0.01;
 /// Empty probes sent after a packet with units, at most (one lost probe
@@ -180,6 +181,11 @@ pub struct DeltaSender<S: UnitSnapshot = QuantizedUnit> {
     sent: VecDeque<SentPacket>,
     next_seq: u16,
     last_tick: Option<u64>,
+    /// Tick of the newest update sent before the newest ack arrived.
+    last_ack_tick: Option<u64>,
+    /// Units of packets lost while the client acked nothing: resent once
+    /// it acks again (see [`DeltaSender::receive_ack`]).
+    parked: Vec<UnitId>,
     pool: Vec<Vec<UnitId>>,
     writer: BitWriter,
     scratch: BitWriter,
@@ -209,6 +215,8 @@ impl<S: UnitSnapshot> DeltaSender<S> {
             sent: VecDeque::new(),
             next_seq: 0,
             last_tick: None,
+            last_ack_tick: None,
+            parked: Vec::new(),
             pool: Vec::new(),
             writer: BitWriter::new(),
             scratch: BitWriter::new(),
@@ -325,16 +333,28 @@ impl<S: UnitSnapshot> DeltaSender<S> {
         self.sent.len()
     }
 
-    /// Units waiting to be sent (changed, lost, or put off by a budget).
+    /// Units waiting to be sent (changed, lost, or put off by a budget;
+    /// a unit lost while the client acked nothing may count twice).
     pub fn pending_units(&self) -> usize {
-        self.due.len()
+        self.due.len() + self.priority.len() + self.parked.len()
     }
 
     /// Takes an acknowledgement from the client: acked packets become
     /// baselines; unacked packets the ack skips over are probably lost, and
     /// their units are sent again next tick (the record stays until it
     /// expires, in case the packet was only reordered).
+    ///
+    /// An ack also shows the client is there again: units of packets lost
+    /// while it acked nothing were held back (resending into silence only
+    /// costs the server; a client that never acks would keep every unit it
+    /// was ever sent cycling) and are queued now.
     pub fn receive_ack(&mut self, ack: &UpdateAck) {
+        self.last_ack_tick = self.last_tick;
+        for id in std::mem::take(&mut self.parked) {
+            if let Some(t) = self.units.get_mut(&id) {
+                Self::enqueue(&mut self.due, id, t);
+            }
+        }
         let mut i = 0;
         while i < self.sent.len() {
             let rec = &mut self.sent[i];
@@ -380,11 +400,23 @@ impl<S: UnitSnapshot> DeltaSender<S> {
     fn on_lost(&mut self, mut rec: SentPacket) {
         if !rec.skipped {
             self.stats.lost_packets += 1;
+            // No ack at all since it was sent: the client is silent, not
+            // the packet lost; hold its units until the client acks again.
+            let silent = self.last_ack_tick.is_none_or(|t| t < rec.tick);
             for &id in &rec.units {
                 if let Some(t) = self.units.get_mut(&id) {
                     t.resend = true;
-                    Self::enqueue(&mut self.due, id, t);
+                    if silent {
+                        self.parked.push(id);
+                    } else {
+                        Self::enqueue(&mut self.due, id, t);
+                    }
                 }
+            }
+            // A unit lost again is held once (bounds the list by the units).
+            if self.parked.len() > 2 * self.units.len() + 64 {
+                self.parked.sort_unstable();
+                self.parked.dedup();
             }
         }
         rec.units.clear();
@@ -432,7 +464,6 @@ impl<S: UnitSnapshot> DeltaSender<S> {
         }
         self.last_tick = Some(tick);
         self.expire_unacked(tick);
-        self.collect_due(tick);
         let messages_before = self.stats.messages;
         let mut limit = match budget {
             Some(b) if !b.is_unlimited() => Some(b),
@@ -440,7 +471,14 @@ impl<S: UnitSnapshot> DeltaSender<S> {
         };
         match limit.as_deref_mut() {
             None => {
-                self.priority = PriorityAccumulator::new();
+                // Units a budget put off earlier go now with the rest.
+                let waiting = std::mem::take(&mut self.priority);
+                for id in waiting.keys() {
+                    if let Some(t) = self.units.get_mut(&id) {
+                        Self::enqueue(&mut self.due, id, t);
+                    }
+                }
+                self.collect_due(tick);
                 let mut batch = std::mem::take(&mut self.batch);
                 batch.sort_unstable_by_key(|c| (c.sector, c.id));
                 let used = self.pack(tick, &batch, usize::MAX, sink);
@@ -466,8 +504,16 @@ impl<S: UnitSnapshot> DeltaSender<S> {
             .find(|p| !p.units.is_empty())
             .is_some_and(|p| !p.skipped && p.tick < tick);
         let affordable = limit.as_ref().is_none_or(|b| b.available() > 0);
-        if self.config.probe_unacked && unacked && self.probes_since_data < MAX_PROBES && affordable
-        {
+        let probe_lost =
+            self.config.probe_unacked && unacked && self.probes_since_data < MAX_PROBES;
+        // Units wait for an ack (see `parked`) and nothing in flight would
+        // bring one: ask for it, once per `resend_after_ticks`.
+        let quiet = self
+            .sent
+            .back()
+            .is_none_or(|p| p.tick.saturating_add(self.config.resend_after_ticks) <= tick);
+        let probe_parked = !self.parked.is_empty() && quiet;
+        if (probe_lost || probe_parked) && affordable {
             self.probes_since_data += 1;
             let sector = self.last_sector;
             let seq = self.next_seq;
@@ -477,111 +523,6 @@ impl<S: UnitSnapshot> DeltaSender<S> {
             if let Some(b) = limit {
                 b.spend(bytes);
             }
-        }
-    }
-
-    /// Chooses, packs and sends what fits `available` bytes; returns the
-    /// bytes sent. Units not sent are queued again.
-    fn produce_within(&mut self, tick: u64, available: usize, sink: &mut Sink<'_, S>) -> usize {
-        let mut batch = std::mem::take(&mut self.batch);
-        batch.sort_unstable_by_key(|c| c.id);
-        // Bits of each record with a one-group id gap (wider gaps make the
-        // packed total a little larger; the budget's debt repays it next tick).
-        let mut bits = Vec::with_capacity(batch.len());
-        for c in &batch {
-            self.scratch.clear();
-            let _ = write_delta(&mut self.scratch, c.id.checked_sub(1), tick, &c.delta);
-            bits.push(self.scratch.bit_len());
-        }
-        let header = unit_update_overhead(SectorId::new(0, 0, 0), 0, tick);
-        let mut chosen = vec![false; batch.len()];
-        let mut sectors: Vec<SectorId> = batch.iter().map(|c| c.sector).collect();
-        sectors.sort_unstable();
-        sectors.dedup();
-        let headers = header * (sectors.len() + bits.len() / 150 + 1);
-        let everything = bits.iter().sum::<usize>().div_ceil(8) + headers;
-        if everything <= available {
-            chosen.fill(true);
-        } else if available > 0 {
-            for (c, &b) in batch.iter().zip(&bits) {
-                let (class, weight) = self.priority_of(tick, c);
-                self.priority.push(c.id, class, weight, b);
-            }
-            let mut ranked = std::mem::take(&mut self.ranked);
-            ranked.clear();
-            self.priority.rank(&mut ranked);
-            sectors.clear();
-            let (mut used_bits, mut any) = (0usize, false);
-            for id in &ranked {
-                let Ok(i) = batch.binary_search_by_key(id, |c| c.id) else {
-                    continue;
-                };
-                let sector = batch[i].sector;
-                let new_sector = !sectors.contains(&sector);
-                let would = (used_bits + bits[i]).div_ceil(8)
-                    + header * (sectors.len() + usize::from(new_sector));
-                // Over budget: skip it, unless nothing was taken yet and it
-                // fits one message (a record larger than the whole budget
-                // must not block the queue; the overshoot is one message).
-                let oversized_first =
-                    !any && bits[i].div_ceil(8) + header <= self.config.max_message_bytes;
-                if would > available && !oversized_first {
-                    continue;
-                }
-                used_bits += bits[i];
-                if new_sector {
-                    sectors.push(sector);
-                }
-                chosen[i] = true;
-                any = true;
-            }
-            self.ranked = ranked;
-        }
-        // Pack the chosen in (sector, id) order; the rest wait.
-        let mut order: Vec<(bool, SectorId, UnitId, usize)> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (!chosen[i], c.sector, c.id, i))
-            .collect();
-        order.sort_unstable();
-        let sorted: Vec<Candidate<S>> = order.iter().map(|o| batch[o.3]).collect();
-        let n = chosen.iter().filter(|&&c| c).count();
-        let hard_limit = available.saturating_add(self.config.max_message_bytes);
-        let before = self.stats.bytes;
-        let packed = self.pack(tick, &sorted[..n], hard_limit, sink);
-        if !self.priority.is_empty() {
-            for c in &sorted[..packed] {
-                self.priority.remove(&c.id);
-            }
-        }
-        for c in &sorted[packed..] {
-            self.stats.deferred += 1;
-            if let Some(t) = self.units.get_mut(&c.id) {
-                Self::enqueue(&mut self.due, c.id, t);
-            }
-        }
-        batch.clear();
-        self.batch = batch;
-        (self.stats.bytes - before) as usize
-    }
-
-    /// Priority class and weight of a candidate for the accumulator.
-    fn priority_of(&self, tick: u64, c: &Candidate<S>) -> (PriorityClass, f32) {
-        let Some(t) = self.units.get(&c.id) else {
-            return (PriorityClass::Normal, 1.0);
-        };
-        match (&c.delta.body, t.current) {
-            (DeltaBody::Removed, _) => (PriorityClass::Critical(0), 0.0),
-            (DeltaBody::Full(_), _) => (PriorityClass::Normal, t.weight * NEW_UNIT_WEIGHT),
-            (DeltaBody::Changes { .. }, Some(cur)) => {
-                let error_cm = t.believed().map_or(0.0, |b| {
-                    let (p, q) = (cur.position_at(tick), b.position_at(tick));
-                    (p.x.abs_diff(q.x) + p.y.abs_diff(q.y)) as f32
-                });
-                let w = 1.0 + (error_cm / ERROR_CM_PER_WEIGHT).min(MAX_ERROR_WEIGHT);
-                (PriorityClass::Normal, t.weight * w)
-            }
-            (DeltaBody::Changes { .. }, None) => (PriorityClass::Normal, t.weight),
         }
     }
 
@@ -600,61 +541,72 @@ impl<S: UnitSnapshot> DeltaSender<S> {
 
     /// Turns every due unit into a candidate (without committing anything).
     fn collect_due(&mut self, tick: u64) {
-        let cap = self.config.history_cap.max(2);
         self.batch.clear();
         for id in std::mem::take(&mut self.due) {
-            let Some(t) = self.units.get_mut(&id) else {
-                continue;
-            };
-            t.queued = false;
-            if t.settled() || (t.acked.is_none() && t.in_flight.is_empty() && t.current.is_none()) {
-                if t.current.is_none() {
-                    self.units.remove(&id);
-                }
-                self.priority.remove(&id);
-                continue;
+            if let Some(t) = self.units.get_mut(&id) {
+                t.queued = false;
             }
-            let unchanged =
-                t.in_flight.back().map(|e| e.1).or(t.acked.map(|a| a.1)) == Some(t.current);
-            if unchanged && !t.resend {
-                self.priority.remove(&id);
-                continue; // in flight already; wait for its ack or loss
+            if let Some(c) = self.candidate(id, tick) {
+                self.batch.push(c);
             }
-            // The client may have pushed the baseline out of its history:
-            // such a send forgets it, so only whole states go until a new ack.
-            let drops_baseline = t.in_flight.len() + 1 >= cap;
-            let acked = if drops_baseline { None } else { t.acked };
-            let body = match (t.current, acked) {
-                (None, _) => DeltaBody::Removed,
-                (Some(cur), Some((bt, Some(base))))
-                    if self.config.deltas
-                        && (tick - bt <= self.config.baseline_window_ticks
-                            || t.in_flight.is_empty()) =>
-                {
-                    S::diff(&base, &cur, tick).map_or(DeltaBody::Full(cur), |changes| {
-                        DeltaBody::Changes {
-                            baseline_tick: bt,
-                            changes,
-                        }
-                    })
-                }
-                (Some(cur), _) => DeltaBody::Full(cur),
-            };
-            // Group by where the client will draw it now (a removal: where it was).
-            let sector = t
-                .current
-                .or(t.believed())
-                .map_or(SectorId::new(0, 0, 0), |u| {
-                    SectorId::at(u.position_at(tick))
-                });
-            self.batch.push(Candidate {
-                sector,
-                id,
-                delta: UnitDelta { unit_id: id, body },
-                drops_baseline,
-                resend: unchanged,
-            });
         }
+    }
+
+    /// What unit `id` would be sent as at `tick`, or `None` when nothing
+    /// is to be sent (the client has it, or it is in flight unchanged);
+    /// forgets a removed unit the client never had.
+    fn candidate(&mut self, id: UnitId, tick: u64) -> Option<Candidate<S>> {
+        let cap = self.config.history_cap.max(2);
+        let Some(t) = self.units.get_mut(&id) else {
+            self.priority.remove(&id);
+            return None;
+        };
+        if t.settled() || (t.acked.is_none() && t.in_flight.is_empty() && t.current.is_none()) {
+            if t.current.is_none() {
+                self.units.remove(&id);
+            }
+            self.priority.remove(&id);
+            return None;
+        }
+        let unchanged = t.in_flight.back().map(|e| e.1).or(t.acked.map(|a| a.1)) == Some(t.current);
+        if unchanged && !t.resend {
+            self.priority.remove(&id);
+            return None; // in flight already; wait for its ack or loss
+        }
+        // The client may have pushed the baseline out of its history:
+        // such a send forgets it, so only whole states go until a new ack.
+        let drops_baseline = t.in_flight.len() + 1 >= cap;
+        let acked = if drops_baseline { None } else { t.acked };
+        let body = match (t.current, acked) {
+            (None, _) => DeltaBody::Removed,
+            (Some(cur), Some((bt, Some(base))))
+                if self.config.deltas
+                    && (tick.saturating_sub(bt) <= self.config.baseline_window_ticks
+                        || t.in_flight.is_empty()) =>
+            {
+                S::diff(&base, &cur, tick).map_or(DeltaBody::Full(cur), |changes| {
+                    DeltaBody::Changes {
+                        baseline_tick: bt,
+                        changes,
+                    }
+                })
+            }
+            (Some(cur), _) => DeltaBody::Full(cur),
+        };
+        // Group by where the client will draw it now (a removal: where it was).
+        let sector = t
+            .current
+            .or(t.believed())
+            .map_or(SectorId::new(0, 0, 0), |u| {
+                SectorId::at(u.position_at(tick))
+            });
+        Some(Candidate {
+            sector,
+            id,
+            delta: UnitDelta { unit_id: id, body },
+            drops_baseline,
+            resend: unchanged,
+        })
     }
 
     /// Commits a candidate that is being sent.
@@ -785,6 +737,7 @@ impl<S: UnitSnapshot> DeltaSender<S> {
     /// visible unit will be sent whole again.
     pub fn reset_client(&mut self) {
         self.sent.clear();
+        self.parked.clear();
         self.due.clear();
         self.priority = PriorityAccumulator::new();
         self.units.retain(|_, t| t.current.is_some());

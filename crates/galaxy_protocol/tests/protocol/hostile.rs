@@ -250,3 +250,52 @@ fn client_messages_are_checked_for_type_and_size_before_decoding() {
         assert_eq!(peak, 0, "allocated before refusing tag {tag}");
     }
 }
+
+/// A client that never acks made its sender resend every unit it was ever
+/// sent, every `resend_after_ticks`, each one a candidate every tick: a
+/// view-hopping attacker cost the server 30 times a fair client. Now units
+/// of packets lost while the client acks nothing wait for its next ack (an
+/// empty probe asks for one now and then), and are sent again once it acks.
+#[test]
+fn a_client_that_never_acks_gets_nothing_resent_until_it_acks() {
+    let mut tx: DeltaSender = DeltaSender::default();
+    let mut budget = ByteBudget::from_kbps(256.0, 20.0);
+    for i in 0..2_000u64 {
+        tx.set_unit(i, unit(i as i64 * 1_000));
+    }
+    let mut sent: Vec<UnitUpdate> = Vec::new();
+    let mut records = 0;
+    for tick in 1..=400 {
+        budget.refill();
+        let out = tx.write_updates_within(tick, &mut budget);
+        records += out.iter().map(|u| u.updates.len()).sum::<usize>();
+        sent.extend(out);
+    }
+    let stats = tx.stats();
+    // Every unit went once; nothing was resent into the silence, and the
+    // sender kept asking for an ack with empty probes.
+    assert_eq!(records, 2_000);
+    assert_eq!(stats.resends, 0);
+    assert!(stats.probes >= 10, "probes: {}", stats.probes);
+    assert!(!tx.is_settled());
+    // The client wakes up having received nothing but the newest probe:
+    // every unit is sent again, and then it settles.
+    let mut rx: DeltaReceiver = DeltaReceiver::default();
+    let last = sent.last().expect("probes were sent");
+    rx.receive(last).expect("a probe applies");
+    for ack in rx.take_acks() {
+        tx.receive_ack(&ack);
+    }
+    for tick in 401..=700 {
+        budget.refill();
+        for u in tx.write_updates_within(tick, &mut budget) {
+            rx.receive(&u).expect("a clean link applies every update");
+        }
+        for ack in rx.take_acks() {
+            tx.receive_ack(&ack);
+        }
+    }
+    assert!(tx.is_settled());
+    assert_eq!(tx.stats().resends, 2_000);
+    assert_eq!(rx.units().count(), 2_000);
+}
