@@ -107,7 +107,7 @@ impl SectorIndex {
         sector: &SectorId,
         since: u64,
     ) -> Option<impl Iterator<Item = UnitId> + '_> {
-        if since.saturating_add(CHANGE_LOG_TICKS) < self.tick {
+        if !self.remembers(since) {
             return None;
         }
         let log = self.log.get(sector);
@@ -117,6 +117,13 @@ impl SectorIndex {
                 .flat_map(move |l| l.range(start..))
                 .map(|e| e.1),
         )
+    }
+
+    /// True if changes since tick `since` are still in the history kept
+    /// ([`SectorIndex::changed_since`] has them); else a client last updated
+    /// then needs whole sectors.
+    pub fn remembers(&self, since: u64) -> bool {
+        since.saturating_add(CHANGE_LOG_TICKS) >= self.tick
     }
 
     /// Units that entered or left a sector this tick.

@@ -24,6 +24,19 @@ use crate::stats::NetworkStats;
 
 /// Priority weight of units in a client's far ring (near ones weigh 1).
 const FAR_WEIGHT: f32 = 0.25;
+/// Units a client's whole-sector scans may add per tick, at least (see
+/// [`scan_allowance`]).
+const MIN_SCAN_UNITS: usize = 256;
+
+/// Units a client's whole-sector scans (a sector new to its interest, or
+/// not updated for longer than the change log) may hand its sender in one
+/// tick: about four times what its byte budget can send whole (a whole
+/// unit is 13-16 bytes), so a view change costs the server what the client
+/// can receive, not what its view holds. Sectors past the allowance are
+/// scanned on the next ticks, near ones first.
+fn scan_allowance(budget_bytes_per_tick: usize) -> usize {
+    (budget_bytes_per_tick / 4).max(MIN_SCAN_UNITS)
+}
 
 /// Keeps one replication state per session, gives each the acks its client
 /// sent this frame, and notes since when a client has owed an ack (updates
@@ -199,8 +212,13 @@ fn replicate_client<S: UnitSnapshot>(
         .map(|c| (*c, false))
         .chain(s.far.iter().map(|c| (*c, true)))
         .collect();
+    let mut allowance = scan_allowance(s.budget.bytes_per_tick());
     for (sector, is_far) in sectors {
         let since = c.last_sent.get(&sector).copied();
+        let whole = since.is_none_or(|t| !index.remembers(t));
+        if whole && allowance == 0 {
+            continue; // scanned on a later tick
+        }
         let due = match since {
             None => true,
             Some(sent) => {
@@ -239,6 +257,7 @@ fn replicate_client<S: UnitSnapshot>(
                     for id in index.units_in(&cell) {
                         if let Some(snapshot) = units.snapshot(id) {
                             c.sender.set_unit_weighted(id, *snapshot, weight);
+                            allowance = allowance.saturating_sub(1);
                         }
                     }
                 }
