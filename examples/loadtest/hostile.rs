@@ -6,7 +6,8 @@
 //! with attacker work (`attackers_cpu_pct` says how much it got; the
 //! message counts say whether the attack kept its pace). Each is a real netcode
 //! connection that never speaks the game protocol honestly; attacker `i`
-//! does [`Attack::ALL`]`[i % 7]`. When the server disconnects one, it
+//! does [`Attack::ALL`]`[i % 7]` (all of them do one with `--attack NAME`,
+//! e.g. `--attack views_under_limit`). When the server disconnects one, it
 //! connects again a second later (same player id), so the pressure lasts
 //! the whole run.
 
@@ -239,7 +240,9 @@ pub(crate) fn run_attackers(
     let mut attackers: Vec<Attacker> = (0..n)
         .map(|i| Attacker {
             player: first_player + i,
-            attack: Attack::ALL[i as usize % Attack::ALL.len()],
+            attack: args
+                .attack
+                .unwrap_or(Attack::ALL[i as usize % Attack::ALL.len()]),
             app: None,
             was_connected: false,
             reconnect_at: 0.0,

@@ -110,6 +110,8 @@ struct Args {
     hostile: u64,
     /// The attackers' thread's nice value (0: as the rest).
     attacker_nice: i32,
+    /// Only this attack (`--attack NAME`), instead of all seven in turn.
+    attack: Option<hostile::Attack>,
 }
 
 struct Cli {
@@ -124,7 +126,7 @@ fn parse() -> Result<Cli, String> {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: loadtest [--units N] [--clients N] [--seconds S] [--warmup S] [--loss P] \
                  [--battle-size N] [--budget-kbps K] [--server-threads N] [--idle-units N] \
-                 [--hostile N] [--attacker-nice N] [--noise-probe S] [--sweep] [--json]";
+                 [--hostile N] [--attack NAME] [--attacker-nice N] [--noise-probe S] [--sweep] [--json]";
     if a.iter().any(|x| x == "--help" || x == "-h") {
         return Err(usage.into());
     }
@@ -140,6 +142,7 @@ fn parse() -> Result<Cli, String> {
         "--idle-units",
         "--hostile",
         "--attacker-nice",
+        "--attack",
         "--noise-probe",
     ];
     let mut i = 0;
@@ -160,6 +163,15 @@ fn parse() -> Result<Cli, String> {
             None => Ok(d),
         }
     };
+    let attack = match a.iter().position(|x| x == "--attack") {
+        None => None,
+        Some(i) => {
+            let name = a.get(i + 1).map(String::as_str).unwrap_or("");
+            let attack = hostile::Attack::ALL.into_iter().find(|k| k.name() == name);
+            let names: Vec<&str> = hostile::Attack::ALL.iter().map(|k| k.name()).collect();
+            Some(attack.ok_or(format!("--attack needs one of {}", names.join(", ")))?)
+        }
+    };
     Ok(Cli {
         args: Args {
             units: get("--units", 20_000.0)?.max(2.0) as u64,
@@ -173,6 +185,7 @@ fn parse() -> Result<Cli, String> {
             idle_units: get("--idle-units", 0.0)? as u64,
             hostile: get("--hostile", 0.0)? as u64,
             attacker_nice: get("--attacker-nice", 19.0)?.min(19.0) as i32,
+            attack,
         },
         json: a.iter().any(|x| x == "--json"),
         sweep: a.iter().any(|x| x == "--sweep"),
