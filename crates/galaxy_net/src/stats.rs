@@ -29,6 +29,10 @@ pub struct NetworkStats {
     pub rejected: BTreeMap<&'static str, u64>,
     /// Clients disconnected for misbehaving.
     pub kicked_clients: u64,
+    /// Whole-sector scans put off to a later tick because a client's view
+    /// brought in more units than its budget can take (see
+    /// `NetworkConfig::client_budget_kbps`).
+    pub deferred_scans: u64,
     /// Server: redirects sent to clients (player migration to another server).
     pub redirects_sent: u64,
     /// Client: redirects followed to another server (refused ones count as

@@ -142,9 +142,12 @@ pub(crate) fn replicate<S: UnitSnapshot>(
         .filter_map(|(&id, c)| by_id.remove(&id).map(|s| (id, c, s)))
         .collect();
     let (index, rate, units) = (&*index, *rate, &units);
+    let deferred_scans = std::sync::atomic::AtomicU64::new(0);
     in_parallel_mut(&mut clients, 8, config.server_threads, |(_, c, s)| {
-        replicate_client(s, c, tick, index, units, rate);
+        let deferred = replicate_client(s, c, tick, index, units, rate);
+        deferred_scans.fetch_add(deferred, std::sync::atomic::Ordering::Relaxed);
     });
+    stats.deferred_scans += deferred_scans.into_inner();
     for (client, c, _) in clients {
         for bytes in c.outbox.drain(..) {
             stats.bytes_sent += bytes.len() as u64;
@@ -164,7 +167,8 @@ pub(crate) fn replicate<S: UnitSnapshot>(
     stats.packet_loss = (loss / n) as f32;
 }
 
-/// One client's updates for `tick` into its outbox.
+/// One client's updates for `tick` into its outbox; returns the sectors
+/// whose whole scan was put off to a later tick.
 fn replicate_client<S: UnitSnapshot>(
     s: &mut Session,
     c: &mut ClientReplication<S>,
@@ -172,8 +176,8 @@ fn replicate_client<S: UnitSnapshot>(
     index: &SectorIndex,
     units: &UnitsView<'_, S>,
     rate: TickRate,
-) {
-    let Some(view) = s.view else { return };
+) -> u64 {
+    let Some(view) = s.view else { return 0 };
     // Units that left the client's interest: all of them when the view
     // changed, else those that changed sector this tick.
     let mut leaving = std::mem::take(&mut c.leaving);
@@ -213,12 +217,9 @@ fn replicate_client<S: UnitSnapshot>(
         .chain(s.far.iter().map(|c| (*c, true)))
         .collect();
     let mut allowance = scan_allowance(s.budget.bytes_per_tick());
+    let mut deferred = 0;
     for (sector, is_far) in sectors {
         let since = c.last_sent.get(&sector).copied();
-        let whole = since.is_none_or(|t| !index.remembers(t));
-        if whole && allowance == 0 {
-            continue; // scanned on a later tick
-        }
         let due = match since {
             None => true,
             Some(sent) => {
@@ -228,6 +229,10 @@ fn replicate_client<S: UnitSnapshot>(
             }
         };
         if !due {
+            continue;
+        }
+        if allowance == 0 && since.is_none_or(|t| !index.remembers(t)) {
+            deferred += 1; // a whole scan: on a later tick
             continue;
         }
         c.last_sent.insert(sector, tick);
@@ -266,4 +271,5 @@ fn replicate_client<S: UnitSnapshot>(
     }
     c.sender
         .write_messages_within(tick, &mut s.budget, &mut c.outbox);
+    deferred
 }

@@ -364,3 +364,45 @@ fn a_frame_of_several_ticks_snapshots_once() {
         "{frames_of_several} frames of 2+ ticks"
     );
 }
+
+/// A view over more units than a client's budget can take is scanned a
+/// few sectors a tick (near ones first), not all at once, and the client
+/// still gets every unit: a view change costs the server what the client
+/// can receive, not what its view holds.
+#[test]
+fn a_crowded_view_is_scanned_over_several_ticks_and_converges() {
+    let (mut server, addr) = server_with(
+        NetworkConfig {
+            client_budget_kbps: 64.0,
+            ..config()
+        },
+        ServerAuth::Insecure,
+        &[],
+    );
+    // Three 400-unit blocks in three sectors, each past one tick's
+    // allowance (256 units at 64 kbps).
+    let mut all = Vec::new();
+    for origin in [
+        WorldPos::new(10_000, 10_000),
+        WorldPos::new(110_000, 10_000),
+        WorldPos::new(10_000, 110_000),
+    ] {
+        all.extend(spawn_block(&mut server, 1, origin, 20));
+    }
+    let view = view_at(WorldPos::new(100_000, 100_000));
+    let mut c = player(1, addr, view);
+    let ok = pump_until(
+        &mut [&mut server, &mut c],
+        Duration::from_secs(20),
+        |apps| client_units(apps[1]).len() == all.len(),
+    );
+    assert!(
+        ok,
+        "the client holds {} of {}",
+        client_units(&mut c).len(),
+        all.len()
+    );
+    assert_eq!(client_units(&mut c), expected_for(&mut server, view));
+    let deferred = server.world().resource::<NetworkStats>().deferred_scans;
+    assert!(deferred >= 2, "whole scans put off: {deferred}");
+}
