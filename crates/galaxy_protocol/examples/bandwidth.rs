@@ -626,14 +626,24 @@ pub fn standard_scenarios() -> Vec<Scenario> {
             budget_kbps: Some(256.0),
             ..base("budget-battle", Kind::Battle, 5000, 3000.0, 600)
         },
+        // A phone on the mobile profile watching a battle: its budget and
+        // rate (the report's ticks are its updates, so 10 ticks = 1 s).
+        Scenario {
+            hz: u64::from(LinkProfile::MOBILE_HZ),
+            budget_kbps: Some(f64::from(LinkProfile::MOBILE_KBPS)),
+            ..base("mobile", Kind::Battle, MOBILE_UNITS, 1500.0, 300)
+        },
     ]
 }
+
+/// Units in view of the `mobile` scenario's phone.
+const MOBILE_UNITS: usize = 400;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "usage: bandwidth [--json] [--scenario march|battle|idle|lossy|battle-nodr|advance|budget|budget-battle] [--seed N]"
+            "usage: bandwidth [--json] [--scenario march|battle|idle|lossy|battle-nodr|advance|budget|budget-battle|mobile] [--seed N]"
         );
         return;
     }

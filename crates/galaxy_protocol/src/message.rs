@@ -60,6 +60,83 @@ pub struct ViewUpdate {
     pub view: WorldRect,
     /// Highest update rate the client wants (lower on a poor link); 0 = server default.
     pub max_update_hz: u8,
+    /// The client's link class: a server never sends it more than the
+    /// profile allows (it may send less, by its own budget).
+    pub profile: LinkProfile,
+}
+
+/// What kind of link a client is on, so the server can fit its updates to
+/// it: a desktop takes what the server's budget gives; a phone on a mobile
+/// network asks for fewer bytes, a lower rate and a coarser far ring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkProfile {
+    /// The server's own budget and rate.
+    #[default]
+    Desktop,
+    /// At most [`LinkProfile::MOBILE_KBPS`] kbps and
+    /// [`LinkProfile::MOBILE_HZ`] updates a second; far sectors at half
+    /// their usual rate.
+    Mobile,
+}
+
+impl LinkProfile {
+    /// A mobile client's byte budget in kbps.
+    pub const MOBILE_KBPS: u16 = 32;
+    /// A mobile client's highest update rate.
+    pub const MOBILE_HZ: u8 = 10;
+
+    /// Most kbps of updates the client takes (0: no limit of its own).
+    pub fn max_kbps(self) -> u16 {
+        match self {
+            Self::Desktop => 0,
+            Self::Mobile => Self::MOBILE_KBPS,
+        }
+    }
+
+    /// Highest update rate the client takes (0: no limit of its own).
+    pub fn max_update_hz(self) -> u8 {
+        match self {
+            Self::Desktop => 0,
+            Self::Mobile => Self::MOBILE_HZ,
+        }
+    }
+
+    /// How many times longer than usual the far ring's sectors wait between
+    /// updates.
+    pub fn far_interval_factor(self) -> u64 {
+        match self {
+            Self::Desktop => 1,
+            Self::Mobile => 2,
+        }
+    }
+
+    /// The more frugal of the two (a server on the mobile profile treats
+    /// every client as mobile; a mobile client stays mobile anywhere).
+    pub fn stricter(self, other: Self) -> Self {
+        if self == Self::Mobile || other == Self::Mobile {
+            Self::Mobile
+        } else {
+            Self::Desktop
+        }
+    }
+
+    /// The profile named `name` (`desktop`, `mobile`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "desktop" => Some(Self::Desktop),
+            "mobile" => Some(Self::Mobile),
+            _ => None,
+        }
+    }
+
+    /// Its name, as [`LinkProfile::from_name`] takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Desktop => "desktop",
+            Self::Mobile => "mobile",
+        }
+    }
 }
 
 /// A server tells a connected client to move to another server of the

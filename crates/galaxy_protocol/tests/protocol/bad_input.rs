@@ -176,6 +176,7 @@ fn errors_are_typed() {
     let view = ClientMessage::ViewUpdate(ViewUpdate {
         view: rect,
         max_update_hz: 0,
+        profile: LinkProfile::Desktop,
     });
     assert_eq!(
         decode_client(&encode_client(&view).unwrap()),

@@ -3,7 +3,7 @@
 //! battle within 256 kbps and 5 cm of the truth, at least 3x below the
 //! naive encoding; convergence under loss; and under a 256 kbps budget the
 //! budget holding within one message while every unit's news reaches the
-//! client within a second.
+//! client within a second, and the same for the mobile profile at 32 kbps.
 
 #[allow(dead_code)]
 #[path = "../../examples/bandwidth.rs"]
@@ -48,6 +48,30 @@ fn march_lossy_and_no_dead_reckoning_converge() {
 fn the_budget_holds_and_nothing_waits_a_second() {
     let mut s = scenario("budget");
     s.ticks = 200;
+    let r = bandwidth::run(&s, 7);
+    assert!(r.converged);
+    assert!(
+        r.budget_overshoot_bytes <= galaxy_protocol::MAX_UNIT_UPDATE_BYTES as i64,
+        "{} bytes over the budget",
+        r.budget_overshoot_bytes
+    );
+    assert!(r.deferred > 0, "the budget never bound");
+    assert!(
+        r.max_stale_ticks <= s.hz,
+        "a unit waited {} ticks",
+        r.max_stale_ticks
+    );
+}
+
+/// The mobile profile (32 kbps, 10 updates a second) watching a 400-unit
+/// battle: the budget holds within one message and no unit in view is more
+/// than a second stale.
+#[test]
+fn the_mobile_profile_holds_32_kbps_and_nothing_waits_a_second() {
+    let mut s = scenario("mobile");
+    assert_eq!(s.hz, u64::from(galaxy_protocol::LinkProfile::MOBILE_HZ));
+    assert_eq!(s.budget_kbps, Some(32.0));
+    s.ticks = 150;
     let r = bandwidth::run(&s, 7);
     assert!(r.converged);
     assert!(

@@ -46,6 +46,7 @@ fn each_variant_has_its_own_tag() {
         Message::Client(ClientMessage::ViewUpdate(ViewUpdate {
             view: WorldRect::around(WorldPos::new(0, 0), 10),
             max_update_hz: 20,
+            profile: LinkProfile::Mobile,
         })),
         Message::Client(ClientMessage::BatchCommand(BatchCommand {
             sector_id: sector,

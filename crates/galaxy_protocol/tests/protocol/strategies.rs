@@ -227,12 +227,19 @@ pub fn client_message() -> impl Strategy<Value = ClientMessage> {
         ),
         (any::<u16>(), any::<u64>())
             .prop_map(|(latest, mask)| ClientMessage::UpdateAck(UpdateAck { latest, mask })),
-        (world_pos(), world_pos(), any::<u8>()).prop_map(|(a, b, max_update_hz)| {
-            ClientMessage::ViewUpdate(ViewUpdate {
-                view: WorldRect::from_corners(a, b),
-                max_update_hz,
-            })
-        }),
+        (world_pos(), world_pos(), any::<u8>(), any::<bool>()).prop_map(
+            |(a, b, max_update_hz, mobile)| {
+                ClientMessage::ViewUpdate(ViewUpdate {
+                    view: WorldRect::from_corners(a, b),
+                    max_update_hz,
+                    profile: if mobile {
+                        LinkProfile::Mobile
+                    } else {
+                        LinkProfile::Desktop
+                    },
+                })
+            }
+        ),
         (sector(), vec(command(), 0..6), any::<u64>()).prop_map(
             |(sector_id, commands, player_id)| {
                 ClientMessage::BatchCommand(BatchCommand {
