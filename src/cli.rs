@@ -68,6 +68,8 @@ pub struct ClientOptions {
     pub bots: u32,
     /// Key and mouse bindings file (defaults: `config/bindings.toml`).
     pub bindings: Option<PathBuf>,
+    /// The link this client is on (`--profile mobile`: 32 kbps, 10 Hz).
+    pub profile: galaxy_net::LinkProfile,
 }
 
 /// Options of the `token` subcommand.
@@ -100,7 +102,8 @@ CLIENT OPTIONS:\n  --connect HOST:PORT  join a dedicated server (default: start 
 --screenshot PATH    save a PNG of the window after --exit-after seconds, exit 0 only if connected with units\n  \
 --exit-after SECS    stop after SECS seconds\n  --units N            units per army on the embedded server (default 60)\n  \
 --bots N             AI opponents on the embedded server (default 2)\n  \
---bindings FILE      key and mouse bindings (format and defaults: config/bindings.toml)\n\n\
+--bindings FILE      key and mouse bindings (format and defaults: config/bindings.toml)\n  \
+--profile NAME       desktop (default) or mobile: ask the server for 32 kbps at 10 Hz\n\n\
 SERVER OPTIONS:\n  {CONFIG_FLAGS}\n  \
 --bots N             AI players (default 2)\n  --units-per-bot N    units per AI player (default 200)\n  \
 --insecure           accept clients without tokens (local testing only)\n  --status-every SECS  seconds between status lines (default 5)\n  \
@@ -218,6 +221,11 @@ fn parse_client(args: &[String]) -> Result<Command, String> {
             "--units" => o.units = value(args, i)?,
             "--bots" => o.bots = value(args, i)?,
             "--bindings" => o.bindings = Some(value(args, i)?),
+            "--profile" => {
+                let name: String = value(args, i)?;
+                o.profile = galaxy_net::LinkProfile::from_name(&name)
+                    .ok_or_else(|| format!("--profile: {name:?} is not desktop or mobile"))?;
+            }
             other => return Err(format!("unknown option {other:?}; see --help")),
         }
         i += 2;
@@ -317,6 +325,23 @@ mod tests {
         assert!(
             matches!(parse(&a("server --bots 1"), false), Ok(Command::Server(o)) if o.bots == 1)
         );
+    }
+
+    #[test]
+    fn profile_flags() {
+        use galaxy_net::LinkProfile;
+        assert!(
+            matches!(parse(&a("--profile mobile"), false), Ok(Command::Client(o)) if o.profile == LinkProfile::Mobile)
+        );
+        assert!(
+            matches!(parse(&a(""), false), Ok(Command::Client(o)) if o.profile == LinkProfile::Desktop)
+        );
+        assert!(parse(&a("--profile phone"), false).is_err());
+        let Ok(Command::Server(o)) = parse(&a("--profile mobile"), true) else {
+            panic!("a server takes the profile too")
+        };
+        assert_eq!(o.config.profile, LinkProfile::Mobile);
+        assert_eq!(o.config.client_budget_kbps, 32.0);
     }
 
     #[test]

@@ -193,6 +193,7 @@ fn messages(
             let msg = ClientMessage::ViewUpdate(ViewUpdate {
                 view,
                 max_update_hz: 0,
+                profile: Default::default(),
             });
             vec![(COMMANDS, encode_client(&msg).expect("a view encodes"))]
         }

@@ -139,7 +139,8 @@ pub fn run(opts: ClientOptions) -> Result<(), String> {
     let config = NetworkConfig {
         port: 0,
         ..default()
-    };
+    }
+    .with_profile(opts.profile);
     let mut app = App::new();
     app.add_plugins(DefaultPlugins.set(WindowPlugin {
         primary_window: Some(Window {

@@ -56,6 +56,11 @@ pub struct NetworkConfig {
     /// units over Bevy's compute task pool; 1 keeps it on one thread (for
     /// a machine whose other cores are busy with something else).
     pub server_threads: usize,
+    /// A client's link class (`--profile desktop|mobile`), sent to the
+    /// server with its view: a mobile client is sent at most 32 kbps at
+    /// 10 Hz with a coarser far ring, whatever the server's own budget. On
+    /// a server, the least any client gets (`mobile`: every client).
+    pub profile: galaxy_protocol::LinkProfile,
 }
 
 impl Default for NetworkConfig {
@@ -76,6 +81,7 @@ impl Default for NetworkConfig {
             client_budget_kbps: 256.0,
             reckoning_threshold_cm: galaxy_protocol::reckoning::DEFAULT_THRESHOLD_CM,
             server_threads: 0,
+            profile: galaxy_protocol::LinkProfile::Desktop,
         }
     }
 }
@@ -119,9 +125,22 @@ pub enum ConfigError {
 
 /// The command-line flags [`NetworkConfig::apply_args`] understands.
 pub const CONFIG_FLAGS: &str = "--server-address ADDR  --port N  --max-connections N  --update-rate HZ  \
---no-compression  --budget-kbps KBPS  --reckoning-cm CM  --key-file PATH  --config FILE";
+--no-compression  --budget-kbps KBPS  --reckoning-cm CM  --key-file PATH  --profile desktop|mobile  \
+--config FILE";
 
 impl NetworkConfig {
+    /// These settings with `profile`'s preset: for `mobile`, a 32 kbps
+    /// budget, updates at 10 Hz at most and a coarser far ring (on a
+    /// client: what it asks every server for; on a server: for every
+    /// client). The tick rate stays: client and server must agree on it.
+    pub fn with_profile(mut self, profile: galaxy_protocol::LinkProfile) -> Self {
+        self.profile = profile;
+        if profile.max_kbps() > 0 {
+            self.client_budget_kbps = f64::from(profile.max_kbps());
+        }
+        self
+    }
+
     /// Reads a TOML file; missing keys keep their defaults, unknown keys are errors.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -218,6 +237,14 @@ impl NetworkConfig {
                 "--no-compression" => self.compression_enabled = false,
                 "--budget-kbps" => self.client_budget_kbps = parse(flag, &value()?)?,
                 "--reckoning-cm" => self.reckoning_threshold_cm = parse(flag, &value()?)?,
+                "--profile" => {
+                    let name = value()?;
+                    let profile =
+                        galaxy_protocol::LinkProfile::from_name(&name).ok_or_else(|| {
+                            flag_error(flag, &format!("{name:?}: expected desktop or mobile"))
+                        })?;
+                    *self = std::mem::take(self).with_profile(profile);
+                }
                 _ => rest.push(flag.clone()),
             }
         }
@@ -334,5 +361,30 @@ mod tests {
         assert_eq!(c.reckoning_threshold_cm, 2);
         let c = NetworkConfig::from_toml("client_budget_kbps = 512.0\nupdate_rate = 10.0").unwrap();
         assert_eq!(c.budget_bytes_per_tick(c.tick_rate()), Some(6400));
+    }
+
+    #[test]
+    fn the_mobile_profile_is_a_preset_and_a_typo_is_an_error() {
+        use galaxy_protocol::LinkProfile;
+        let mut c = NetworkConfig::default();
+        c.apply_args(&args("--profile mobile")).unwrap();
+        assert_eq!(c.profile, LinkProfile::Mobile);
+        assert_eq!(c.client_budget_kbps, 32.0);
+        assert_eq!(c.update_rate, 20.0, "the tick rate is shared; it stays");
+        // A later flag overrides the preset's budget.
+        let mut c = NetworkConfig::default();
+        c.apply_args(&args("--profile mobile --budget-kbps 24"))
+            .unwrap();
+        assert_eq!(c.client_budget_kbps, 24.0);
+        let c = NetworkConfig::from_toml("profile = \"mobile\"").unwrap();
+        assert_eq!(c.profile, LinkProfile::Mobile);
+        assert!(matches!(
+            NetworkConfig::default().apply_args(&args("--profile tablet")),
+            Err(ConfigError::Flag { .. })
+        ));
+        assert_eq!(
+            LinkProfile::Desktop.stricter(LinkProfile::Mobile),
+            LinkProfile::Mobile
+        );
     }
 }

@@ -78,8 +78,9 @@ use bevy::prelude::*;
 
 pub use galaxy_protocol as protocol;
 pub use galaxy_protocol::{
-    CombatEvent, CombatEventType, CompressedCommand, Motion, PlayerId, QuantizedUnit, SectorId,
-    SnapshotField, UnitId, UnitIdList, UnitSnapshot, Velocity, WorldPos, WorldRect, unit_snapshot,
+    CombatEvent, CombatEventType, CompressedCommand, LinkProfile, Motion, PlayerId, QuantizedUnit,
+    SectorId, SnapshotField, UnitId, UnitIdList, UnitSnapshot, Velocity, WorldPos, WorldRect,
+    unit_snapshot,
 };
 
 pub use client::{

@@ -275,6 +275,7 @@ fn send(
     player: Res<LocalPlayer>,
     view: Option<Res<View>>,
     rate: Res<MaxUpdateRate>,
+    config: Option<Res<crate::NetworkConfig>>,
     mut outgoing: ResMut<OutgoingCommands>,
     mut sent: ResMut<SentState>,
     mut stats: ResMut<NetworkStats>,
@@ -312,6 +313,7 @@ fn send(
         let update = ViewUpdate {
             view: view.0,
             max_update_hz: rate.0,
+            profile: config.map(|c| c.profile).unwrap_or_default(),
         };
         any |= send_message(
             &mut client,

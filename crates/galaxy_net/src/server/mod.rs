@@ -15,8 +15,8 @@ use bevy::prelude::*;
 use bevy_renet::renet::ClientId;
 use bevy_renet::{RenetReceive, RenetSend, RenetServer, RenetServerPlugin};
 use galaxy_protocol::{
-    ByteBudget, ClientMessage, CombatEvent, CompressedCommand, IdHashSet, PlayerId, SectorId,
-    UpdateAck, WorldRect, codec,
+    ByteBudget, ClientMessage, CombatEvent, CompressedCommand, IdHashSet, LinkProfile, PlayerId,
+    SectorId, UpdateAck, WorldRect, codec,
 };
 
 pub use tick_times::{PhaseMs, TickPhase, TickTimes, mark as mark_phase};
@@ -160,14 +160,33 @@ pub struct ReceivedCommands(pub Vec<(PlayerId, CompressedCommand)>);
 #[derive(Resource, Default, Debug)]
 pub struct OutgoingEvents(pub Vec<CombatEvent>);
 
+/// A client's byte budget: the server's, or the client's profile's if
+/// that is smaller (a client can ask for less, never for more).
+fn budget_for(config: &NetworkConfig, rate: TickRate, profile: LinkProfile) -> ByteBudget {
+    let server = config.client_budget_kbps;
+    let asked = f64::from(profile.max_kbps());
+    let kbps = match (server > 0.0, asked > 0.0) {
+        (true, true) => server.min(asked),
+        (false, true) => asked,
+        (_, false) => server,
+    };
+    if kbps > 0.0 {
+        ByteBudget::from_kbps(kbps, rate.0)
+    } else {
+        ByteBudget::unlimited()
+    }
+}
+
 /// One connected client.
 pub struct Session {
     player: PlayerId,
     view: Option<WorldRect>,
     /// Highest update rate the client asked for (0 = server default).
     max_update_hz: u8,
+    /// The client's link class (its budget, rate and far-ring detail).
+    profile: LinkProfile,
     /// A view change waiting for [`MIN_VIEW_INTERVAL_SECS`] to pass.
-    pending_view: Option<(WorldRect, u8)>,
+    pending_view: Option<(WorldRect, u8, LinkProfile)>,
     /// When the view last changed.
     view_changed_at: f64,
     /// View changes taken so far.
@@ -199,17 +218,15 @@ pub struct Session {
 
 impl Session {
     fn new(player: PlayerId, config: &NetworkConfig, rate: TickRate, now: f64) -> Self {
-        let budget = config
-            .budget_bytes_per_tick(rate)
-            .map_or_else(ByteBudget::unlimited, ByteBudget::per_tick);
         Self {
             player,
             view: None,
             max_update_hz: 0,
+            profile: config.profile,
             pending_view: None,
             view_changed_at: f64::NEG_INFINITY,
             views_applied: 0,
-            budget,
+            budget: budget_for(config, rate, config.profile),
             interest_of: None,
             near: IdHashSet::default(),
             far: IdHashSet::default(),
@@ -317,6 +334,7 @@ fn receive_messages(
     mut commands: ResMut<ReceivedCommands>,
     mut stats: ResMut<NetworkStats>,
     config: Res<NetworkConfig>,
+    rate: Res<TickRate>,
     time: Res<Time<Real>>,
 ) {
     let now = time.elapsed_secs_f64();
@@ -347,7 +365,7 @@ fn receive_messages(
                         if session.pending_view.is_some() {
                             stats.reject("view_rate_limited", 1);
                         }
-                        session.pending_view = Some((v.view, v.max_update_hz));
+                        session.pending_view = Some((v.view, v.max_update_hz, v.profile));
                     }
                     Ok(ClientMessage::Connect(c))
                         if c.protocol_version != galaxy_protocol::PROTOCOL_VERSION =>
@@ -383,7 +401,7 @@ fn receive_messages(
                 }
             }
         }
-        if let Some((view, hz)) = session.pending_view
+        if let Some((view, hz, profile)) = session.pending_view
             && now - session.view_changed_at >= MIN_VIEW_INTERVAL_SECS
         {
             session.pending_view = None;
@@ -393,6 +411,11 @@ fn receive_messages(
             }
             session.view = Some(view);
             session.max_update_hz = hz;
+            let profile = profile.stricter(config.profile);
+            if session.profile != profile {
+                session.profile = profile;
+                session.budget = budget_for(&config, *rate, profile);
+            }
         }
         let flooding = session.window_bytes > config.max_client_bytes_per_second
             || session.window_commands > config.max_commands_per_second.saturating_mul(4)

@@ -204,10 +204,13 @@ fn replicate_client<S: UnitSnapshot>(
     }
     c.leaving = leaving;
     // A client on a poor link may ask for fewer updates per second.
-    let floor = match s.max_update_hz {
-        0 => 1,
-        hz => (rate.0 / f64::from(hz)).ceil().max(1.0) as u64,
+    // (and a mobile client gets its profile's rate at most).
+    let floor = match (s.max_update_hz, s.profile.max_update_hz()) {
+        (0, 0) => 1,
+        (0, hz) | (hz, 0) => (rate.0 / f64::from(hz)).ceil().max(1.0) as u64,
+        (a, b) => (rate.0 / f64::from(a.min(b))).ceil().max(1.0) as u64,
     };
+    let far_factor = s.profile.far_interval_factor();
     s.budget
         .set_max_saved_ticks(floor.min(u64::from(MAX_SAVED_TICKS)) as u32);
     let sectors: Vec<(SectorId, bool)> = s
@@ -225,7 +228,9 @@ fn replicate_client<S: UnitSnapshot>(
             Some(sent) => {
                 index.changed_at(&sector) > sent
                     && tick.saturating_sub(sent)
-                        >= interval_ticks(index.activity(&sector), rate.0 as f32, is_far).max(floor)
+                        >= interval_ticks(index.activity(&sector), rate.0 as f32, is_far)
+                            .saturating_mul(if is_far { far_factor } else { 1 })
+                            .max(floor)
             }
         };
         if !due {

@@ -186,6 +186,18 @@ pub fn player(player: PlayerId, server: SocketAddr, view: WorldRect) -> App {
     client(ClientAuth::Insecure { player, server }, view)
 }
 
+/// Like [`player`], with its own network settings (e.g. a link profile).
+pub fn player_with(
+    player: PlayerId,
+    server: SocketAddr,
+    view: WorldRect,
+    config: NetworkConfig,
+) -> App {
+    let mut app = client(ClientAuth::Insecure { player, server }, view);
+    app.insert_resource(config);
+    app
+}
+
 /// A renet connection that never speaks the game protocol.
 pub fn raw_client(player: PlayerId, server: SocketAddr) -> App {
     let mut app = App::new();
@@ -302,6 +314,16 @@ pub fn set_goal(server: &mut App, ids: &[UnitId], to: WorldPos) {
     for (id, mut goal) in q.iter_mut(server.world_mut()) {
         if ids.contains(&id.0) {
             goal.0 = Some(to);
+        }
+    }
+}
+
+/// Stops ships where they are.
+pub fn stop(server: &mut App, ids: &[UnitId]) {
+    let mut q = server.world_mut().query::<(&NetUnit, &mut Goal)>();
+    for (id, mut goal) in q.iter_mut(server.world_mut()) {
+        if ids.contains(&id.0) {
+            goal.0 = None;
         }
     }
 }

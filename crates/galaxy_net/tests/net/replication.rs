@@ -406,3 +406,66 @@ fn a_crowded_view_is_scanned_over_several_ticks_and_converges() {
     let deferred = server.world().resource::<NetworkStats>().deferred_scans;
     assert!(deferred >= 2, "whole scans put off: {deferred}");
 }
+
+/// A client on the mobile profile asks for 32 kbps: the server holds it
+/// to that (while a desktop client beside it gets the server's 256 kbps)
+/// and the client still converges once the ships stop.
+#[test]
+fn a_mobile_client_is_held_to_its_profiles_budget_and_converges() {
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    let origin = WorldPos::new(10_000, 10_000);
+    let ships = spawn_block(&mut server, 1, origin, 20);
+    let view = view_at(WorldPos::new(20_000, 20_000));
+    let mut desktop = player(1, addr, view);
+    let mut mobile = player_with(2, addr, view, config().with_profile(LinkProfile::Mobile));
+    assert!(
+        pump_until(
+            &mut [&mut server, &mut desktop, &mut mobile],
+            Duration::from_secs(15),
+            |apps| client_units(apps[1]).len() == 400 && client_units(apps[2]).len() == 400
+        ),
+        "the clients did not get their ships"
+    );
+    let bytes = |app: &App| app.world().resource::<NetworkStats>().bytes_received;
+    let tick = |app: &App| app.world().resource::<ServerTick>().0;
+    let (t0, d0, m0) = (tick(&server), bytes(&desktop), bytes(&mobile));
+    // Turn every ship every few ticks: far more change than 32 kbps holds.
+    let mut last_turn = 0;
+    let turns = [WorldPos::new(60_000, 10_000), WorldPos::new(10_000, 60_000)];
+    pump_until(
+        &mut [&mut server, &mut desktop, &mut mobile],
+        Duration::from_secs(20),
+        |apps| {
+            let now = tick(apps[0]);
+            if now >= last_turn + 3 {
+                last_turn = now;
+                set_goal(apps[0], &ships, turns[(now / 3 % 2) as usize]);
+            }
+            now >= t0 + 80
+        },
+    );
+    let ticks = tick(&server) - t0;
+    let (desktop_bytes, mobile_bytes) = (bytes(&desktop) - d0, bytes(&mobile) - m0);
+    // 32 kbps at 20 Hz is 200 bytes a tick; the budget may overshoot by one
+    // message and carry a few ticks of saved credit.
+    let allowed = (ticks + 4) * 200 + 1_200;
+    assert!(
+        mobile_bytes <= allowed,
+        "mobile received {mobile_bytes} B in {ticks} ticks (allowed {allowed})"
+    );
+    assert!(
+        desktop_bytes > 2 * mobile_bytes,
+        "desktop {desktop_bytes} B, mobile {mobile_bytes} B: the change was not over the mobile budget"
+    );
+    // Once the ships stop, the mobile client catches up.
+    stop(&mut server, &ships);
+    let ok = pump_until(
+        &mut [&mut server, &mut desktop, &mut mobile],
+        Duration::from_secs(30),
+        |apps| {
+            let server_ships = server_units(apps[0]);
+            client_units(apps[2]) == server_ships && client_units(apps[1]) == server_ships
+        },
+    );
+    assert!(ok, "the mobile client did not converge");
+}

@@ -327,6 +327,7 @@ fn view_changes_are_rate_limited() {
                     galaxy_net::protocol::ViewUpdate {
                         view: last,
                         max_update_hz: 0,
+                        profile: Default::default(),
                     },
                 ),
             )
@@ -371,6 +372,7 @@ fn view_changes_are_rate_limited() {
             &galaxy_net::protocol::ClientMessage::ViewUpdate(galaxy_net::protocol::ViewUpdate {
                 view: view_at(WorldPos::new(k, 7)),
                 max_update_hz: 0,
+                profile: Default::default(),
             }),
         )
         .unwrap();
@@ -406,6 +408,7 @@ fn a_client_that_never_acks_is_disconnected() {
         &galaxy_net::protocol::ClientMessage::ViewUpdate(galaxy_net::protocol::ViewUpdate {
             view: view_at(WorldPos::new(0, 0)),
             max_update_hz: 0,
+            profile: Default::default(),
         }),
     )
     .unwrap();
