@@ -155,14 +155,22 @@ mod tag {
     pub const BATCH_COMMAND: u8 = 4;
     pub const COMBAT_EVENT: u8 = 5;
     pub const REDIRECT: u8 = 9;
+    pub const STATE_DIGEST: u8 = 10;
     /// Tags of server-to-client messages.
     pub const SERVER: [u8; 3] = [UNIT_UPDATE, COMBAT_EVENT, REDIRECT];
     /// Tags of client-to-server messages.
-    pub const CLIENT: [u8; 4] = [CONNECT, UPDATE_ACK, VIEW_UPDATE, BATCH_COMMAND];
+    pub const CLIENT: [u8; 5] = [
+        CONNECT,
+        UPDATE_ACK,
+        VIEW_UPDATE,
+        BATCH_COMMAND,
+        STATE_DIGEST,
+    ];
 }
 
 /// First tag free for other crates' envelopes ([`encode_value`]); tags 6, 7
-/// and 8 are the cluster's (they were its messages' before the split).
+/// and 8 are the cluster's (they were its messages' before the split), 9
+/// and 10 this crate's again (`Redirect`, `StateDigest`).
 pub const FIRST_FOREIGN_TAG: u8 = 6;
 
 fn put<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), EncodeError> {
@@ -179,6 +187,7 @@ pub fn encode_client_into(msg: &ClientMessage, out: &mut Vec<u8>) -> Result<(), 
         ClientMessage::UpdateAck(m) => encode_value(tag::UPDATE_ACK, m, out),
         ClientMessage::ViewUpdate(m) => encode_value(tag::VIEW_UPDATE, m, out),
         ClientMessage::BatchCommand(m) => encode_value(tag::BATCH_COMMAND, m, out),
+        ClientMessage::StateDigest(m) => encode_value(tag::STATE_DIGEST, m, out),
     }
 }
 
@@ -336,6 +345,7 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientMessage, DecodeError> {
         tag::UPDATE_ACK => ClientMessage::UpdateAck(decode_value(body)?),
         tag::VIEW_UPDATE => ClientMessage::ViewUpdate(decode_value(body)?),
         tag::BATCH_COMMAND => ClientMessage::BatchCommand(decode_value(body)?),
+        tag::STATE_DIGEST => ClientMessage::StateDigest(decode_value(body)?),
         other => return Err(foreign(other, &tag::CLIENT)),
     };
     match &msg {

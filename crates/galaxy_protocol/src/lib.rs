@@ -46,6 +46,7 @@ pub mod sender;
 pub mod snapshot;
 pub mod unit;
 pub mod unit_delta;
+pub mod verify;
 
 pub use ack::{Sequence, UpdateAck};
 pub use budget::ByteBudget;
@@ -81,3 +82,4 @@ pub use unit_delta::{
     POSITION_CHANGED, PositionChange, STATE_CHANGED, TARGET_CHANGED, VELOCITY_CHANGED,
     VelocityChange,
 };
+pub use verify::{DIGEST_BUCKETS, StateDigest, Verification};

@@ -172,6 +172,9 @@ pub enum ClientMessage {
     ViewUpdate(ViewUpdate),
     /// Player orders (reliable ordered).
     BatchCommand(BatchCommand),
+    /// A digest of the client's replica, for state verification
+    /// (unreliable, beside the acks).
+    StateDigest(crate::verify::StateDigest),
 }
 
 impl ClientMessage {
@@ -182,6 +185,7 @@ impl ClientMessage {
             Self::UpdateAck(_) => "UpdateAck",
             Self::ViewUpdate(_) => "ViewUpdate",
             Self::BatchCommand(_) => "BatchCommand",
+            Self::StateDigest(_) => "StateDigest",
         }
     }
 }

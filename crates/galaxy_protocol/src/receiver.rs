@@ -449,6 +449,33 @@ impl<S: UnitSnapshot> DeltaReceiver<S> {
             .filter_map(|(&id, h)| h.back().and_then(|e| e.1.as_ref()).map(|u| (id, u)))
     }
 
+    /// A digest of every unit this receiver holds, with the ack of exactly
+    /// the updates it has received (see [`crate::verify`]); `None` before
+    /// the first update.
+    pub fn digest(&self) -> Option<crate::verify::StateDigest> {
+        let ack = self.current_ack()?;
+        let (units, buckets) = crate::verify::digest_units(self.units(), self.newest_tick);
+        Some(crate::verify::StateDigest {
+            ack,
+            tick: self.newest_tick,
+            units,
+            buckets,
+        })
+    }
+
+    /// Replaces the newest state of unit `id` without the server knowing:
+    /// a fault injector for tests of state verification (a corrupted
+    /// replica). False if the unit is not held.
+    pub fn overwrite_newest(&mut self, id: UnitId, state: S) -> bool {
+        match self.units.get_mut(&id).and_then(|h| h.back_mut()) {
+            Some((_, Some(s))) => {
+                *s = state;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Number of visible units.
     pub fn visible_count(&self) -> usize {
         self.visible

@@ -37,6 +37,7 @@ use crate::priority::PriorityAccumulator;
 use crate::sector::SectorId;
 use crate::snapshot::UnitSnapshot;
 use crate::unit::{QuantizedUnit, UnitId};
+use crate::verify::{StateDigest, Verification, digest_bucket, digest_units};
 
 mod budgeted;
 
@@ -127,11 +128,16 @@ struct Tracked<S> {
     queued: bool,
     /// The caller's priority weight (nearness); see [`DeltaSender::set_unit_weighted`].
     weight: f32,
+    /// `acked` may no longer be in the client's history (or was found
+    /// wrong): send whole until the next ack.
+    baseline_dropped: bool,
 }
 
 impl<S: UnitSnapshot> Tracked<S> {
     fn settled(&self) -> bool {
-        self.in_flight.is_empty() && self.acked.map(|a| a.1) == Some(self.current)
+        !self.baseline_dropped
+            && self.in_flight.is_empty()
+            && self.acked.map(|a| a.1) == Some(self.current)
     }
 
     /// What the client has, or will have once what is in flight arrives.
@@ -183,6 +189,8 @@ pub struct DeltaSender<S: UnitSnapshot = QuantizedUnit> {
     last_tick: Option<u64>,
     /// Tick of the newest update sent before the newest ack arrived.
     last_ack_tick: Option<u64>,
+    /// The newest `latest` of any ack received.
+    newest_ack: Option<u16>,
     /// Units of packets lost while the client acked nothing: resent once
     /// it acks again (see [`DeltaSender::receive_ack`]).
     parked: Vec<UnitId>,
@@ -216,6 +224,7 @@ impl<S: UnitSnapshot> DeltaSender<S> {
             next_seq: 0,
             last_tick: None,
             last_ack_tick: None,
+            newest_ack: None,
             parked: Vec::new(),
             pool: Vec::new(),
             writer: BitWriter::new(),
@@ -267,6 +276,7 @@ impl<S: UnitSnapshot> DeltaSender<S> {
             resend: false,
             queued: false,
             weight: 1.0,
+            baseline_dropped: false,
         });
         if let Some(w) = weight {
             t.weight = if w.is_finite() {
@@ -350,6 +360,12 @@ impl<S: UnitSnapshot> DeltaSender<S> {
     /// was ever sent cycling) and are queued now.
     pub fn receive_ack(&mut self, ack: &UpdateAck) {
         self.last_ack_tick = self.last_tick;
+        if self
+            .newest_ack
+            .is_none_or(|n| sequence_greater(ack.latest, n))
+        {
+            self.newest_ack = Some(ack.latest);
+        }
         for id in std::mem::take(&mut self.parked) {
             if let Some(t) = self.units.get_mut(&id) {
                 Self::enqueue(&mut self.due, id, t);
@@ -377,6 +393,39 @@ impl<S: UnitSnapshot> DeltaSender<S> {
         }
     }
 
+    /// Checks a client's [`StateDigest`] (see [`crate::verify`]): applies
+    /// its ack, then compares it with the digest of the states the client
+    /// acknowledged. Every unit of a bucket that differs is sent whole
+    /// again, so a corrupted replica heals within a round trip.
+    pub fn verify(&mut self, digest: &StateDigest) -> Verification {
+        self.receive_ack(&digest.ack);
+        if self.newest_ack != Some(digest.ack.latest) {
+            return Verification::Stale;
+        }
+        let held = self.units.iter().filter_map(|(&id, t)| match &t.acked {
+            Some((_, Some(s))) => Some((id, s)),
+            _ => None,
+        });
+        let (units, buckets) = digest_units(held, digest.tick);
+        let differing = digest.differing_buckets(&buckets);
+        if differing == 0 && units == digest.units {
+            return Verification::Match;
+        }
+        let mut resent = 0;
+        for (&id, t) in self.units.iter_mut() {
+            if differing & (1 << digest_bucket(id)) != 0 && t.current.is_some() {
+                t.baseline_dropped = true;
+                t.resend = true;
+                Self::enqueue(&mut self.due, id, t);
+                resent += 1;
+            }
+        }
+        Verification::Mismatch {
+            buckets: differing,
+            resent,
+        }
+    }
+
     fn on_acked(&mut self, mut rec: SentPacket) {
         self.stats.acked_packets += 1;
         for &id in &rec.units {
@@ -387,6 +436,7 @@ impl<S: UnitSnapshot> DeltaSender<S> {
                 continue;
             };
             t.acked = Some(t.in_flight[pos]);
+            t.baseline_dropped = false;
             t.in_flight.drain(..=pos);
             if t.current.is_none() && t.settled() && !t.queued {
                 self.units.remove(&id);
@@ -576,7 +626,11 @@ impl<S: UnitSnapshot> DeltaSender<S> {
         // The client may have pushed the baseline out of its history:
         // such a send forgets it, so only whole states go until a new ack.
         let drops_baseline = t.in_flight.len() + 1 >= cap;
-        let acked = if drops_baseline { None } else { t.acked };
+        let acked = if drops_baseline || t.baseline_dropped {
+            None
+        } else {
+            t.acked
+        };
         let body = match (t.current, acked) {
             (None, _) => DeltaBody::Removed,
             (Some(cur), Some((bt, Some(base))))
@@ -618,7 +672,7 @@ impl<S: UnitSnapshot> DeltaSender<S> {
             t.resend = false;
             if c.drops_baseline {
                 t.in_flight.pop_front();
-                t.acked = None;
+                t.baseline_dropped = true;
             }
         }
     }
@@ -743,6 +797,7 @@ impl<S: UnitSnapshot> DeltaSender<S> {
         self.units.retain(|_, t| t.current.is_some());
         for (&id, t) in self.units.iter_mut() {
             t.acked = None;
+            t.baseline_dropped = false;
             t.in_flight.clear();
             t.resend = false;
             t.queued = true;

@@ -12,6 +12,7 @@ mod packing;
 mod roundtrip;
 mod sectors;
 mod strategies;
+mod verify;
 
 #[global_allocator]
 static ALLOC: alloc_counter::Counting = alloc_counter::Counting;

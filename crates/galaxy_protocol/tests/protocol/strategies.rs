@@ -227,6 +227,21 @@ pub fn client_message() -> impl Strategy<Value = ClientMessage> {
         ),
         (any::<u16>(), any::<u64>())
             .prop_map(|(latest, mask)| ClientMessage::UpdateAck(UpdateAck { latest, mask })),
+        (
+            any::<u16>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<[u64; 16]>()
+        )
+            .prop_map(|(latest, mask, tick, units, buckets)| {
+                ClientMessage::StateDigest(StateDigest {
+                    ack: UpdateAck { latest, mask },
+                    tick,
+                    units,
+                    buckets,
+                })
+            }),
         (world_pos(), world_pos(), any::<u8>(), any::<bool>()).prop_map(
             |(a, b, max_update_hz, mobile)| {
                 ClientMessage::ViewUpdate(ViewUpdate {
