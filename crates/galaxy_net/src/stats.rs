@@ -33,6 +33,15 @@ pub struct NetworkStats {
     /// brought in more units than its budget can take (see
     /// `NetworkConfig::client_budget_kbps`).
     pub deferred_scans: u64,
+    /// Clients' replica digests compared with what the server believed
+    /// they held (state verification; stale digests not counted).
+    pub state_checks: u64,
+    /// Digests that did not match: a client's replica had drifted.
+    pub state_mismatches: u64,
+    /// Units sent whole again to heal a mismatch.
+    pub units_healed: u64,
+    /// Digests overtaken by a newer ack before they were checked.
+    pub stale_digests: u64,
     /// Server: redirects sent to clients (player migration to another server).
     pub redirects_sent: u64,
     /// Client: redirects followed to another server (refused ones count as

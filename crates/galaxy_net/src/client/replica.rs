@@ -312,11 +312,19 @@ fn expire_unconfirmed<S: UnitSnapshot>(
     });
 }
 
-/// Acknowledges what the receiver applied since the last frame.
+/// Seconds between two digests of the replica sent for state verification
+/// ([`galaxy_protocol::verify`]).
+pub const DIGEST_EVERY_SECS: f64 = 1.0;
+
+/// Acknowledges what the receiver applied since the last frame, and every
+/// [`DIGEST_EVERY_SECS`] sends a digest of the replica (with the ack of
+/// exactly what it holds) so the server can check it.
 fn send_acks<S: UnitSnapshot>(
     client: Option<ResMut<RenetClient>>,
     mut replica: ResMut<ClientReplica<S>>,
     mut stats: ResMut<NetworkStats>,
+    time: Res<Time<Real>>,
+    mut last_digest: Local<f64>,
 ) {
     let Some(mut client) = client.filter(|c| c.is_connected()) else {
         return;
@@ -327,6 +335,18 @@ fn send_acks<S: UnitSnapshot>(
             &mut stats,
             ACKS,
             &ClientMessage::UpdateAck(ack),
+        );
+    }
+    let now = time.elapsed_secs_f64();
+    if now - *last_digest >= DIGEST_EVERY_SECS
+        && let Some(digest) = replica.receiver.digest()
+    {
+        *last_digest = now;
+        send_message(
+            &mut client,
+            &mut stats,
+            ACKS,
+            &ClientMessage::StateDigest(digest),
         );
     }
 }

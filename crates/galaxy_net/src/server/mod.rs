@@ -16,7 +16,7 @@ use bevy_renet::renet::ClientId;
 use bevy_renet::{RenetReceive, RenetSend, RenetServer, RenetServerPlugin};
 use galaxy_protocol::{
     ByteBudget, ClientMessage, CombatEvent, CompressedCommand, IdHashSet, LinkProfile, PlayerId,
-    SectorId, UpdateAck, WorldRect, codec,
+    SectorId, StateDigest, UpdateAck, WorldRect, codec,
 };
 
 pub use tick_times::{PhaseMs, TickPhase, TickTimes, mark as mark_phase};
@@ -38,6 +38,11 @@ const MAX_BAD_MESSAGES: u32 = 32;
 /// wait (the newest is kept) and the ones it replaces are counted. Clients
 /// send no faster; one sending four times as many is disconnected.
 pub const MIN_VIEW_INTERVAL_SECS: f64 = 0.1;
+
+/// Least time between two replica digests a server checks for one client
+/// (each check is a pass over the units it holds); clients send one a
+/// second, extra ones are refused and counted.
+pub const MIN_DIGEST_INTERVAL_SECS: f64 = 0.5;
 
 /// Most acks a session keeps between two frames (a client sends about one
 /// per update; more in one frame is a flood and the oldest are dropped).
@@ -201,6 +206,10 @@ pub struct Session {
     last_tick: u64,
     /// Acks received this frame, for the replication to take.
     acks: Vec<UpdateAck>,
+    /// The newest replica digest to check, for the replication to take.
+    pub(crate) digest: Option<StateDigest>,
+    /// When the last digest was taken (one per [`MIN_DIGEST_INTERVAL_SECS`]).
+    digest_at: f64,
     /// Since when updates sent to this client have waited for an ack with
     /// none arriving (None: nothing owed).
     pub(crate) unacked_since: Option<f64>,
@@ -232,6 +241,8 @@ impl Session {
             far: IdHashSet::default(),
             last_tick: 0,
             acks: Vec::new(),
+            digest: None,
+            digest_at: f64::NEG_INFINITY,
             unacked_since: None,
             bad_messages: 0,
             last_heard: now,
@@ -366,6 +377,16 @@ fn receive_messages(
                             stats.reject("view_rate_limited", 1);
                         }
                         session.pending_view = Some((v.view, v.max_update_hz, v.profile));
+                    }
+                    Ok(ClientMessage::StateDigest(d)) => {
+                        // Checking one costs a pass over the client's units.
+                        if now - session.digest_at >= MIN_DIGEST_INTERVAL_SECS {
+                            session.digest_at = now;
+                            session.digest = Some(d);
+                        } else {
+                            stats.reject("digest_rate_limited", 1);
+                            session.log_once("digest_rate_limited");
+                        }
                     }
                     Ok(ClientMessage::Connect(c))
                         if c.protocol_version != galaxy_protocol::PROTOCOL_VERSION =>

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
 use bevy_renet::renet::ClientId;
-use galaxy_protocol::{QuantizedUnit, SectorId, ServerMessage, UnitSnapshot, codec};
+use galaxy_protocol::{QuantizedUnit, SectorId, ServerMessage, UnitSnapshot, Verification, codec};
 
 use super::units::{ClientReplication, ReplicatedUnits, UnitsView};
 use super::{OutgoingEvents, Session, Sessions, in_parallel_mut};
@@ -39,14 +39,17 @@ fn scan_allowance(budget_bytes_per_tick: usize) -> usize {
 }
 
 /// Keeps one replication state per session, gives each the acks its client
-/// sent this frame, and notes since when a client has owed an ack (updates
-/// in flight, none acknowledged since): the server disconnects it after
+/// sent this frame, checks its replica digest if one came (counted in
+/// `NetworkStats`; a mismatch resends the units concerned whole), and
+/// notes since when a client has owed an ack (updates in flight, none
+/// acknowledged since): the server disconnects it after
 /// `idle_timeout_secs`.
 pub(crate) fn apply_acks<S: UnitSnapshot>(
     mut sessions: ResMut<Sessions>,
     mut replicated: ResMut<ReplicatedUnits<S>>,
     config: Res<NetworkConfig>,
     time: Res<Time<Real>>,
+    mut stats: ResMut<NetworkStats>,
 ) {
     let now = time.elapsed_secs_f64();
     replicated
@@ -66,6 +69,17 @@ pub(crate) fn apply_acks<S: UnitSnapshot>(
         } else {
             s.unacked_since.or(Some(now))
         };
+        if let Some(digest) = s.digest.take() {
+            match c.sender.verify(&digest) {
+                Verification::Match => stats.state_checks += 1,
+                Verification::Stale => stats.stale_digests += 1,
+                Verification::Mismatch { resent, .. } => {
+                    stats.state_checks += 1;
+                    stats.state_mismatches += 1;
+                    stats.units_healed += resent as u64;
+                }
+            }
+        }
     }
 }
 

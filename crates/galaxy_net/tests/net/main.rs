@@ -7,3 +7,4 @@ mod harness;
 mod redirect;
 mod replication;
 mod security;
+mod verify;
