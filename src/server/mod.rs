@@ -5,6 +5,7 @@
 pub mod bots;
 pub mod cluster;
 mod status;
+pub mod takeover;
 
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ pub fn add_game_server(app: &mut App, auth: ServerAuth) -> Result<std::net::Sock
         },
         NetcodeTransportPlugin,
         SimPlugin::default(),
+        takeover::AiTakeoverPlugin,
     ));
     match app.world().get_resource::<ServerAddress>() {
         Some(addr) => Ok(addr.0),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use galaxy_net::*;
-use galaxy_protocol::{CombatEventType, QuantizedUnit, UnitIdList};
+use galaxy_protocol::{CombatEventType, CompressedCommand, QuantizedUnit, UnitIdList};
 
 use super::*;
 
@@ -293,4 +293,85 @@ fn the_simulation_runs_at_the_servers_tick_rate() {
             "{hz} Hz: {per_sec} cm/s"
         );
     }
+}
+
+/// AI takeover over real UDP: a player drops during an attack; after the
+/// grace period the server's AI commands their army, which fights back;
+/// when the player reconnects, control returns and the AI orders nothing
+/// more.
+#[test]
+fn a_dropped_players_army_fights_under_ai_until_they_return() {
+    use crate::server::takeover::{AiTakeover, ArmyControl};
+    let (mut server, addr) = server();
+    server.insert_resource(AiTakeover { grace_secs: 1.0 });
+    let mine = spawn_row(&mut server, 1, 0, WorldPos::new(0, 0), 8);
+    // Raiders 100 m away (past the army's sight), ordered onto it.
+    let raiders = spawn_row(&mut server, 2, 0, WorldPos::new(0, 10_000), 8);
+    let view = WorldRect::around(WorldPos::new(0, 10_000), 50_000);
+    let connected =
+        |app: &App| *app.world().resource::<ConnectionStatus>() == ConnectionStatus::Connected;
+    let mut c = client(1, addr, view);
+    assert!(pump_until(&mut [&mut server, &mut c], 10, |a| connected(
+        a[1]
+    )));
+    let control = |app: &App| app.world().resource::<ArmyControl>().get(1).copied();
+    assert!(pump_until(&mut [&mut server], 5, |a| control(a[0])
+        .is_some_and(|c| c.connected)));
+    // The player drops (their client says goodbye and is gone).
+    c.world_mut()
+        .resource_mut::<bevy_renet::netcode::NetcodeClientTransport>()
+        .disconnect();
+    drop(c);
+    {
+        let mut sim = server.world_mut().resource_mut::<SimWorld>();
+        let units = UnitIdList::from_ids(raiders.iter().copied()).unwrap();
+        sim.0.apply_command(
+            2,
+            &CompressedCommand::AttackMove {
+                units,
+                to: WorldPos::new(0, 0),
+            },
+        );
+    }
+    // The AI takes the army over and orders it to fight (the raiders are
+    // past its sight: standing, it would only wait for them).
+    let ordered = |app: &App| {
+        let sim = &app.world().resource::<SimWorld>().0;
+        mine.iter()
+            .filter_map(|&id| sim.unit(id))
+            .filter(|u| matches!(u.order, galaxy_sim::Order::AttackMove(_)))
+            .count()
+    };
+    assert!(
+        pump_until(&mut [&mut server], 15, |a| control(a[0])
+            .is_some_and(|c| c.ai && c.ai_orders >= 1)
+            && ordered(a[0]) >= 1),
+        "the AI never took over: {:?}",
+        control(&server)
+    );
+    let fighting = |app: &App| {
+        let sim = &app.world().resource::<SimWorld>().0;
+        mine.iter()
+            .filter_map(|&id| sim.unit(id))
+            .filter(|u| u.target.is_some_and(|t| raiders.contains(&t)))
+            .count()
+    };
+    assert!(
+        pump_until(&mut [&mut server], 20, |a| fighting(a[0]) >= 1),
+        "the army did not fight back"
+    );
+    // The player returns: control is theirs at once, and stays so.
+    let mut c = client(1, addr, view);
+    assert!(pump_until(&mut [&mut server, &mut c], 10, |a| connected(
+        a[1]
+    )
+        && control(a[0]).is_some_and(|c| !c.ai)));
+    let orders = control(&server).unwrap().ai_orders;
+    pump_until(&mut [&mut server, &mut c], 3, |_| false);
+    let after = control(&server).unwrap();
+    assert_eq!(after.ai_orders, orders, "the AI ordered after the return");
+    assert_eq!(
+        (after.ai, after.connected, after.takeovers),
+        (false, true, 1)
+    );
 }
