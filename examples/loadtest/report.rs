@@ -63,6 +63,12 @@ pub(crate) struct Refusals {
     pub(crate) rejected: BTreeMap<String, u64>,
     pub(crate) decode_errors: BTreeMap<String, u64>,
     pub(crate) disconnected: u64,
+    /// Clients' replica digests the server checked (state verification).
+    pub(crate) state_checks: u64,
+    /// Of those, how many did not match what it believed the client held.
+    pub(crate) state_mismatches: u64,
+    /// Units resent whole to heal the mismatches.
+    pub(crate) units_healed: u64,
 }
 
 pub(crate) fn quantile(v: &mut [f64], q: f64) -> f64 {
@@ -135,12 +141,15 @@ pub(crate) fn attack_table(r: &LoadReport) {
     }
     let s = &r.server_refusals;
     println!(
-        "server: {} clients disconnected; rejected {:?}; decode errors {:?}; fair clients reconnected {} times; mean ms per tick frame {:?}; attackers' thread {:?} % of a core",
+        "server: {} clients disconnected; rejected {:?}; decode errors {:?}; fair clients reconnected {} times; mean ms per tick frame {:?}; attackers' thread {:?} % of a core; replica digests checked {}, mismatched {} ({} units resent)",
         s.disconnected,
         s.rejected,
         s.decode_errors,
         r.fair_reconnects,
         r.phase_ms_mean,
-        r.attackers_cpu_pct
+        r.attackers_cpu_pct,
+        s.state_checks,
+        s.state_mismatches,
+        s.units_healed
     );
 }

@@ -219,6 +219,9 @@ pub(crate) fn run_server(
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             disconnected: stats.kicked_clients,
+            state_checks: stats.state_checks,
+            state_mismatches: stats.state_mismatches,
+            units_healed: stats.units_healed,
         },
     }
 }
