@@ -111,39 +111,3 @@ impl StateDigest {
             .fold(0u16, |m, i| m | (1 << i))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{QuantizedUnit, UnitSample, UnitState, Velocity, WorldPos, quantize};
-
-    fn unit(x: i64) -> QuantizedUnit {
-        quantize(&UnitSample {
-            owner: 1,
-            kind: 0,
-            position: WorldPos::new(x, 0),
-            velocity: Velocity::ZERO,
-            health: 10.0,
-            state: UnitState::IDLE,
-            target: None,
-        })
-    }
-
-    #[test]
-    fn a_digest_ignores_order_and_sees_one_changed_unit() {
-        let units: Vec<(UnitId, QuantizedUnit)> = (0..100).map(|i| (i, unit(i as i64))).collect();
-        let (n, a) = digest_units(units.iter().map(|(i, u)| (*i, u)), 50);
-        let (_, b) = digest_units(units.iter().rev().map(|(i, u)| (*i, u)), 50);
-        assert_eq!((n, a), (100, b));
-        let mut changed = units.clone();
-        changed[37].1 = unit(1_000);
-        let (_, c) = digest_units(changed.iter().map(|(i, u)| (*i, u)), 50);
-        let d = StateDigest {
-            ack: UpdateAck::default(),
-            tick: 50,
-            units: n,
-            buckets: a,
-        };
-        assert_eq!(d.differing_buckets(&c), 1 << digest_bucket(37));
-    }
-}

@@ -39,6 +39,25 @@ fn settled_pair(units: u64) -> (DeltaSender, DeltaReceiver) {
 }
 
 #[test]
+fn a_digest_ignores_order_and_sees_one_changed_unit() {
+    let units: Vec<(UnitId, QuantizedUnit)> =
+        (0..100).map(|i| (i, unit(i as i64, 100.0))).collect();
+    let (n, a) = verify::digest_units(units.iter().map(|(i, u)| (*i, u)), 50);
+    let (_, b) = verify::digest_units(units.iter().rev().map(|(i, u)| (*i, u)), 50);
+    assert_eq!((n, a), (100, b));
+    let mut changed = units.clone();
+    changed[37].1 = unit(1_000, 100.0);
+    let (_, c) = verify::digest_units(changed.iter().map(|(i, u)| (*i, u)), 50);
+    let d = StateDigest {
+        ack: UpdateAck::default(),
+        tick: 50,
+        units: n,
+        buckets: a,
+    };
+    assert_eq!(d.differing_buckets(&c), 1 << verify::digest_bucket(37));
+}
+
+#[test]
 fn a_healthy_replica_matches() {
     let (mut tx, mut rx) = settled_pair(300);
     // Changes in flight are not a mismatch: the digest names exactly the
