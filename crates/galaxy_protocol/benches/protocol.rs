@@ -1,6 +1,7 @@
 //! Criterion benches: encoding and decoding a 1,000-unit update (per unit),
 //! the server's per-client replicate step (per changed unit per client), one
-//! tick of a client whose whole view is backlog, and sector lookups.
+//! tick of a client whose whole view is backlog, state verification, and
+//! sector lookups.
 //!
 //! `cargo bench -p galaxy_protocol --bench protocol`
 
@@ -291,6 +292,30 @@ fn replicate_backlog(c: &mut Criterion) {
     g.finish();
 }
 
+/// State verification: what one check of a client's 1,000-unit replica
+/// digest costs the server (`DeltaSender::verify`), once a second per client.
+fn verify(c: &mut Criterion) {
+    let mut g = c.benchmark_group("verify");
+    let (mut tx, mut rx) = (DeltaSender::default(), DeltaReceiver::default());
+    for i in 0..UNITS {
+        tx.set_unit(i, unit(i, 1));
+    }
+    for u in tx.write_updates(1) {
+        rx.receive(&u).unwrap();
+    }
+    for ack in rx.take_acks() {
+        tx.receive_ack(&ack);
+    }
+    let digest = rx.digest().unwrap();
+    assert_eq!(tx.verify(&digest), Verification::Match);
+    g.throughput(Throughput::Elements(UNITS));
+    g.bench_function("client_digest_1000", |b| b.iter(|| rx.digest()));
+    g.bench_function("server_check_1000", |b| {
+        b.iter(|| tx.verify(black_box(&digest)))
+    });
+    g.finish();
+}
+
 fn sectors(c: &mut Criterion) {
     let mut g = c.benchmark_group("sector");
     let positions: Vec<WorldPos> = (0..1024i64)
@@ -340,6 +365,7 @@ criterion_group!(
     encode_decode,
     replicate_step,
     replicate_backlog,
+    verify,
     sectors
 );
 criterion_main!(benches);

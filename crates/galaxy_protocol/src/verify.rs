@@ -72,10 +72,10 @@ pub fn digest_units<'a, S: UnitSnapshot>(
     for (id, state) in units {
         w.clear();
         let written = state.write_full(RecordContext { unit: id, tick }, &mut w);
-        let mut h = fnv1a(FNV_OFFSET, &id.to_le_bytes());
-        h = match written {
-            Ok(()) => fnv1a(h, w.as_bytes()),
-            Err(_) => fnv1a(h, b"unwritable"),
+        let h = hash_bytes(id.wrapping_mul(SEED), &w.bit_len().to_le_bytes());
+        let h = match written {
+            Ok(()) => hash_bytes(h, w.as_bytes()),
+            Err(_) => hash_bytes(h, b"unwritable"),
         };
         let b = &mut buckets[digest_bucket(id)];
         *b = b.wrapping_add(mix(h));
@@ -84,14 +84,20 @@ pub fn digest_units<'a, S: UnitSnapshot>(
     (count, buckets)
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
-fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+/// Hashes `bytes` eight at a time (multiply-rotate), continuing from `h`.
+fn hash_bytes(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let word = u64::from_le_bytes(c.try_into().expect("eight bytes"));
+        h = (h.rotate_left(23) ^ word).wrapping_mul(SEED);
     }
-    h
+    let mut tail = [0u8; 8];
+    let rest = chunks.remainder();
+    tail[..rest.len()].copy_from_slice(rest);
+    let word = u64::from_le_bytes(tail) ^ ((rest.len() as u64) << 59);
+    (h.rotate_left(23) ^ word).wrapping_mul(SEED)
 }
 
 /// A final avalanche, so that sums of hashes do not cancel by structure.
