@@ -6,7 +6,10 @@ use std::collections::VecDeque;
 
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
-use galaxy_net::{ConnectionStatus, LocalPlayer, MaxUpdateRate, NetworkStats, TickRate};
+use galaxy_net::{
+    ArmyControl, ArmyControlStatus, ConnectionStatus, LocalPlayer, MaxUpdateRate, NetworkStats,
+    TickRate,
+};
 use galaxy_protocol::SectorId;
 use galaxy_sim::{is_structure, kind_spec};
 use leafwing_input_manager::prelude::ActionState;
@@ -70,7 +73,8 @@ impl Plugin for HudPlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(ShowHud(true))
             .init_resource::<TrafficHistory>()
-            .add_systems(Update, (toggle, sample_traffic))
+            .init_resource::<ArmyLine>()
+            .add_systems(Update, (toggle, sample_traffic, army_status))
             .add_systems(EguiPrimaryContextPass, draw_hud);
     }
 }
@@ -82,6 +86,59 @@ fn toggle(actions: Query<&ActionState<Action>>, mut show: ResMut<ShowHud>) {
     if actions.just_pressed(&Action::ToggleHud) {
         show.0 = !show.0;
     }
+}
+
+/// The HUD's line about who commands the player's army (`None`: the
+/// server never said, e.g. one without AI takeover).
+#[derive(Resource, Default, Debug, PartialEq)]
+pub struct ArmyLine(pub Option<String>);
+
+/// Keeps [`ArmyLine`] up to date from the server's last notice and how
+/// long the connection has been down.
+fn army_status(
+    time: Res<Time<Real>>,
+    status: Res<ConnectionStatus>,
+    army: Res<ArmyControlStatus>,
+    mut connected_at: Local<Option<f64>>,
+    mut line: ResMut<ArmyLine>,
+) {
+    let now = time.elapsed_secs_f64();
+    let connected = *status == ConnectionStatus::Connected;
+    if connected {
+        *connected_at = Some(now);
+    }
+    let gone_for = (!connected)
+        .then(|| connected_at.map(|t| now - t))
+        .flatten();
+    let new = army_line(army.0.map(|(a, _)| a).as_ref(), connected, gone_for);
+    if line.0 != new {
+        line.0 = new;
+    }
+}
+
+/// What to say about who commands the army: `notice` is the server's last
+/// word, `gone_for` how long the connection has been down (`None` while
+/// connected, or before it ever was).
+pub fn army_line(
+    notice: Option<&ArmyControl>,
+    connected: bool,
+    gone_for: Option<f64>,
+) -> Option<String> {
+    let a = notice?;
+    let grace = f64::from(a.grace_ms) / 1000.0;
+    Some(match (connected, gone_for) {
+        (true, _) if a.takeovers > 0 => format!(
+            "Army: yours (the server's AI held it {} time(s), {} orders)",
+            a.takeovers, a.ai_orders
+        ),
+        (true, _) => "Army: yours".into(),
+        (false, Some(t)) if t >= grace => "Army: the server's AI, until you are back".into(),
+        (false, Some(t)) => format!(
+            "Army: yours; the server's AI takes it in {:.0} s",
+            grace - t
+        ),
+        (false, None) => "Army: yours".into(),
+    })
 }
 
 fn sample_traffic(time: Res<Time<Real>>, stats: Res<NetworkStats>, mut h: ResMut<TrafficHistory>) {
@@ -162,6 +219,7 @@ fn draw_hud(
     feed: Res<EventFeed>,
     bindings: Res<Bindings>,
     time: Res<Time<Real>>,
+    army: Res<ArmyLine>,
 ) -> Result {
     if !show.0 {
         return Ok(());
@@ -175,6 +233,9 @@ fn draw_hud(
         .collapsible(true)
         .show(ctx, |ui| {
             ui.colored_label(colour, text);
+            if let Some(line) = &army.0 {
+                ui.label(line);
+            }
             egui::Grid::new("net").num_columns(2).show(ui, |ui| {
                 ui.label("RTT");
                 ui.label(format!("{:.0} ms", stats.average_latency));
@@ -304,6 +365,36 @@ fn draw_hud(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_army_line_says_who_commands_the_army() {
+        let mut a = ArmyControl {
+            player_id: 1,
+            ai: false,
+            grace_ms: 5_000,
+            ai_orders: 0,
+            takeovers: 0,
+        };
+        assert_eq!(army_line(None, true, None), None);
+        assert_eq!(army_line(Some(&a), true, None).unwrap(), "Army: yours");
+        assert!(
+            army_line(Some(&a), false, Some(2.0))
+                .unwrap()
+                .contains("takes it in 3 s")
+        );
+        assert!(
+            army_line(Some(&a), false, Some(6.0))
+                .unwrap()
+                .contains("server's AI, until")
+        );
+        a.takeovers = 1;
+        a.ai_orders = 7;
+        assert!(
+            army_line(Some(&a), true, None)
+                .unwrap()
+                .contains("1 time(s), 7 orders")
+        );
+    }
 
     #[test]
     fn traffic_rates_come_from_counter_differences() {

@@ -3,12 +3,15 @@
 //! the server's AI commands it: every second, idle units attack-move onto
 //! the nearest enemy within [`DEFEND_RADIUS_CM`] of them, so the army
 //! defends itself and keeps fighting. When the player connects again,
-//! control returns at once and the AI issues no further order.
+//! control returns at once and the AI issues no further order. Each time a
+//! player connects, the server tells them (`galaxy_protocol::ArmyControl`)
+//! who commands their army, what the AI did while they were away and the
+//! grace period, which the client's HUD shows.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use bevy::prelude::*;
-use galaxy_net::Sessions;
+use galaxy_net::{OutgoingArmyControl, Sessions};
 use galaxy_protocol::{CompressedCommand, PlayerId, UnitIdList, WorldPos, distance_cm};
 use galaxy_sim::Order;
 
@@ -94,6 +97,7 @@ fn track(
     config: Res<AiTakeover>,
     time: Res<Time<Real>>,
     mut control: ResMut<ArmyControl>,
+    mut notices: ResMut<OutgoingArmyControl>,
 ) {
     let now = time.elapsed_secs_f64();
     let connected: BTreeSet<PlayerId> = sessions.iter().map(|(_, s)| s.player()).collect();
@@ -106,6 +110,14 @@ fn track(
                 c.ai = false;
                 info!("player {player} is back: their army is theirs again");
             }
+            // Tell them who commands their army, and what the AI did.
+            notices.0.push(galaxy_protocol::ArmyControl {
+                player_id: player,
+                ai: false,
+                grace_ms: (config.grace_secs * 1000.0).clamp(0.0, f64::from(u32::MAX)) as u32,
+                ai_orders: u32::try_from(c.ai_orders).unwrap_or(u32::MAX),
+                takeovers: c.takeovers,
+            });
         }
     }
     for (&player, c) in control.players.iter_mut() {

@@ -367,6 +367,24 @@ fn a_dropped_players_army_fights_under_ai_until_they_return() {
     )
         && control(a[0]).is_some_and(|c| !c.ai)));
     let orders = control(&server).unwrap().ai_orders;
+    // The server told the returning player what happened to their army.
+    let told = |app: &App| {
+        app.world()
+            .resource::<ArmyControlStatus>()
+            .0
+            .map(|(a, _)| a)
+    };
+    assert!(
+        pump_until(&mut [&mut server, &mut c], 5, |a| told(a[1]).is_some()),
+        "no army-control notice"
+    );
+    let notice = told(&c).unwrap();
+    assert_eq!(
+        (notice.player_id, notice.ai, notice.takeovers),
+        (1, false, 1)
+    );
+    assert_eq!(u64::from(notice.ai_orders), orders);
+    assert_eq!(notice.grace_ms, 1_000);
     pump_until(&mut [&mut server, &mut c], 3, |_| false);
     let after = control(&server).unwrap();
     assert_eq!(after.ai_orders, orders, "the AI ordered after the return");

@@ -78,14 +78,14 @@ use bevy::prelude::*;
 
 pub use galaxy_protocol as protocol;
 pub use galaxy_protocol::{
-    CombatEvent, CombatEventType, CompressedCommand, LinkProfile, Motion, PlayerId, QuantizedUnit,
-    SectorId, SnapshotField, UnitId, UnitIdList, UnitSnapshot, Velocity, WorldPos, WorldRect,
-    unit_snapshot,
+    ArmyControl, CombatEvent, CombatEventType, CompressedCommand, LinkProfile, Motion, PlayerId,
+    QuantizedUnit, SectorId, SnapshotField, UnitId, UnitIdList, UnitSnapshot, Velocity, WorldPos,
+    WorldRect, unit_snapshot,
 };
 
 pub use client::{
-    ClientReplica, ClientUnits, ConnectionStatus, GalaxyClientPlugin, LocalPlayer, MaxUpdateRate,
-    OutgoingCommands, ReceivedEvents, Replica, View,
+    ArmyControlStatus, ClientReplica, ClientUnits, ConnectionStatus, GalaxyClientPlugin,
+    LocalPlayer, MaxUpdateRate, OutgoingCommands, ReceivedEvents, Replica, View,
 };
 pub use conditioner::{ConditionerStats, Faults, LinkConditioner, LinkFaults};
 pub use config::{CONFIG_FLAGS, ConfigError, NetworkConfig};
@@ -97,8 +97,8 @@ pub use replication::{
     UnitReplication,
 };
 pub use server::{
-    GalaxyServerPlugin, MIN_VIEW_INTERVAL_SECS, OutgoingEvents, PhaseMs, ReceivedCommands,
-    ReplicatedUnits, Session, Sessions, TickPhase, TickTimes, mark_phase,
+    GalaxyServerPlugin, MIN_VIEW_INTERVAL_SECS, OutgoingArmyControl, OutgoingEvents, PhaseMs,
+    ReceivedCommands, ReplicatedUnits, Session, Sessions, TickPhase, TickTimes, mark_phase,
 };
 pub use smoothing::{DrawnPosition, Smoothing, SmoothingConfig, SmoothingPlugin, SmoothingSet};
 pub use stats::NetworkStats;

@@ -156,8 +156,9 @@ mod tag {
     pub const COMBAT_EVENT: u8 = 5;
     pub const REDIRECT: u8 = 9;
     pub const STATE_DIGEST: u8 = 10;
+    pub const ARMY_CONTROL: u8 = 11;
     /// Tags of server-to-client messages.
-    pub const SERVER: [u8; 3] = [UNIT_UPDATE, COMBAT_EVENT, REDIRECT];
+    pub const SERVER: [u8; 4] = [UNIT_UPDATE, COMBAT_EVENT, REDIRECT, ARMY_CONTROL];
     /// Tags of client-to-server messages.
     pub const CLIENT: [u8; 5] = [
         CONNECT,
@@ -170,7 +171,7 @@ mod tag {
 
 /// First tag free for other crates' envelopes ([`encode_value`]); tags 6, 7
 /// and 8 are the cluster's (they were its messages' before the split), 9
-/// and 10 this crate's again (`Redirect`, `StateDigest`).
+/// to 11 this crate's again (`Redirect`, `StateDigest`, `ArmyControl`).
 pub const FIRST_FOREIGN_TAG: u8 = 6;
 
 fn put<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), EncodeError> {
@@ -215,6 +216,7 @@ pub fn encode_server_into<S: UnitSnapshot>(
         }
         ServerMessage::CombatEvent(m) => encode_value(tag::COMBAT_EVENT, m, out),
         ServerMessage::Redirect(m) => encode_value(tag::REDIRECT, m, out),
+        ServerMessage::ArmyControl(m) => encode_value(tag::ARMY_CONTROL, m, out),
     }
 }
 
@@ -382,6 +384,7 @@ pub fn decode_server<S: UnitSnapshot>(bytes: &[u8]) -> Result<ServerMessage<S>, 
             Ok(ServerMessage::CombatEvent(e))
         }
         tag::REDIRECT => Ok(ServerMessage::Redirect(decode_value(body)?)),
+        tag::ARMY_CONTROL => Ok(ServerMessage::ArmyControl(decode_value(body)?)),
         other => Err(foreign(other, &tag::SERVER)),
     }
 }

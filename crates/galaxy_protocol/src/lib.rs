@@ -61,8 +61,8 @@ pub use field::SnapshotField;
 pub use geometry::{distance_cm, step_towards};
 pub use hash::{ChurnRoom, IdHashMap, IdHashSet};
 pub use message::{
-    ClientMessage, Connect, LinkProfile, MAX_CONNECT_TOKEN_BYTES, MAX_SERVER_ADDR_BYTES,
-    PROTOCOL_VERSION, Redirect, ServerMessage, UnitUpdate, ViewUpdate,
+    ArmyControl, ClientMessage, Connect, LinkProfile, MAX_CONNECT_TOKEN_BYTES,
+    MAX_SERVER_ADDR_BYTES, PROTOCOL_VERSION, Redirect, ServerMessage, UnitUpdate, ViewUpdate,
 };
 pub use position::{VELOCITY_SCALE, Velocity, WorldPos, WorldRect};
 pub use priority::{PriorityAccumulator, PriorityClass};

@@ -201,6 +201,25 @@ pub enum ServerMessage<S: UnitSnapshot = QuantizedUnit> {
     CombatEvent(CombatEvent),
     /// Move to another server (reliable, on the events channel).
     Redirect(Redirect),
+    /// Who commands the client's army (reliable, on the events channel).
+    ArmyControl(ArmyControl),
+}
+
+/// Who commands a player's army, told to that player when they connect:
+/// whether the server's AI commanded it while they were away (and how
+/// much), and after how long it would take over again if they dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ArmyControl {
+    /// The player.
+    pub player_id: PlayerId,
+    /// The AI commands the army now (false once they are connected).
+    pub ai: bool,
+    /// Milliseconds a player may be gone before the AI takes the army.
+    pub grace_ms: u32,
+    /// Orders the AI gave the army while the player was away, all told.
+    pub ai_orders: u32,
+    /// Times the AI took the army over.
+    pub takeovers: u32,
 }
 
 impl<S: UnitSnapshot> ServerMessage<S> {
@@ -210,6 +229,7 @@ impl<S: UnitSnapshot> ServerMessage<S> {
             Self::UnitUpdate(_) => "UnitUpdate",
             Self::CombatEvent(_) => "CombatEvent",
             Self::Redirect(_) => "Redirect",
+            Self::ArmyControl(_) => "ArmyControl",
         }
     }
 }

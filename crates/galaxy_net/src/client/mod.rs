@@ -16,8 +16,8 @@ use bevy_renet::{RenetClient, RenetClientPlugin, RenetReceive, RenetSend};
 use galaxy_protocol::codec::MAX_CLIENT_MESSAGE_BYTES;
 use galaxy_protocol::command::MAX_BATCH_COMMANDS;
 use galaxy_protocol::{
-    BatchCommand, ClientMessage, CombatEvent, CompressedCommand, Connect, PlayerId, SectorId,
-    ViewUpdate, WorldRect, codec,
+    ArmyControl, BatchCommand, ClientMessage, CombatEvent, CompressedCommand, Connect, PlayerId,
+    SectorId, ViewUpdate, WorldRect, codec,
 };
 
 pub use replica::{ClientReplica, ClientUnits, Replica};
@@ -46,6 +46,7 @@ impl Plugin for GalaxyClientPlugin {
             .add_plugins(RenetClientPlugin)
             .init_resource::<ConnectionStatus>()
             .init_resource::<ReceivedEvents>()
+            .init_resource::<ArmyControlStatus>()
             .init_resource::<OutgoingCommands>()
             .init_resource::<SentState>()
             .init_resource::<MaxUpdateRate>()
@@ -105,6 +106,12 @@ impl ConnectionStatus {
 /// insecure client claims). Set by the transport.
 #[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LocalPlayer(pub PlayerId);
+
+/// The newest army-control notice the server sent this client (who
+/// commands its army, and what the AI did while it was away), with the
+/// local time it came; `None` before any.
+#[derive(Resource, Default, Debug, Clone, Copy, PartialEq)]
+pub struct ArmyControlStatus(pub Option<(ArmyControl, f64)>);
 
 /// Combat events received and not yet consumed by the game (drain `events`).
 /// Holds at most [`ReceivedEvents::CAP`]; if the game never drains it, the

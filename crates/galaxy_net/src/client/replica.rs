@@ -151,6 +151,7 @@ fn receive<R: UnitReplication>(
     mut replica: ResMut<ClientReplica<R::Snapshot>>,
     mut units: ResMut<ClientUnits>,
     mut events: ResMut<ReceivedEvents>,
+    mut army: ResMut<super::ArmyControlStatus>,
     mut stats: ResMut<NetworkStats>,
     mut smoothing: Option<ResMut<Smoothing<R::Snapshot>>>,
     mut commands: Commands,
@@ -211,6 +212,10 @@ fn receive<R: UnitReplication>(
                     }
                 }
                 Ok(ServerMessage::CombatEvent(e)) => events.push(e),
+                Ok(ServerMessage::ArmyControl(a)) if a.player_id == player.0 => {
+                    army.0 = Some((a, now));
+                }
+                Ok(ServerMessage::ArmyControl(_)) => stats.reject("foreign_army_control", 1),
                 Ok(ServerMessage::Redirect(r)) => {
                     let switching = crate::redirect::on_redirect(
                         &r,

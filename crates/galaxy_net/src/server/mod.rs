@@ -15,8 +15,8 @@ use bevy::prelude::*;
 use bevy_renet::renet::ClientId;
 use bevy_renet::{RenetReceive, RenetSend, RenetServer, RenetServerPlugin};
 use galaxy_protocol::{
-    ByteBudget, ClientMessage, CombatEvent, CompressedCommand, IdHashSet, LinkProfile, PlayerId,
-    SectorId, StateDigest, UpdateAck, WorldRect, codec,
+    ArmyControl, ByteBudget, ClientMessage, CombatEvent, CompressedCommand, IdHashSet, LinkProfile,
+    PlayerId, SectorId, StateDigest, UpdateAck, WorldRect, codec,
 };
 
 pub use tick_times::{PhaseMs, TickPhase, TickTimes, mark as mark_phase};
@@ -74,6 +74,7 @@ impl Plugin for GalaxyServerPlugin {
             .init_resource::<Sessions>()
             .init_resource::<ReceivedCommands>()
             .init_resource::<OutgoingEvents>()
+            .init_resource::<OutgoingArmyControl>()
             .init_resource::<TickTimes>()
             .init_resource::<ChangeJournal>()
             .init_resource::<DepartedUnits>()
@@ -94,7 +95,11 @@ impl Plugin for GalaxyServerPlugin {
             )
             .add_systems(
                 PostUpdate,
-                (replicate::refill_budgets, replicate::send_events)
+                (
+                    replicate::refill_budgets,
+                    replicate::send_events,
+                    replicate::send_army_control,
+                )
                     .chain()
                     .in_set(NetSet::Replicate)
                     .before(RenetSend)
@@ -158,6 +163,12 @@ fn advance_tick(mut tick: ResMut<ServerTick>) {
 /// player is the connection's, never what the message claims.
 #[derive(Resource, Default, Debug)]
 pub struct ReceivedCommands(pub Vec<(PlayerId, CompressedCommand)>);
+
+/// Army-control notices for the server to send this frame (drained by the
+/// plugin): each goes reliably to the sessions of its `player_id` only.
+/// A game with AI takeover tells a player who commands their army.
+#[derive(Resource, Default, Debug)]
+pub struct OutgoingArmyControl(pub Vec<ArmyControl>);
 
 /// Events for the server to send this frame (drained by the plugin): each
 /// goes reliably, ahead of unit updates, to the clients whose interest

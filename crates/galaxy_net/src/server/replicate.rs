@@ -15,7 +15,7 @@ use bevy_renet::renet::ClientId;
 use galaxy_protocol::{QuantizedUnit, SectorId, ServerMessage, UnitSnapshot, Verification, codec};
 
 use super::units::{ClientReplication, ReplicatedUnits, UnitsView};
-use super::{OutgoingEvents, Session, Sessions, in_parallel_mut};
+use super::{OutgoingArmyControl, OutgoingEvents, Session, Sessions, in_parallel_mut};
 use crate::channels::{EVENTS, MAX_SAVED_TICKS, UPDATES};
 use crate::config::NetworkConfig;
 use crate::interest::{SectorIndex, in_interest, interest, interval_ticks};
@@ -120,6 +120,28 @@ pub(crate) fn send_events(
                 stats.bytes_sent += bytes.len() as u64;
                 stats.messages_sent += 1;
                 s.budget.spend(bytes.len());
+                server.send_message(client, EVENTS, bytes.clone());
+            }
+        }
+    }
+}
+
+/// Sends each army-control notice reliably to its player's sessions.
+pub(crate) fn send_army_control(
+    mut server: ResMut<RenetServer>,
+    sessions: Res<Sessions>,
+    mut pending: ResMut<OutgoingArmyControl>,
+    mut stats: ResMut<NetworkStats>,
+) {
+    for notice in pending.0.drain(..) {
+        let message = ServerMessage::<QuantizedUnit>::ArmyControl(notice);
+        let Ok(bytes) = codec::encode_server(&message) else {
+            continue;
+        };
+        for (&client, s) in sessions.0.iter() {
+            if s.player() == notice.player_id {
+                stats.bytes_sent += bytes.len() as u64;
+                stats.messages_sent += 1;
                 server.send_message(client, EVENTS, bytes.clone());
             }
         }

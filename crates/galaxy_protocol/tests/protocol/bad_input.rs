@@ -57,7 +57,7 @@ fn ten_thousand_random_and_mutated_inputs() {
     let mut total = 0;
     for _ in 0..5_000 {
         let len = rng.below(1500) as usize;
-        let input = random_message(&mut rng, len, 11);
+        let input = random_message(&mut rng, len, 12);
         check(&input, &mut kinds, &mut receiver);
         total += 1;
     }

@@ -82,7 +82,7 @@ fn a_hundred_thousand_inputs_through_both_decoders_and_a_receiver() {
         let input = match case % 4 {
             0 => {
                 let len = rng.below(1500) as usize;
-                random_message(&mut rng, len, 11)
+                random_message(&mut rng, len, 12)
             }
             1 => {
                 let seed = corpus[rng.below(corpus.len() as u64) as usize].clone();
