@@ -110,7 +110,7 @@ fn army_status(
     let gone_for = (!connected)
         .then(|| connected_at.map(|t| now - t))
         .flatten();
-    let new = army_line(army.0.map(|(a, _)| a).as_ref(), connected, gone_for);
+    let new = army_line(army.0.as_ref(), connected, gone_for);
     if line.0 != new {
         line.0 = new;
     }
@@ -370,7 +370,6 @@ mod tests {
     fn the_army_line_says_who_commands_the_army() {
         let mut a = ArmyControl {
             player_id: 1,
-            ai: false,
             grace_ms: 5_000,
             ai_orders: 0,
             takeovers: 0,

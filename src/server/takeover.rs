@@ -43,8 +43,9 @@ impl Default for AiTakeover {
 }
 
 /// Who commands each player's army: every player that was ever connected.
+/// (What the server tells the player is `galaxy_protocol::ArmyControl`.)
 #[derive(Resource, Default, Debug)]
-pub struct ArmyControl {
+pub struct Armies {
     players: BTreeMap<PlayerId, Control>,
 }
 
@@ -63,22 +64,17 @@ pub struct Control {
     pub takeovers: u32,
 }
 
-impl ArmyControl {
+impl Armies {
     /// The control state of `player`'s army, if they ever connected.
     pub fn get(&self, player: PlayerId) -> Option<&Control> {
         self.players.get(&player)
-    }
-
-    /// True if the AI commands `player`'s army.
-    pub fn under_ai(&self, player: PlayerId) -> bool {
-        self.players.get(&player).is_some_and(|c| c.ai)
     }
 }
 
 impl Plugin for AiTakeoverPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<AiTakeover>()
-            .init_resource::<ArmyControl>()
+            .init_resource::<Armies>()
             .add_systems(
                 FixedUpdate,
                 (track, think)
@@ -96,7 +92,7 @@ fn track(
     sessions: Res<Sessions>,
     config: Res<AiTakeover>,
     time: Res<Time<Real>>,
-    mut control: ResMut<ArmyControl>,
+    mut control: ResMut<Armies>,
     mut notices: ResMut<OutgoingArmyControl>,
 ) {
     let now = time.elapsed_secs_f64();
@@ -113,7 +109,6 @@ fn track(
             // Tell them who commands their army, and what the AI did.
             notices.0.push(galaxy_protocol::ArmyControl {
                 player_id: player,
-                ai: false,
                 grace_ms: (config.grace_secs * 1000.0).clamp(0.0, f64::from(u32::MAX)) as u32,
                 ai_orders: u32::try_from(c.ai_orders).unwrap_or(u32::MAX),
                 takeovers: c.takeovers,
@@ -138,7 +133,7 @@ fn track(
 
 /// Every second, for each army under AI: idle units attack-move onto the
 /// nearest enemy within [`DEFEND_RADIUS_CM`] of their group's centre.
-fn think(mut sim: ResMut<SimWorld>, mut control: ResMut<ArmyControl>) {
+fn think(mut sim: ResMut<SimWorld>, mut control: ResMut<Armies>) {
     if !sim.0.tick().is_multiple_of(THINK_EVERY_TICKS) {
         return;
     }

@@ -301,7 +301,7 @@ fn the_simulation_runs_at_the_servers_tick_rate() {
 /// more.
 #[test]
 fn a_dropped_players_army_fights_under_ai_until_they_return() {
-    use crate::server::takeover::{AiTakeover, ArmyControl};
+    use crate::server::takeover::{AiTakeover, Armies};
     let (mut server, addr) = server();
     server.insert_resource(AiTakeover { grace_secs: 1.0 });
     let mine = spawn_row(&mut server, 1, 0, WorldPos::new(0, 0), 8);
@@ -314,7 +314,7 @@ fn a_dropped_players_army_fights_under_ai_until_they_return() {
     assert!(pump_until(&mut [&mut server, &mut c], 10, |a| connected(
         a[1]
     )));
-    let control = |app: &App| app.world().resource::<ArmyControl>().get(1).copied();
+    let control = |app: &App| app.world().resource::<Armies>().get(1).copied();
     assert!(pump_until(&mut [&mut server], 5, |a| control(a[0])
         .is_some_and(|c| c.connected)));
     // The player drops (their client says goodbye and is gone).
@@ -368,21 +368,13 @@ fn a_dropped_players_army_fights_under_ai_until_they_return() {
         && control(a[0]).is_some_and(|c| !c.ai)));
     let orders = control(&server).unwrap().ai_orders;
     // The server told the returning player what happened to their army.
-    let told = |app: &App| {
-        app.world()
-            .resource::<ArmyControlStatus>()
-            .0
-            .map(|(a, _)| a)
-    };
+    let told = |app: &App| app.world().resource::<ArmyControlStatus>().0;
     assert!(
         pump_until(&mut [&mut server, &mut c], 5, |a| told(a[1]).is_some()),
         "no army-control notice"
     );
     let notice = told(&c).unwrap();
-    assert_eq!(
-        (notice.player_id, notice.ai, notice.takeovers),
-        (1, false, 1)
-    );
+    assert_eq!((notice.player_id, notice.takeovers), (1, 1));
     assert_eq!(u64::from(notice.ai_orders), orders);
     assert_eq!(notice.grace_ms, 1_000);
     pump_until(&mut [&mut server, &mut c], 3, |_| false);

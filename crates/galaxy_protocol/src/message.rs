@@ -212,8 +212,6 @@ pub enum ServerMessage<S: UnitSnapshot = QuantizedUnit> {
 pub struct ArmyControl {
     /// The player.
     pub player_id: PlayerId,
-    /// The AI commands the army now (false once they are connected).
-    pub ai: bool,
     /// Milliseconds a player may be gone before the AI takes the army.
     pub grace_ms: u32,
     /// Orders the AI gave the army while the player was away, all told.

@@ -108,10 +108,10 @@ impl ConnectionStatus {
 pub struct LocalPlayer(pub PlayerId);
 
 /// The newest army-control notice the server sent this client (who
-/// commands its army, and what the AI did while it was away), with the
-/// local time it came; `None` before any.
+/// commands its army, and what the AI did while it was away); `None`
+/// before any.
 #[derive(Resource, Default, Debug, Clone, Copy, PartialEq)]
-pub struct ArmyControlStatus(pub Option<(ArmyControl, f64)>);
+pub struct ArmyControlStatus(pub Option<ArmyControl>);
 
 /// Combat events received and not yet consumed by the game (drain `events`).
 /// Holds at most [`ReceivedEvents::CAP`]; if the game never drains it, the

@@ -213,7 +213,7 @@ fn receive<R: UnitReplication>(
                 }
                 Ok(ServerMessage::CombatEvent(e)) => events.push(e),
                 Ok(ServerMessage::ArmyControl(a)) if a.player_id == player.0 => {
-                    army.0 = Some((a, now));
+                    army.0 = Some(a);
                 }
                 Ok(ServerMessage::ArmyControl(_)) => stats.reject("foreign_army_control", 1),
                 Ok(ServerMessage::Redirect(r)) => {

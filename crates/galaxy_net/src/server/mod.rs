@@ -179,18 +179,13 @@ pub struct OutgoingEvents(pub Vec<CombatEvent>);
 /// A client's byte budget: the server's, or the client's profile's if
 /// that is smaller (a client can ask for less, never for more).
 fn budget_for(config: &NetworkConfig, rate: TickRate, profile: LinkProfile) -> ByteBudget {
-    let server = config.client_budget_kbps;
-    let asked = f64::from(profile.max_kbps());
-    let kbps = match (server > 0.0, asked > 0.0) {
-        (true, true) => server.min(asked),
-        (false, true) => asked,
-        (_, false) => server,
+    let asked = (profile.max_kbps() > 0)
+        .then(|| ByteBudget::from_kbps(f64::from(profile.max_kbps()), rate.0).bytes_per_tick());
+    let bytes = match (config.budget_bytes_per_tick(rate), asked) {
+        (Some(server), Some(asked)) => Some(server.min(asked)),
+        (server, asked) => server.or(asked),
     };
-    if kbps > 0.0 {
-        ByteBudget::from_kbps(kbps, rate.0)
-    } else {
-        ByteBudget::unlimited()
-    }
+    bytes.map_or_else(ByteBudget::unlimited, ByteBudget::per_tick)
 }
 
 /// One connected client.

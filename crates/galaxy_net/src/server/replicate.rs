@@ -241,11 +241,11 @@ fn replicate_client<S: UnitSnapshot>(
     c.leaving = leaving;
     // A client on a poor link may ask for fewer updates per second.
     // (and a mobile client gets its profile's rate at most).
-    let floor = match (s.max_update_hz, s.profile.max_update_hz()) {
-        (0, 0) => 1,
-        (0, hz) | (hz, 0) => (rate.0 / f64::from(hz)).ceil().max(1.0) as u64,
-        (a, b) => (rate.0 / f64::from(a.min(b))).ceil().max(1.0) as u64,
-    };
+    let hz = [s.max_update_hz, s.profile.max_update_hz()]
+        .into_iter()
+        .filter(|&hz| hz > 0)
+        .min();
+    let floor = hz.map_or(1, |hz| (rate.0 / f64::from(hz)).ceil().max(1.0) as u64);
     let far_factor = s.profile.far_interval_factor();
     s.budget
         .set_max_saved_ticks(floor.min(u64::from(MAX_SAVED_TICKS)) as u32);

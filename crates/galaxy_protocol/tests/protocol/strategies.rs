@@ -286,22 +286,16 @@ pub fn server_message() -> impl Strategy<Value = ServerMessage> {
                 })
             }),
         redirect().prop_map(ServerMessage::Redirect),
-        (
-            any::<u64>(),
-            any::<bool>(),
-            any::<u32>(),
-            any::<u32>(),
-            any::<u32>()
-        )
-            .prop_map(|(player_id, ai, grace_ms, ai_orders, takeovers)| {
+        (any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
+            |(player_id, grace_ms, ai_orders, takeovers)| {
                 ServerMessage::ArmyControl(ArmyControl {
                     player_id,
-                    ai,
                     grace_ms,
                     ai_orders,
                     takeovers,
                 })
-            }),
+            }
+        ),
     ]
 }
 
