@@ -18,15 +18,15 @@ use galaxy_protocol::geometry::{distance_cm, step_towards};
 /// ticks, at the point of the exact line its speed has reached (rounded to
 /// the centimetre), so its path does not drift from the line and a
 /// dead-reckoning track of its velocity stays on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Leg {
-    from: WorldPos,
-    to: WorldPos,
-    ticks: u64,
+    pub(crate) from: WorldPos,
+    pub(crate) to: WorldPos,
+    pub(crate) ticks: u64,
     /// `distance_cm(from, to)`.
-    length: u64,
+    pub(crate) length: u64,
     /// Its velocity at the walker's speed.
-    velocity: Velocity,
+    pub(crate) velocity: Velocity,
 }
 
 impl Leg {

@@ -16,20 +16,29 @@
 //! One [`World::step`] is one fixed tick (20 Hz by default): orders ->
 //! movement -> targeting -> combat -> deaths and captures, returning the
 //! design's [`CombatEvent`]s.
+//!
+//! Because it is deterministic, a game can be recorded as its inputs and
+//! played again ([`replay`]).
 
 mod behaviour;
 mod geometry;
+mod inputs;
 mod kinds;
 mod portable;
+pub mod replay;
 mod spatial;
+mod state;
 mod structures;
 mod table;
+pub mod testbed;
 mod world;
 
 pub use galaxy_protocol::geometry::{distance_cm, step_towards};
 pub use geometry::{distance_sq, velocity_towards, within};
+pub use inputs::WorldInput;
 pub use kinds::{KindSpec, KindStats, Kinds, kind_spec, max_health};
 pub use portable::ImportOutcome;
+pub use state::WorldState;
 pub use structures::{KIND_BASE, KIND_RESOURCE, is_structure};
 pub use world::{
     Base, CommandOutcome, FOREIGN_ID_ALLOWANCE, Order, Resource, SimConfig, SimUnit, World,

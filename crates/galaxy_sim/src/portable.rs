@@ -11,6 +11,7 @@ use galaxy_protocol::{
     UnitIdList, UnitState, WorldPos, quantize,
 };
 
+use crate::inputs::WorldInput;
 use crate::structures::{KIND_BASE, KIND_RESOURCE};
 use crate::world::{Base, Order, Resource, SimUnit, World};
 
@@ -46,6 +47,7 @@ impl World {
     /// duplicates anything. Units arrive idle (orders are not part of the
     /// replicated state).
     pub fn import(&mut self, records: &[CompressedUnit]) -> ImportOutcome {
+        self.log(|| WorldInput::Import(records.to_vec()));
         let mut out = ImportOutcome::default();
         // Units go in at once at the end (their ids may sort anywhere among
         // this world's), with the ids taken in.
@@ -188,12 +190,7 @@ impl World {
                     .map(|(&id, _)| id),
             )
             .collect();
-        for id in going {
-            self.touch_place(id);
-        }
-        self.units.retain(|_, u| !inside(u.position));
-        self.resources.retain(|_, r| !inside(r.position));
-        self.bases.retain(|_, b| !inside(b.position));
+        self.remove_ids(&going);
         before - (self.units.len() + self.resources.len() + self.bases.len())
     }
 }

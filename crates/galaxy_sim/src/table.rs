@@ -162,6 +162,7 @@ impl<T> UnitTable<T> {
     }
 
     /// Keeps the units `keep` accepts.
+    #[cfg(test)]
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&UnitId, &mut T) -> bool) {
         // `keep` may change any unit.
         self.quiet.fill(false);

@@ -7,14 +7,17 @@ use galaxy_protocol::{
     UnitState, Velocity, WorldPos,
 };
 
+use serde::{Deserialize, Serialize};
+
 use crate::behaviour::{Leg, OutputBuffers, PARALLEL_UNITS, think_all};
 use crate::geometry::within;
+use crate::inputs::WorldInput;
 use crate::kinds::{Kinds, max_health};
 use crate::spatial::FollowingGrid;
 use crate::table::UnitTable;
 
 /// Tuning of the rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimConfig {
     /// Fixed ticks per second: the kinds' speeds and cooldowns (per
     /// second) are converted to it (a server sets it from its `TickRate`).
@@ -51,7 +54,7 @@ impl Default for SimConfig {
 }
 
 /// What a unit was told to do.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Order {
     /// Stand; fight back against enemies in range.
     #[default]
@@ -65,7 +68,7 @@ pub enum Order {
 }
 
 /// One unit's full simulated state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimUnit {
     /// Owning player.
     pub owner: PlayerId,
@@ -122,7 +125,7 @@ impl SimUnit {
 }
 
 /// A capturable resource point.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resource {
     /// Where it is.
     pub position: WorldPos,
@@ -133,7 +136,7 @@ pub struct Resource {
 }
 
 /// A destroyable base.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Base {
     /// Where it is.
     pub position: WorldPos,
@@ -172,10 +175,10 @@ pub struct World {
     config: SimConfig,
     /// The kinds' stats at `config.tick_hz`.
     kinds: Kinds,
-    tick: u64,
-    next_id: UnitId,
+    pub(crate) tick: u64,
+    pub(crate) next_id: UnitId,
     /// End (exclusive) of the id block `next_id` draws from.
-    id_end: UnitId,
+    pub(crate) id_end: UnitId,
     pub(crate) units: UnitTable<SimUnit>,
     pub(crate) resources: BTreeMap<UnitId, Resource>,
     pub(crate) bases: BTreeMap<UnitId, Base>,
@@ -183,16 +186,19 @@ pub struct World {
     /// just stepped, is still catching up with its walks on its own
     /// thread: see [`World::step`]).
     grid: FollowingGrid,
-    last_battle: BTreeMap<SectorId, u64>,
+    pub(crate) last_battle: BTreeMap<SectorId, u64>,
     /// Units, resources and bases whose sample may have changed, or that
     /// appeared or went, since the last [`World::take_changes`].
     changed: Vec<UnitId>,
     /// `changed` overflowed (nobody took it): report everything instead.
-    changed_all: bool,
+    pub(crate) changed_all: bool,
     /// Units the grid has not seen in their present place yet.
-    moved: Vec<UnitId>,
+    pub(crate) moved: Vec<UnitId>,
     /// The threads' tick outputs, kept for their room (see [`OutputBuffers`]).
     outputs: OutputBuffers,
+    /// Every change made from outside since the last
+    /// [`World::take_inputs`], while recording (see [`WorldInput`]).
+    pub(crate) inputs: Option<Vec<WorldInput>>,
 }
 
 impl Default for World {
@@ -219,6 +225,7 @@ impl World {
             changed_all: false,
             moved: Vec::new(),
             outputs: OutputBuffers::default(),
+            inputs: None,
         }
     }
 
@@ -246,6 +253,7 @@ impl World {
     /// Draws new ids from `first..first + len` from now on: servers of one
     /// universe each reserve their own block, so ids stay unique everywhere.
     pub fn use_id_block(&mut self, first: UnitId, len: u64) {
+        self.log(|| WorldInput::IdBlock { first, len });
         self.next_id = first.max(1);
         self.id_end = first.saturating_add(len);
     }
@@ -303,6 +311,11 @@ impl World {
 
     /// Adds a unit and returns its id.
     pub fn spawn_unit(&mut self, owner: PlayerId, kind: u8, position: WorldPos) -> UnitId {
+        self.log(|| WorldInput::Spawn {
+            owner,
+            kind,
+            position,
+        });
         let id = self.take_id();
         self.units.insert(id, SimUnit::new(owner, kind, position));
         self.touch_place(id);
@@ -311,6 +324,7 @@ impl World {
 
     /// Puts a unit with a known id (from a snapshot or the server), replacing any.
     pub fn insert_unit(&mut self, id: UnitId, unit: SimUnit) {
+        self.log(|| WorldInput::Insert { id, unit });
         self.note_id(id);
         self.units.insert(id, unit);
         self.touch_place(id);
@@ -319,11 +333,16 @@ impl World {
     /// Removes a unit; returns it if it existed.
     pub fn remove_unit(&mut self, id: UnitId) -> Option<SimUnit> {
         self.touch_place(id);
-        self.units.remove(&id)
+        let gone = self.units.remove(&id);
+        if gone.is_some() {
+            self.log(|| WorldInput::Remove(vec![id]));
+        }
+        gone
     }
 
     /// Adds an unowned resource point.
     pub fn spawn_resource(&mut self, position: WorldPos) -> UnitId {
+        self.log(|| WorldInput::SpawnResource { position });
         let id = self.take_id();
         self.touch(id);
         self.resources.insert(
@@ -339,6 +358,7 @@ impl World {
 
     /// Adds a base for `owner`.
     pub fn spawn_base(&mut self, owner: PlayerId, position: WorldPos) -> UnitId {
+        self.log(|| WorldInput::SpawnBase { owner, position });
         let id = self.take_id();
         self.touch(id);
         let health = self.config.base_health;
@@ -391,6 +411,10 @@ impl World {
     /// Applies `player`'s command to the units it owns; units of others and
     /// unknown units are refused and counted, never touched.
     pub fn apply_command(&mut self, player: PlayerId, cmd: &CompressedCommand) -> CommandOutcome {
+        self.log(|| WorldInput::Command {
+            player,
+            command: cmd.clone(),
+        });
         let mut out = CommandOutcome::default();
         let order = match *cmd {
             CompressedCommand::Move { to, .. } => Order::Move(to),

@@ -1,6 +1,7 @@
 //! Behaviour of the shared simulation: orders, combat, events, authority, determinism.
 
 mod command_fuzz;
+mod replay;
 
 use galaxy_protocol::{CompressedCommand, UnitIdList, UnitState, quantize};
 use galaxy_sim::*;
