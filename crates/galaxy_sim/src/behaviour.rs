@@ -41,7 +41,7 @@ impl Leg {
     }
 
     /// Where the walk is after `ticks` ticks at `speed` cm per tick.
-    fn position(&self, speed: u64) -> WorldPos {
+    pub(crate) fn position(&self, speed: u64) -> WorldPos {
         let length = self.length;
         let walked = self.ticks.saturating_mul(speed);
         if walked >= length {

@@ -13,6 +13,7 @@ use super::keyframe::{Reader, decode_state, encode_state};
 use super::record::{RecordChunk, Span};
 use super::{MAGIC, ReplayError, ReplayHeader};
 use crate::inputs::WorldInput;
+use crate::kinds::Kinds;
 use crate::state::WorldState;
 
 const HEADER: u8 = 1;
@@ -35,6 +36,7 @@ const LEVEL: u8 = 6;
 pub struct ReplayWriter<W: Write> {
     out: W,
     full_every: u64,
+    kinds: Kinds,
     /// Keyframes written.
     keyframes: u64,
     /// The last keyframe, the base of the next delta.
@@ -52,6 +54,7 @@ impl<W: Write> ReplayWriter<W> {
         let mut w = Self {
             out,
             full_every: header.replay.full_every.max(1),
+            kinds: Kinds::at(header.sim.tick_hz),
             keyframes: 0,
             last: None,
             written: MAGIC.len() as u64,
@@ -75,7 +78,7 @@ impl<W: Write> ReplayWriter<W> {
                 let full = self.keyframes % self.full_every == 0;
                 let base = if full { None } else { self.last.as_ref() };
                 let mut raw = Vec::new();
-                encode_state(state, base, &mut raw);
+                encode_state(state, base, &self.kinds, &mut raw);
                 put_varint(&mut body, state.tick);
                 body.push(u8::from(full));
                 body.extend_from_slice(&compress_to_vec(&raw, LEVEL));
@@ -333,7 +336,7 @@ impl Replay {
         if !k.full && base.is_none() {
             return Err(ReplayError::Corrupt("a delta keyframe without its base"));
         }
-        let state = decode_state(&raw, base)?;
+        let state = decode_state(&raw, base, &Kinds::at(self.header.sim.tick_hz))?;
         if state.tick != k.tick {
             return Err(ReplayError::Corrupt("a keyframe's tick"));
         }

@@ -1,18 +1,22 @@
 //! A [`WorldState`] in bytes, small: the units go column by column (ids,
-//! owners, x, y, ...), each value as the difference from a reference unit
-//! in a zigzag varint. The reference is the same unit in the previous
-//! keyframe when the keyframe is a delta and the unit was there (most
-//! fields then write a zero byte), else the unit before it in this one
-//! (units of one army, spawned together, are alike). Columns of small,
-//! repetitive bytes are what deflate (in [`super::file`]) packs best.
+//! owners, x, y, ...), each value as the difference from what it is
+//! expected to be, in a zigzag varint. The expectation is the same unit in
+//! the previous keyframe when the keyframe is a delta and the unit was
+//! there, else the unit before it in this one (units of one army, spawned
+//! together, are alike); a walker's position and velocity are expected on
+//! its leg, where the simulation puts them. Columns of small, repetitive
+//! bytes (mostly zeros) are what deflate (in [`super::file`]) packs best.
 
 use galaxy_protocol::bits::{unzigzag, zigzag};
 use galaxy_protocol::codec::{decode_value, encode_value};
+use galaxy_protocol::geometry::distance_cm;
 use galaxy_protocol::{UnitId, UnitState, Velocity, WorldPos};
 use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
 use crate::behaviour::Leg;
+use crate::geometry::velocity_towards;
+use crate::kinds::Kinds;
 use crate::state::{WorldState, order_words};
 use crate::world::{Base, Order, Resource, SimUnit};
 
@@ -72,7 +76,7 @@ const ZERO: SimUnit = SimUnit {
 };
 
 /// Walks a keyframe's units in id order alongside the base's, giving each
-/// unit's reference.
+/// unit's reference, and whether it is the same unit in the base.
 struct References<'a> {
     base: &'a [(UnitId, SimUnit)],
     at: usize,
@@ -88,14 +92,100 @@ impl<'a> References<'a> {
         }
     }
 
-    fn of(&mut self, id: UnitId) -> SimUnit {
+    fn of(&mut self, id: UnitId) -> (SimUnit, bool) {
         while self.base.get(self.at).is_some_and(|b| b.0 < id) {
             self.at += 1;
         }
         match self.base.get(self.at) {
-            Some(&(b, u)) if b == id => u,
-            _ => self.prev,
+            Some(&(b, u)) if b == id => (u, true),
+            _ => (self.prev, false),
         }
+    }
+}
+
+/// What a unit's fields are written against: the reference unit's, and
+/// what follows exactly from its walk (the simulation puts a walker on
+/// its leg, at the leg's velocity), so a walker costs next to nothing.
+struct Expect {
+    r: SimUnit,
+    same: bool,
+    /// Ticks between the base and this keyframe.
+    dt: u64,
+}
+
+/// Legs longer than this (~11,000 km) are not projected (keeps the
+/// projection's arithmetic in range for any bytes a file may hold).
+const MAX_PROJECTED_LEG_CM: u64 = 1 << 40;
+
+impl Expect {
+    fn leg(&self) -> Option<Leg> {
+        self.same.then_some(self.r.leg).flatten()
+    }
+
+    fn leg_to(&self, order: Order) -> WorldPos {
+        match (self.leg(), order, self.r.leg) {
+            (Some(l), _, _) => l.to,
+            (None, Order::Move(p) | Order::AttackMove(p), _) => p,
+            (None, _, Some(l)) => l.to,
+            _ => self.r.position,
+        }
+    }
+
+    /// The same leg as in the base, or a new one started `ticks` ago
+    /// where the unit was heading then, or (no base) its end.
+    fn leg_from(&self, to: WorldPos, ticks: u64) -> WorldPos {
+        match self.leg() {
+            Some(l) if l.to == to => l.from,
+            _ if self.same => {
+                let n = self.dt.saturating_sub(ticks).min(1 << 24) as i64;
+                let along = |p: i64, v: i32| p.wrapping_add(i64::from(v).wrapping_mul(n) >> 4);
+                WorldPos::new(
+                    along(self.r.position.x, self.r.velocity.x),
+                    along(self.r.position.y, self.r.velocity.y),
+                )
+            }
+            _ => to,
+        }
+    }
+
+    fn leg_ticks(&self, to: WorldPos) -> u64 {
+        match self.leg() {
+            Some(l) if l.to == to => l.ticks.wrapping_add(self.dt),
+            _ => 0,
+        }
+    }
+
+    /// A target as a code: 0 none, 1 the reference's, else the
+    /// difference from the unit before's target.
+    fn target_code(&self, t: Option<UnitId>, prev: Option<UnitId>) -> u64 {
+        match t {
+            None => 0,
+            Some(t) if Some(t) == self.r.target => 1,
+            Some(t) => zigzag((t as i64).wrapping_sub(prev.unwrap_or(0) as i64)).wrapping_add(2),
+        }
+    }
+
+    fn target(&self, code: u64, prev: Option<UnitId>) -> Result<Option<UnitId>, ReplayError> {
+        Ok(match code {
+            0 => None,
+            1 => Some(
+                self.r
+                    .target
+                    .ok_or(ReplayError::Corrupt("a unit's target"))?,
+            ),
+            c => Some((prev.unwrap_or(0) as i64).wrapping_add(unzigzag(c - 2)) as UnitId),
+        })
+    }
+
+    fn position(&self, leg: Option<Leg>, speed: u64) -> WorldPos {
+        match leg {
+            Some(l) if l.length <= MAX_PROJECTED_LEG_CM => l.position(speed),
+            _ => self.r.position,
+        }
+    }
+
+    fn velocity(&self, leg: Option<Leg>) -> Velocity {
+        leg.map_or(self.r.velocity, |l| l.velocity)
     }
 }
 
@@ -113,29 +203,23 @@ fn put(col: &mut Vec<u8>, v: i64, r: i64) {
 }
 
 /// The reference words of an order with tag `tag`: the reference unit's
-/// own when it has the same order kind, else the unit's position.
-fn order_reference(r: &SimUnit, tag: u64, position: WorldPos) -> (i64, i64) {
+/// own when it has the same order kind, else the reference's position.
+fn order_reference(r: &SimUnit, tag: u64) -> (i64, i64) {
     let (rt, a, b) = order_words(r.order);
     if rt == tag {
         (a as i64, b as i64)
     } else {
-        (position.x, position.y)
+        (r.position.x, r.position.y)
     }
 }
 
-/// The leg a unit without a reference leg is compared with.
-fn leg_reference(r: &SimUnit, u: &SimUnit) -> Leg {
-    r.leg.unwrap_or(Leg {
-        from: u.position,
-        to: u.position,
-        ticks: 0,
-        length: 0,
-        velocity: u.velocity,
-    })
-}
-
 /// Appends `state` to `out`, as a delta from `base` if given.
-pub(crate) fn encode_state(state: &WorldState, base: Option<&WorldState>, out: &mut Vec<u8>) {
+pub(crate) fn encode_state(
+    state: &WorldState,
+    base: Option<&WorldState>,
+    kinds: &Kinds,
+    out: &mut Vec<u8>,
+) {
     let rest = Rest {
         tick: state.tick,
         next_id: state.next_id,
@@ -152,9 +236,12 @@ pub(crate) fn encode_state(state: &WorldState, base: Option<&WorldState>, out: &
     }
     let mut cols: [Vec<u8>; COLUMNS] = std::array::from_fn(|_| Vec::new());
     let mut refs = References::new(base);
+    let dt = base.map_or(0, |b| state.tick.wrapping_sub(b.tick));
     let mut last_id = 0;
     for &(id, u) in &state.units {
-        let r = refs.of(id);
+        let (r, same) = refs.of(id);
+        let e = Expect { r, same, dt };
+        let speed = kinds.get(u.kind).speed_cm_per_tick;
         let c = &mut cols;
         put(&mut c[Col::Id as usize], id as i64, last_id as i64);
         last_id = id;
@@ -164,29 +251,69 @@ pub(crate) fn encode_state(state: &WorldState, base: Option<&WorldState>, out: &
             i64::from(u.kind),
             i64::from(r.kind),
         );
-        put(&mut c[Col::X as usize], u.position.x, r.position.x);
-        put(&mut c[Col::Y as usize], u.position.y, r.position.y);
-        put(
-            &mut c[Col::Health as usize],
-            i64::from(u.health),
-            i64::from(r.health),
-        );
         let (tag, a, b) = order_words(u.order);
         put(&mut c[Col::OrderTag as usize], tag as i64, 0);
         if tag != 0 {
-            let (ra, rb) = order_reference(&r, tag, u.position);
+            let (ra, rb) = order_reference(&r, tag);
             put(&mut c[Col::OrderA as usize], a as i64, ra);
             if tag != 3 {
                 put(&mut c[Col::OrderB as usize], b as i64, rb);
             }
         }
-        match u.target {
-            None => put(&mut c[Col::Target as usize], 0, 0),
-            Some(t) => {
-                let d = zigzag((t as i64).wrapping_sub(r.target.unwrap_or(0) as i64));
-                put(&mut c[Col::Target as usize], d.wrapping_add(1) as i64, 0);
+        match u.leg {
+            None => put(&mut c[Col::LegTag as usize], 0, 0),
+            Some(l) => {
+                put(&mut c[Col::LegTag as usize], 1, 0);
+                let to = e.leg_to(u.order);
+                put(&mut c[Col::LegToX as usize], l.to.x, to.x);
+                put(&mut c[Col::LegToY as usize], l.to.y, to.y);
+                put(
+                    &mut c[Col::LegTicks as usize],
+                    l.ticks as i64,
+                    e.leg_ticks(l.to) as i64,
+                );
+                let from = e.leg_from(l.to, l.ticks);
+                put(&mut c[Col::LegFromX as usize], l.from.x, from.x);
+                put(&mut c[Col::LegFromY as usize], l.from.y, from.y);
+                put(
+                    &mut c[Col::LegLength as usize],
+                    l.length as i64,
+                    distance_cm(l.from, l.to) as i64,
+                );
+                let v = velocity_towards(l.from, l.to, speed);
+                put(
+                    &mut c[Col::LegVelX as usize],
+                    i64::from(l.velocity.x),
+                    i64::from(v.x),
+                );
+                put(
+                    &mut c[Col::LegVelY as usize],
+                    i64::from(l.velocity.y),
+                    i64::from(v.y),
+                );
             }
         }
+        let p = e.position(u.leg, speed);
+        put(&mut c[Col::X as usize], u.position.x, p.x);
+        put(&mut c[Col::Y as usize], u.position.y, p.y);
+        let v = e.velocity(u.leg);
+        put(
+            &mut c[Col::VelX as usize],
+            i64::from(u.velocity.x),
+            i64::from(v.x),
+        );
+        put(
+            &mut c[Col::VelY as usize],
+            i64::from(u.velocity.y),
+            i64::from(v.y),
+        );
+        put(
+            &mut c[Col::Health as usize],
+            i64::from(u.health),
+            i64::from(r.health),
+        );
+        let code = e.target_code(u.target, refs.prev.target);
+        put(&mut c[Col::Target as usize], code as i64, 0);
         put(
             &mut c[Col::Cooldown as usize],
             i64::from(u.cooldown),
@@ -197,47 +324,6 @@ pub(crate) fn encode_state(state: &WorldState, base: Option<&WorldState>, out: &
             i64::from(u.state.0),
             i64::from(r.state.0),
         );
-        put(
-            &mut c[Col::VelX as usize],
-            i64::from(u.velocity.x),
-            i64::from(r.velocity.x),
-        );
-        put(
-            &mut c[Col::VelY as usize],
-            i64::from(u.velocity.y),
-            i64::from(r.velocity.y),
-        );
-        match u.leg {
-            None => put(&mut c[Col::LegTag as usize], 0, 0),
-            Some(l) => {
-                put(&mut c[Col::LegTag as usize], 1, 0);
-                let rl = leg_reference(&r, &u);
-                put(&mut c[Col::LegFromX as usize], l.from.x, rl.from.x);
-                put(&mut c[Col::LegFromY as usize], l.from.y, rl.from.y);
-                put(&mut c[Col::LegToX as usize], l.to.x, rl.to.x);
-                put(&mut c[Col::LegToY as usize], l.to.y, rl.to.y);
-                put(
-                    &mut c[Col::LegTicks as usize],
-                    l.ticks as i64,
-                    rl.ticks as i64,
-                );
-                put(
-                    &mut c[Col::LegLength as usize],
-                    l.length as i64,
-                    rl.length as i64,
-                );
-                put(
-                    &mut c[Col::LegVelX as usize],
-                    i64::from(l.velocity.x),
-                    i64::from(rl.velocity.x),
-                );
-                put(
-                    &mut c[Col::LegVelY as usize],
-                    i64::from(l.velocity.y),
-                    i64::from(rl.velocity.y),
-                );
-            }
-        }
         refs.prev = u;
     }
     put_len(out, rest_bytes.len());
@@ -328,6 +414,7 @@ fn narrow<T: TryFrom<i64>>(v: i64) -> Result<T, ReplayError> {
 pub(crate) fn decode_state(
     bytes: &[u8],
     base: Option<&WorldState>,
+    kinds: &Kinds,
 ) -> Result<WorldState, ReplayError> {
     let mut r = Reader::new(bytes);
     let rest_len = r.len()?;
@@ -357,6 +444,7 @@ pub(crate) fn decode_state(
         .ok_or(ReplayError::Corrupt("a keyframe's unit count"))?;
     let mut units = Vec::with_capacity(count);
     let mut refs = References::new(base);
+    let dt = base.map_or(0, |b| rest.tick.wrapping_sub(b.tick));
     let mut last_id: i64 = 0;
     for _ in 0..count {
         let c = &mut cols;
@@ -366,19 +454,16 @@ pub(crate) fn decode_state(
         }
         last_id = idv;
         let id = idv as UnitId;
-        let r = refs.of(id);
+        let (r, same) = refs.of(id);
+        let e = Expect { r, same, dt };
         let owner = c[Col::Owner as usize].value(r.owner as i64)? as u64;
         let kind = narrow(c[Col::Kind as usize].value(i64::from(r.kind))?)?;
-        let position = WorldPos::new(
-            c[Col::X as usize].value(r.position.x)?,
-            c[Col::Y as usize].value(r.position.y)?,
-        );
-        let health = narrow(c[Col::Health as usize].value(i64::from(r.health))?)?;
+        let speed = kinds.get(kind).speed_cm_per_tick;
         let tag = c[Col::OrderTag as usize].diff()?;
         let order = match tag {
             0 => Order::Idle,
             1..=3 => {
-                let (ra, rb) = order_reference(&r, tag as u64, position);
+                let (ra, rb) = order_reference(&r, tag as u64);
                 let a = c[Col::OrderA as usize].value(ra)?;
                 match tag {
                     3 => Order::Attack(a as UnitId),
@@ -394,20 +479,52 @@ pub(crate) fn decode_state(
             }
             _ => return Err(ReplayError::Corrupt("an unknown order")),
         };
-        let t = c[Col::Target as usize].diff()? as u64;
-        let target = match t {
+        let leg = match c[Col::LegTag as usize].diff()? {
             0 => None,
-            t => Some(
-                (r.target.unwrap_or(0) as i64).wrapping_add(unzigzag(t.wrapping_sub(1))) as UnitId,
-            ),
+            1 => {
+                let to = e.leg_to(order);
+                let to = WorldPos::new(
+                    c[Col::LegToX as usize].value(to.x)?,
+                    c[Col::LegToY as usize].value(to.y)?,
+                );
+                let ticks = c[Col::LegTicks as usize].value(e.leg_ticks(to) as i64)? as u64;
+                let from = e.leg_from(to, ticks);
+                let from = WorldPos::new(
+                    c[Col::LegFromX as usize].value(from.x)?,
+                    c[Col::LegFromY as usize].value(from.y)?,
+                );
+                let length = c[Col::LegLength as usize].value(distance_cm(from, to) as i64)? as u64;
+                let v = velocity_towards(from, to, speed);
+                let velocity = Velocity {
+                    x: narrow(c[Col::LegVelX as usize].value(i64::from(v.x))?)?,
+                    y: narrow(c[Col::LegVelY as usize].value(i64::from(v.y))?)?,
+                };
+                Some(Leg {
+                    from,
+                    to,
+                    ticks,
+                    length,
+                    velocity,
+                })
+            }
+            _ => return Err(ReplayError::Corrupt("an unknown leg tag")),
         };
+        let p = e.position(leg, speed);
+        let position = WorldPos::new(
+            c[Col::X as usize].value(p.x)?,
+            c[Col::Y as usize].value(p.y)?,
+        );
+        let v = e.velocity(leg);
+        let velocity = Velocity {
+            x: narrow(c[Col::VelX as usize].value(i64::from(v.x))?)?,
+            y: narrow(c[Col::VelY as usize].value(i64::from(v.y))?)?,
+        };
+        let health = narrow(c[Col::Health as usize].value(i64::from(r.health))?)?;
+        let code = c[Col::Target as usize].diff()? as u64;
+        let target = e.target(code, refs.prev.target)?;
         let cooldown = narrow(c[Col::Cooldown as usize].value(i64::from(r.cooldown))?)?;
         let state = UnitState(narrow(c[Col::State as usize].value(i64::from(r.state.0))?)?);
-        let velocity = Velocity {
-            x: narrow(c[Col::VelX as usize].value(i64::from(r.velocity.x))?)?,
-            y: narrow(c[Col::VelY as usize].value(i64::from(r.velocity.y))?)?,
-        };
-        let mut u = SimUnit {
+        let u = SimUnit {
             owner,
             kind,
             position,
@@ -417,30 +534,7 @@ pub(crate) fn decode_state(
             cooldown,
             state,
             velocity,
-            leg: None,
-        };
-        u.leg = match c[Col::LegTag as usize].diff()? {
-            0 => None,
-            1 => {
-                let rl = leg_reference(&r, &u);
-                Some(Leg {
-                    from: WorldPos::new(
-                        c[Col::LegFromX as usize].value(rl.from.x)?,
-                        c[Col::LegFromY as usize].value(rl.from.y)?,
-                    ),
-                    to: WorldPos::new(
-                        c[Col::LegToX as usize].value(rl.to.x)?,
-                        c[Col::LegToY as usize].value(rl.to.y)?,
-                    ),
-                    ticks: c[Col::LegTicks as usize].value(rl.ticks as i64)? as u64,
-                    length: c[Col::LegLength as usize].value(rl.length as i64)? as u64,
-                    velocity: Velocity {
-                        x: narrow(c[Col::LegVelX as usize].value(i64::from(rl.velocity.x))?)?,
-                        y: narrow(c[Col::LegVelY as usize].value(i64::from(rl.velocity.y))?)?,
-                    },
-                })
-            }
-            _ => return Err(ReplayError::Corrupt("an unknown leg tag")),
+            leg,
         };
         refs.prev = u;
         units.push((id, u));
