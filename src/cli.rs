@@ -19,6 +19,24 @@ pub enum Command {
     Client(ClientOptions),
     /// Print the cluster's servers and sector owners.
     ClusterStatus(ClusterStatusOptions),
+    /// Play a recorded game (`replay FILE`), or check it (`--verify`).
+    Replay(ReplayOptions),
+}
+
+/// Options of `replay FILE`.
+#[derive(Debug, Default, PartialEq)]
+pub struct ReplayOptions {
+    /// The recording (from `--record FILE`).
+    pub file: PathBuf,
+    /// Play it headless to the end, checking every recorded hash, and
+    /// exit non-zero on a mismatch.
+    pub verify: bool,
+    /// Save a PNG of the window after `exit_after` seconds, then exit.
+    pub screenshot: Option<PathBuf>,
+    /// Stop after this many seconds.
+    pub exit_after: Option<f32>,
+    /// Playback speed to start at (0.25 to 8).
+    pub speed: f32,
 }
 
 /// Options of `cluster status`.
@@ -47,6 +65,8 @@ pub struct ServerOptions {
     pub exit_after: Option<f32>,
     /// Join a cluster (`--cluster URL --server-id N`).
     pub cluster: Option<crate::server::cluster::ClusterOptions>,
+    /// Record the game to this file (`galaxy_rts replay FILE` plays it).
+    pub record: Option<PathBuf>,
 }
 
 /// Options of the game client.
@@ -70,6 +90,8 @@ pub struct ClientOptions {
     pub bindings: Option<PathBuf>,
     /// The link this client is on (`--profile mobile`: 32 kbps, 10 Hz).
     pub profile: galaxy_net::LinkProfile,
+    /// Record the embedded server's game to this file.
+    pub record: Option<PathBuf>,
 }
 
 /// Options of the `token` subcommand.
@@ -96,18 +118,21 @@ pub fn usage() -> String {
 USAGE:\n  galaxy_rts [CLIENT OPTIONS]          the game client (with --features headless: the dedicated server)\n  \
 galaxy_rts server [SERVER OPTIONS]   the dedicated server in any build\n  \
 galaxy_rts token --key-file FILE --player ID --server ADDR [--server ADDR ...] [--valid-secs N] [--out FILE]\n  \
-galaxy_rts cluster status [--nats URL] [--prefix NAME]   live servers and the sector ownership table\n\n\
+galaxy_rts cluster status [--nats URL] [--prefix NAME]   live servers and the sector ownership table\n  \
+galaxy_rts replay FILE [--speed X] [--verify]   play a recorded game (pause, speed x0.25..x8, seek);\n                                      --verify: check every recorded hash, headless\n\n\
 CLIENT OPTIONS:\n  --connect HOST:PORT  join a dedicated server (default: start an embedded one)\n  \
 --token FILE         connect token for --connect\n  --player ID          player id on an --insecure server\n  \
 --screenshot PATH    save a PNG of the window after --exit-after seconds, exit 0 only if connected with units\n  \
 --exit-after SECS    stop after SECS seconds\n  --units N            units per army on the embedded server (default 60)\n  \
 --bots N             AI opponents on the embedded server (default 2)\n  \
 --bindings FILE      key and mouse bindings (format and defaults: config/bindings.toml)\n  \
---profile NAME       desktop (default) or mobile: ask the server for 32 kbps at 10 Hz\n\n\
+--profile NAME       desktop (default) or mobile: ask the server for 32 kbps at 10 Hz\n  \
+--record FILE        record the embedded server's game (play it with `replay FILE`)\n\n\
 SERVER OPTIONS:\n  {CONFIG_FLAGS}\n  \
 --bots N             AI players (default 2)\n  --units-per-bot N    units per AI player (default 200)\n  \
 --insecure           accept clients without tokens (local testing only)\n  --status-every SECS  seconds between status lines (default 5)\n  \
---exit-after SECS    stop after SECS seconds\n\n\
+--exit-after SECS    stop after SECS seconds\n  \
+--record FILE        record the game: its inputs, a hash a second, keyframes every 3 s\n\n\
 CLUSTER (server options):\n  --cluster URL        join the cluster on this NATS server (e.g. nats://127.0.0.1:4222)\n  \
 --server-id N        this server's id, unique in the cluster (required with --cluster)\n  \
 --cluster-prefix P   bucket prefix: one universe per prefix (default galaxy)\n  \
@@ -138,6 +163,7 @@ pub fn parse(args: &[String], headless: bool) -> Result<Command, String> {
     let args = match args.first().map(String::as_str) {
         Some("token") => return parse_token(&args[1..]),
         Some("cluster") => return parse_cluster(&args[1..]),
+        Some("replay") => return parse_replay(&args[1..]),
         Some("server") => &args[1..],
         _ if headless => args,
         _ => return parse_client(args),
@@ -152,6 +178,7 @@ pub fn parse(args: &[String], headless: bool) -> Result<Command, String> {
         status_every: 5.0,
         exit_after: None,
         cluster: None,
+        record: None,
     };
     let mut url = None;
     let mut server_id = None;
@@ -163,6 +190,7 @@ pub fn parse(args: &[String], headless: bool) -> Result<Command, String> {
             "--units-per-bot" => opts.units_per_bot = value(&rest, i)?,
             "--status-every" => opts.status_every = value(&rest, i)?,
             "--exit-after" => opts.exit_after = Some(value(&rest, i)?),
+            "--record" => opts.record = Some(value(&rest, i)?),
             "--cluster" => url = Some(value::<String>(&rest, i)?),
             "--server-id" => server_id = Some(value(&rest, i)?),
             "--cluster-prefix" => cluster.prefix = value(&rest, i)?,
@@ -221,6 +249,7 @@ fn parse_client(args: &[String]) -> Result<Command, String> {
             "--units" => o.units = value(args, i)?,
             "--bots" => o.bots = value(args, i)?,
             "--bindings" => o.bindings = Some(value(args, i)?),
+            "--record" => o.record = Some(value(args, i)?),
             "--profile" => {
                 let name: String = value(args, i)?;
                 o.profile = galaxy_net::LinkProfile::from_name(&name)
@@ -234,6 +263,39 @@ fn parse_client(args: &[String]) -> Result<Command, String> {
         return Err("--token needs --connect HOST:PORT".into());
     }
     Ok(Command::Client(o))
+}
+
+fn parse_replay(args: &[String]) -> Result<Command, String> {
+    let mut o = ReplayOptions {
+        speed: 1.0,
+        ..ReplayOptions::default()
+    };
+    let mut file = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--verify" => {
+                o.verify = true;
+                i += 1;
+                continue;
+            }
+            "--speed" => o.speed = value(args, i)?,
+            "--screenshot" => o.screenshot = Some(value(args, i)?),
+            "--exit-after" => o.exit_after = Some(value(args, i)?),
+            other if !other.starts_with("--") && file.is_none() => {
+                file = Some(PathBuf::from(other));
+                i += 1;
+                continue;
+            }
+            other => return Err(format!("replay: unknown option {other:?}; see --help")),
+        }
+        i += 2;
+    }
+    if !(0.25..=8.0).contains(&o.speed) {
+        return Err(format!("replay: --speed {} is not within 0.25..8", o.speed));
+    }
+    o.file = file.ok_or("replay: which file? `galaxy_rts replay FILE`")?;
+    Ok(Command::Replay(o))
 }
 
 fn parse_cluster(args: &[String]) -> Result<Command, String> {
@@ -384,6 +446,24 @@ mod tests {
                 true
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn replay_and_record_flags() {
+        let Ok(Command::Replay(o)) = parse(&a("replay game.rpl --speed 4"), false) else {
+            panic!()
+        };
+        assert_eq!((o.file, o.speed, o.verify), ("game.rpl".into(), 4.0, false));
+        assert!(matches!(parse(&a("replay g --verify"), true), Ok(Command::Replay(o)) if o.verify));
+        assert!(parse(&a("replay"), false).is_err());
+        assert!(parse(&a("replay g --speed 16"), false).is_err());
+        assert!(parse(&a("replay g --bogus 1"), false).is_err());
+        assert!(
+            matches!(parse(&a("--record r.rpl"), true), Ok(Command::Server(o)) if o.record == Some("r.rpl".into()))
+        );
+        assert!(
+            matches!(parse(&a("--record r.rpl"), false), Ok(Command::Client(o)) if o.record == Some("r.rpl".into()))
         );
     }
 

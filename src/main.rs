@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use galaxy_net::ServerKey;
 use galaxy_net::tokens::{issue_token, token_to_bytes};
-use galaxy_rts::cli::{self, ClientOptions, Command};
+use galaxy_rts::cli::{self, ClientOptions, Command, ReplayOptions};
 use galaxy_rts::{cluster_status, server};
 
 fn main() -> ExitCode {
@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         Ok(Command::Client(opts)) => run_client(opts),
         Ok(Command::Server(opts)) => server::run(opts),
         Ok(Command::ClusterStatus(opts)) => cluster_status::run(&opts),
+        Ok(Command::Replay(opts)) if opts.verify => server::replay::verify(&opts.file),
+        Ok(Command::Replay(opts)) => run_replay(opts),
         Err(e) => Err(e),
     };
     match result {
@@ -42,6 +44,16 @@ fn run_client(opts: ClientOptions) -> Result<(), String> {
 #[cfg(not(feature = "client"))]
 fn run_client(_: ClientOptions) -> Result<(), String> {
     Err("this build has no client (built without the `client` feature)".into())
+}
+
+#[cfg(feature = "client")]
+fn run_replay(opts: ReplayOptions) -> Result<(), String> {
+    galaxy_rts::client::replay::run(opts)
+}
+
+#[cfg(not(feature = "client"))]
+fn run_replay(_: ReplayOptions) -> Result<(), String> {
+    Err("this build has no client to show a replay in (`replay FILE --verify` checks one)".into())
 }
 
 fn make_token(t: &cli::TokenOptions) -> Result<(), String> {

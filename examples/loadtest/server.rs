@@ -64,6 +64,7 @@ pub(crate) fn run_server(
                     threads: args.server_threads,
                     ..default()
                 },
+                ..default()
             },
         ));
     let addr = app.world().resource::<ServerAddress>().0;

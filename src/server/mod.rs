@@ -4,6 +4,7 @@
 
 pub mod bots;
 pub mod cluster;
+pub mod replay;
 mod status;
 pub mod takeover;
 
@@ -93,6 +94,9 @@ pub fn run(opts: ServerOptions) -> Result<(), String> {
         every: opts.status_every,
         exit_after: opts.exit_after,
     });
+    if let Some(path) = &opts.record {
+        crate::sim::record::record_game(&mut app, path)?;
+    }
     let mode = match auth {
         ServerAuth::Secure(_) => "secure tokens",
         ServerAuth::Insecure => "INSECURE: any client may connect",

@@ -8,6 +8,7 @@
 //! the entities are what the rest of the server and the network see.
 
 mod mirror;
+pub mod record;
 mod remote;
 #[cfg(test)]
 mod tests;
@@ -52,6 +53,9 @@ pub struct SimStats {
 pub struct SimPlugin {
     /// Rules of the world (its `tick_hz` is taken from the [`TickRate`]).
     pub config: SimConfig,
+    /// Something else steps the world and sets the server tick (a replay:
+    /// `crate::server::replay`); the players' commands are then not applied.
+    pub stepped_elsewhere: bool,
 }
 
 impl Plugin for SimPlugin {
@@ -69,18 +73,6 @@ impl Plugin for SimPlugin {
             .insert_resource(ChangeJournal::enabled())
             .replicate_unit::<RtsUnits>()
             .add_systems(
-                FixedUpdate,
-                (
-                    mark_phase(TickPhase::Other),
-                    apply_commands,
-                    mark_phase(TickPhase::Commands),
-                    step_simulation,
-                    mark_phase(TickPhase::Step),
-                )
-                    .chain()
-                    .in_set(NetSet::Simulate),
-            )
-            .add_systems(
                 PostUpdate,
                 (
                     mark_phase(TickPhase::Other),
@@ -90,6 +82,21 @@ impl Plugin for SimPlugin {
                     .chain()
                     .before(NetSet::Tag),
             );
+        if self.stepped_elsewhere {
+            return;
+        }
+        app.add_systems(
+            FixedUpdate,
+            (
+                mark_phase(TickPhase::Other),
+                apply_commands,
+                mark_phase(TickPhase::Commands),
+                step_simulation,
+                mark_phase(TickPhase::Step),
+            )
+                .chain()
+                .in_set(NetSet::Simulate),
+        );
     }
 }
 
@@ -135,13 +142,20 @@ fn apply_commands(
     }
 }
 
-/// One simulation tick; its tick is the server's, its events go out.
+/// One simulation tick (recorded, with `--record`); its tick is the
+/// server's, its events go out.
 fn step_simulation(
     mut sim: ResMut<SimWorld>,
     mut events: ResMut<OutgoingEvents>,
     mut tick: ResMut<ServerTick>,
+    recording: Option<ResMut<record::Recording>>,
 ) {
     let new = sim.0.step();
+    if let Some(mut rec) = recording {
+        // Before anything else changes the world: what comes next belongs
+        // to the next tick.
+        rec.after_step(&mut sim.0);
+    }
     events.0.extend(new);
     tick.0 = sim.0.tick();
 }

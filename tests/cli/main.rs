@@ -307,3 +307,64 @@ fn the_headless_build_has_no_renderer() {
         "{found:?}"
     );
 }
+
+/// `server --record FILE` records the game (bots spawning, fighting, giving
+/// orders), and `replay FILE --verify` plays it again to every recorded hash.
+#[test]
+fn a_recorded_server_game_replays_to_every_hash() {
+    let dir = std::env::temp_dir().join(format!("galaxy-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("game.rpl");
+    let out = bin()
+        .args([
+            "server",
+            "--insecure",
+            "--port",
+            "0",
+            "--bots",
+            "3",
+            "--units-per-bot",
+            "300",
+            "--exit-after",
+            "4",
+            "--record",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .expect("binary runs");
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}\n{log}", out.status);
+    assert!(log.contains("recorded "), "{log}");
+    let out = bin()
+        .args(["replay", file.to_str().unwrap(), "--verify"])
+        .output()
+        .expect("binary runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (matched, of) = text
+        .lines()
+        .find_map(|l| {
+            let l = l.strip_suffix(|_: char| true)?;
+            let (m, rest) = l.split_once(" of ")?;
+            let (n, _) = rest.split_once(" hashes match")?;
+            Some((m.parse::<u64>().ok()?, n.parse::<u64>().ok()?))
+        })
+        .expect("a summary line");
+    assert!(of >= 3, "{text}");
+    assert_eq!(matched, of, "{text}");
+    // Not a replay: a clear error, exit code 2.
+    let junk = dir.join("junk.rpl");
+    std::fs::write(&junk, b"not a replay").unwrap();
+    let out = bin()
+        .args(["replay", junk.to_str().unwrap(), "--verify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a replay file"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

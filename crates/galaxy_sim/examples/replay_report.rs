@@ -192,7 +192,7 @@ fn run(s: &Scenario) -> Report {
         if let RecordChunk::Keyframe(_) = c {
             write_ms.push(t.elapsed().as_secs_f64() * 1e3);
             let n = full.len() + delta.len();
-            if n as u64 % config.full_every == 0 {
+            if (n as u64).is_multiple_of(config.full_every) {
                 full.push(bytes);
             } else {
                 delta.push(bytes);

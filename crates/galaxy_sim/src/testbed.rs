@@ -63,7 +63,7 @@ impl Battles {
     /// One tick of the game: the round of orders when one is due, then
     /// the step.
     pub fn tick(&mut self, w: &mut World) {
-        if w.tick() % ORDER_EVERY == 0 {
+        if w.tick().is_multiple_of(ORDER_EVERY) {
             self.orders(w, w.tick() / ORDER_EVERY);
         }
         w.step();

@@ -75,7 +75,7 @@ impl<W: Write> ReplayWriter<W> {
         body.clear();
         match chunk {
             RecordChunk::Keyframe(state) => {
-                let full = self.keyframes % self.full_every == 0;
+                let full = self.keyframes.is_multiple_of(self.full_every);
                 let base = if full { None } else { self.last.as_ref() };
                 let mut raw = Vec::new();
                 encode_state(state, base, &self.kinds, &mut raw);

@@ -86,10 +86,10 @@ impl Recorder {
             self.inputs += inputs.len();
             self.entries.push((tick, inputs));
         }
-        if tick % self.config.span_ticks.max(1) == 0 {
+        if tick.is_multiple_of(self.config.span_ticks.max(1)) {
             self.cut(tick, Some(world.state_hash()), out);
         }
-        if tick % self.config.keyframe_ticks() == 0 {
+        if tick.is_multiple_of(self.config.keyframe_ticks()) {
             out.push(RecordChunk::Keyframe(world.state()));
         }
     }
