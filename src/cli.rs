@@ -92,6 +92,9 @@ pub struct ClientOptions {
     pub profile: galaxy_net::LinkProfile,
     /// Record the embedded server's game to this file.
     pub record: Option<PathBuf>,
+    /// Join as a spectator (no army; orders refused). With `--token`, the
+    /// token must be a spectator's (`token --spectator`).
+    pub spectate: bool,
 }
 
 /// Options of the `token` subcommand.
@@ -109,6 +112,8 @@ pub struct TokenOptions {
     pub out: PathBuf,
     /// netcode protocol id.
     pub protocol_id: u64,
+    /// A spectator's token (its client id is `spectator_id(player)`).
+    pub spectator: bool,
 }
 
 /// Usage text.
@@ -117,7 +122,7 @@ pub fn usage() -> String {
         "Galaxy RTS\n\n\
 USAGE:\n  galaxy_rts [CLIENT OPTIONS]          the game client (with --features headless: the dedicated server)\n  \
 galaxy_rts server [SERVER OPTIONS]   the dedicated server in any build\n  \
-galaxy_rts token --key-file FILE --player ID --server ADDR [--server ADDR ...] [--valid-secs N] [--out FILE]\n  \
+galaxy_rts token --key-file FILE --player ID --server ADDR [--server ADDR ...] [--valid-secs N] [--out FILE] [--spectator]\n  \
 galaxy_rts cluster status [--nats URL] [--prefix NAME]   live servers and the sector ownership table\n  \
 galaxy_rts replay FILE [--speed X] [--verify]   play a recorded game (pause, speed x0.25..x8, seek);\n                                      --verify: check every recorded hash, headless\n\n\
 CLIENT OPTIONS:\n  --connect HOST:PORT  join a dedicated server (default: start an embedded one)\n  \
@@ -127,7 +132,8 @@ CLIENT OPTIONS:\n  --connect HOST:PORT  join a dedicated server (default: start 
 --bots N             AI opponents on the embedded server (default 2)\n  \
 --bindings FILE      key and mouse bindings (format and defaults: config/bindings.toml)\n  \
 --profile NAME       desktop (default) or mobile: ask the server for 32 kbps at 10 Hz\n  \
---record FILE        record the embedded server's game (play it with `replay FILE`)\n\n\
+--record FILE        record the embedded server's game (play it with `replay FILE`)\n  \
+--spectate           join as a spectator: no army, look anywhere, orders refused\n\n\
 SERVER OPTIONS:\n  {CONFIG_FLAGS}\n  \
 --bots N             AI players (default 2)\n  --units-per-bot N    units per AI player (default 200)\n  \
 --insecure           accept clients without tokens (local testing only)\n  --status-every SECS  seconds between status lines (default 5)\n  \
@@ -250,6 +256,11 @@ fn parse_client(args: &[String]) -> Result<Command, String> {
             "--bots" => o.bots = value(args, i)?,
             "--bindings" => o.bindings = Some(value(args, i)?),
             "--record" => o.record = Some(value(args, i)?),
+            "--spectate" => {
+                o.spectate = true;
+                i += 1;
+                continue;
+            }
             "--profile" => {
                 let name: String = value(args, i)?;
                 o.profile = galaxy_net::LinkProfile::from_name(&name)
@@ -330,9 +341,15 @@ fn parse_token(args: &[String]) -> Result<Command, String> {
     let mut valid_secs = 3600;
     let mut out = PathBuf::from("client.token");
     let mut protocol_id = NetworkConfig::default().protocol_id;
+    let mut spectator = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
+            "--spectator" => {
+                spectator = true;
+                i += 1;
+                continue;
+            }
             "--key-file" => key_file = Some(value::<PathBuf>(args, i)?),
             "--player" => player = Some(value(args, i)?),
             "--server" => servers.push(value(args, i)?),
@@ -355,6 +372,7 @@ fn parse_token(args: &[String]) -> Result<Command, String> {
         valid_secs,
         out,
         protocol_id,
+        spectator,
     }))
 }
 
@@ -475,7 +493,14 @@ mod tests {
         ) else {
             panic!()
         };
-        assert_eq!((t.player, t.servers.len()), (7, 2));
+        assert_eq!((t.player, t.servers.len(), t.spectator), (7, 2, false));
+        assert!(matches!(
+            parse(&a("token --key-file k --player 7 --server 127.0.0.1:5000 --spectator"), true),
+            Ok(Command::Token(t)) if t.spectator
+        ));
+        assert!(
+            matches!(parse(&a("--spectate --units 5"), false), Ok(Command::Client(o)) if o.spectate && o.units == 5)
+        );
         assert!(parse(&a("token --player 7"), false).is_err());
     }
 }

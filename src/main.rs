@@ -66,7 +66,11 @@ fn make_token(t: &cli::TokenOptions) -> Result<(), String> {
     let token = issue_token(
         &ServerKey(key),
         t.protocol_id,
-        t.player,
+        if t.spectator {
+            galaxy_net::tokens::spectator_id(t.player)
+        } else {
+            t.player
+        },
         t.servers.clone(),
         t.valid_secs,
         15,
@@ -75,7 +79,8 @@ fn make_token(t: &cli::TokenOptions) -> Result<(), String> {
     std::fs::write(&t.out, token_to_bytes(&token))
         .map_err(|e| format!("{}: {e}", t.out.display()))?;
     println!(
-        "token for player {} written to {}",
+        "token for {} {} written to {}",
+        if t.spectator { "spectator" } else { "player" },
         t.player,
         t.out.display()
     );

@@ -145,6 +145,20 @@ fn sample_traffic(time: Res<Time<Real>>, stats: Res<NetworkStats>, mut h: ResMut
     h.observe(time.elapsed_secs_f64(), &stats);
 }
 
+/// Who this client is: a player, a spectator, or the viewer of a replay.
+fn who(id: u64) -> String {
+    if id == crate::client::replay::REPLAY_VIEWER {
+        "replay viewer".into()
+    } else if galaxy_net::tokens::is_spectator(id) {
+        format!(
+            "spectator {} (orders refused)",
+            id & !galaxy_net::tokens::SPECTATOR_BIT
+        )
+    } else {
+        format!("player {id}")
+    }
+}
+
 fn status_text(s: &ConnectionStatus) -> (String, egui::Color32) {
     match s {
         ConnectionStatus::Connected => ("Connected".into(), egui::Color32::LIGHT_GREEN),
@@ -304,7 +318,7 @@ fn draw_hud(
         .anchor(egui::Align2::RIGHT_TOP, [-8.0, 8.0])
         .resizable(false)
         .show(ctx, |ui| {
-            ui.label(format!("player {}", player.0));
+            ui.label(who(player.0));
             ui.label(format!("sector ({}, {})", sector.x, sector.y));
             ui.label(format!(
                 "units: {own} yours, {visible} visible, {structures} bases/resources"
@@ -365,6 +379,16 @@ fn draw_hud(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hud_names_players_spectators_and_replay_viewers() {
+        assert_eq!(who(7), "player 7");
+        assert_eq!(
+            who(galaxy_net::tokens::spectator_id(3)),
+            "spectator 3 (orders refused)"
+        );
+        assert_eq!(who(u64::MAX), "replay viewer");
+    }
 
     #[test]
     fn the_army_line_says_who_commands_the_army() {

@@ -81,13 +81,20 @@ fn server_thread(
 }
 
 /// Starts an embedded server in a thread (bots and an army for the local
-/// player; recording to `record` if given) and returns a token to join it.
+/// player; recording to `record` if given) and returns a token to join it
+/// (a spectator's, watching that army, with `spectate`).
 fn embedded_server(
     units: u32,
     bots: u32,
     record: Option<std::path::PathBuf>,
+    spectate: bool,
 ) -> Result<ClientAuth, String> {
-    server_thread("embedded-server", LOCAL_PLAYER, move |app, auth| {
+    let joiner = if spectate {
+        galaxy_net::tokens::spectator_id(LOCAL_PLAYER)
+    } else {
+        LOCAL_PLAYER
+    };
+    server_thread("embedded-server", joiner, move |app, auth| {
         let addr = crate::server::add_game_server(app, auth)?;
         app.add_plugins(crate::server::bots::BotPlugin {
             bots,
@@ -147,10 +154,14 @@ pub fn run(opts: ClientOptions) -> Result<(), String> {
             ClientAuth::Token(Box::new(token))
         }
         (Some(addr), None) => ClientAuth::Insecure {
-            player: opts.player,
+            player: if opts.spectate {
+                galaxy_net::tokens::spectator_id(opts.player)
+            } else {
+                opts.player
+            },
             server: *addr,
         },
-        (None, _) => embedded_server(opts.units, opts.bots, opts.record.clone())?,
+        (None, _) => embedded_server(opts.units, opts.bots, opts.record.clone(), opts.spectate)?,
     };
     let app = client_app(ClientSetup {
         auth,

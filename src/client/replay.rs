@@ -12,7 +12,8 @@ use super::{ClientSetup, client_app, input, run_app, server_thread};
 use crate::cli::ReplayOptions;
 use crate::server::replay::{ReplayControl, SPEEDS, add_replay_server};
 
-/// The viewer's player id: no army has it, so every order is refused.
+/// The viewer's id: a spectator's (it has `SPECTATOR_BIT`), so no army has
+/// it and `galaxy_net` refuses every order it sends.
 pub const REPLAY_VIEWER: u64 = u64::MAX;
 
 /// The speeds the panel offers.

@@ -3,7 +3,8 @@
 //! pause and seek. It replicates like any server (the viewer is an
 //! ordinary client that may look anywhere); its network tick counts
 //! frames, so a seek backwards is, to the client, just units that moved.
-//! Orders sent to a replay are refused and counted.
+//! Orders are refused and counted: a spectator's by `galaxy_net`
+//! (`spectator_order`), any other here (`replay_order`).
 //!
 //! `replay FILE --verify` ([`verify`]) plays a file to its end without a
 //! window, checking every recorded hash.

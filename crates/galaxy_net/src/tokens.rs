@@ -8,6 +8,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bevy_renet::netcode::{ConnectToken, NETCODE_KEY_BYTES, generate_random_bytes};
 use galaxy_protocol::PlayerId;
 
+/// The bit that makes a token's client id a spectator's: a spectator is no
+/// player (no army has its id), may look anywhere, and every order it
+/// sends is refused and counted (`spectator_order`). Players' ids stay
+/// below it.
+pub const SPECTATOR_BIT: PlayerId = 1 << 63;
+
+/// The id of spectator number `n` (what a spectator token is issued for).
+pub fn spectator_id(n: u64) -> PlayerId {
+    n | SPECTATOR_BIT
+}
+
+/// True for a spectator's id (see [`SPECTATOR_BIT`]).
+pub fn is_spectator(id: PlayerId) -> bool {
+    id & SPECTATOR_BIT != 0
+}
+
 /// The server's private key: whoever holds it can mint tokens.
 #[derive(Clone)]
 pub struct ServerKey(pub [u8; NETCODE_KEY_BYTES]);

@@ -403,6 +403,13 @@ fn receive_messages(
                     }
                     Ok(ClientMessage::Connect(_)) => {}
                     Ok(ClientMessage::BatchCommand(batch)) => {
+                        // A spectator commands nothing; its orders still
+                        // count against its rate limits.
+                        let spectator = crate::tokens::is_spectator(session.player);
+                        if spectator {
+                            stats.reject("spectator_order", batch.commands.len() as u64);
+                            session.log_once("spectator_order");
+                        }
                         if batch.player_id != session.player {
                             stats.reject("claimed_player", 1);
                             session.log_once("claimed_player");
@@ -415,7 +422,7 @@ fn receive_messages(
                             {
                                 stats.reject("rate_limited", 1);
                                 session.log_once("rate_limited");
-                            } else {
+                            } else if !spectator {
                                 commands.0.push((session.player, cmd));
                             }
                         }

@@ -440,3 +440,50 @@ fn a_client_that_never_acks_is_disconnected() {
     assert!(sessions.get(2).is_none() && sessions.get(1).is_some());
     assert!(connected(&fair));
 }
+
+/// A spectator (a token for `spectator_id(n)`) sees any place it looks at,
+/// and every order it sends is refused and counted; nothing moves.
+#[test]
+fn a_spectator_sees_anywhere_and_its_orders_are_refused() {
+    use galaxy_net::tokens::{is_spectator, spectator_id};
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    let far = WorldPos::new(3_000_000, -2_000_000);
+    let ships = spawn_row(&mut server, 4, far, 6);
+    let id = spectator_id(1);
+    assert!(is_spectator(id) && !is_spectator(4));
+    let mut watcher = player(id, addr, view_at(far));
+    assert!(pump_until(
+        &mut [&mut server, &mut watcher],
+        Duration::from_secs(10),
+        |a| client_units(a[1]).len() == 6
+    ));
+    let before = server_units(&mut server);
+    for _ in 0..3 {
+        watcher
+            .world_mut()
+            .resource_mut::<OutgoingCommands>()
+            .0
+            .push(CompressedCommand::Move {
+                units: UnitIdList::from_ids(ships.iter().copied()).unwrap(),
+                to: WorldPos::new(0, 0),
+            });
+        pump_for(&mut [&mut server, &mut watcher], Duration::from_millis(200));
+    }
+    let refused = |s: &bevy::prelude::App| {
+        s.world()
+            .resource::<NetworkStats>()
+            .rejected
+            .get("spectator_order")
+            .copied()
+    };
+    assert!(pump_until(
+        &mut [&mut server, &mut watcher],
+        Duration::from_secs(5),
+        |a| refused(a[0]) == Some(3)
+    ));
+    // Refused before the game saw them: not even counted as not owned.
+    let stats = server.world().resource::<NetworkStats>();
+    assert_eq!(stats.rejected.get("not_owned"), None, "{stats:?}");
+    assert_eq!(server_units(&mut server), before);
+    assert!(connected(&watcher), "a spectator's orders are no offence");
+}
