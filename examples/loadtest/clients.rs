@@ -1,5 +1,7 @@
 //! The clients' thread: every bot client app, 30 rounds per second.
 
+use galaxy_net::tokens::{SPECTATOR_BIT, is_spectator, spectator_id};
+
 use super::*;
 
 pub(crate) fn run_clients(
@@ -15,10 +17,12 @@ pub(crate) fn run_clients(
         ..default()
     };
     let layout = Layout::new(args);
-    let mut apps: Vec<(u64, App)> = (1..=args.clients)
+    // Players 1..=clients, then the spectators (watching battles in turn).
+    let ids = (1..=args.clients).chain((1..=args.spectators).map(spectator_id));
+    let mut apps: Vec<(u64, App)> = ids
         .map(|p| {
             let mut app = App::new();
-            let o = layout.origin(layout.battle_of(p), 0);
+            let o = layout.origin(layout.battle_of(p & !SPECTATOR_BIT), 0);
             // These clients are bots: they play over the network (every unit
             // in view is an entity) but do not draw, so they add no smoothing
             // (measured on its own by galaxy_net's smoothing tests).
@@ -70,7 +74,8 @@ pub(crate) fn run_clients(
             let order = [now.floor() - 1.0, now.floor()]
                 .iter()
                 .any(|k| before < k + phase && k + phase <= now);
-            if order {
+            // Spectators watch; they give no orders.
+            if order && !is_spectator(*p) {
                 let mine: Vec<UnitId> = app
                     .world()
                     .resource::<ClientReplica<QuantizedUnit>>()

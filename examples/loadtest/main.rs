@@ -47,6 +47,10 @@
 //!   10 ms on one thread (`noise_chunk_ms_*`, else null): how steady the
 //!   machine itself is. On a shared VM the same work sometimes takes
 //!   several times longer, and that lands in the tick times too.
+//! - `--spectators N` adds N spectators (ids from `spectator_id`), each
+//!   watching one battle and giving no orders: their cost is the server's
+//!   tick beside the same run without them. Their replicas are checked
+//!   for desyncs with the players'.
 //! - `--hostile N` adds N attacking clients (see `hostile.rs`: command
 //!   floods, 65,536-id commands, id lists under the limits, view spam,
 //!   views under the limit that are never acked, garbage, oversized
@@ -108,6 +112,9 @@ struct Args {
     idle_units: u64,
     /// Attacking clients beside the fair ones (`hostile.rs`).
     hostile: u64,
+    /// Spectators beside the players: clients that watch a battle and
+    /// give no orders (what 100 of them cost the server).
+    spectators: u64,
     /// The attackers' thread's nice value (0: as the rest).
     attacker_nice: i32,
     /// Only this attack (`--attack NAME`), instead of all seven in turn.
@@ -126,7 +133,7 @@ fn parse() -> Result<Cli, String> {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: loadtest [--units N] [--clients N] [--seconds S] [--warmup S] [--loss P] \
                  [--battle-size N] [--budget-kbps K] [--server-threads N] [--idle-units N] \
-                 [--hostile N] [--attack NAME] [--attacker-nice N] [--noise-probe S] [--sweep] [--json]";
+                 [--hostile N] [--attack NAME] [--spectators N] [--attacker-nice N] [--noise-probe S] [--sweep] [--json]";
     if a.iter().any(|x| x == "--help" || x == "-h") {
         return Err(usage.into());
     }
@@ -141,6 +148,7 @@ fn parse() -> Result<Cli, String> {
         "--server-threads",
         "--idle-units",
         "--hostile",
+        "--spectators",
         "--attacker-nice",
         "--attack",
         "--noise-probe",
@@ -184,6 +192,7 @@ fn parse() -> Result<Cli, String> {
             server_threads: get("--server-threads", 0.0)? as usize,
             idle_units: get("--idle-units", 0.0)? as u64,
             hostile: get("--hostile", 0.0)? as u64,
+            spectators: get("--spectators", 0.0)? as u64,
             attacker_nice: get("--attacker-nice", 19.0)?.min(19.0) as i32,
             attack,
         },
@@ -324,6 +333,7 @@ fn run(args: Args) -> LoadReport {
         noise_chunk_ms_max: None,
         cpu_steal_pct: steal.map(round1),
         hostile: args.hostile,
+        spectators: args.spectators,
         fair_reconnects,
         attackers_cpu_pct: attacks.cpu_pct,
         attacks: attacks.by_attack,
@@ -349,6 +359,7 @@ fn main() {
                     clients,
                     idle_units: 0,
                     hostile: 0,
+                    spectators: 0,
                     ..cli.args
                 });
             }
@@ -361,6 +372,7 @@ fn main() {
                 clients,
                 idle_units: 90_000,
                 hostile: 0,
+                spectators: 0,
                 ..cli.args
             });
         }

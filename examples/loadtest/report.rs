@@ -44,6 +44,8 @@ pub(crate) struct LoadReport {
     pub(crate) cpu_steal_pct: Option<f64>,
     /// Attacking clients (`--hostile`).
     pub(crate) hostile: u64,
+    /// Spectators watching beside the players (`--spectators`).
+    pub(crate) spectators: u64,
     /// Times a fair client lost its connection (0 when attacks do not reach them).
     pub(crate) fair_reconnects: u64,
     /// The attackers' thread's CPU, percent of one core (null: no attackers).

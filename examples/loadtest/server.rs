@@ -42,7 +42,7 @@ pub(crate) fn run_server(
     // `--server-threads 1` keeps it on one thread.
     let config = NetworkConfig {
         port: 0,
-        max_connections: (args.clients + args.hostile) as usize + 8,
+        max_connections: (args.clients + args.hostile + args.spectators) as usize + 8,
         client_budget_kbps: args.budget_kbps,
         server_threads: args.server_threads,
         ..default()
