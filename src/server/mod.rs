@@ -26,6 +26,18 @@ use crate::sim::SimPlugin;
 /// simulation), the transport from `auth` and the RTS simulation. Returns
 /// the address the socket was bound to.
 pub fn add_game_server(app: &mut App, auth: ServerAuth) -> Result<std::net::SocketAddr, String> {
+    let addr = serve(app, auth, SimPlugin::default())?;
+    app.add_plugins(takeover::AiTakeoverPlugin);
+    Ok(addr)
+}
+
+/// The network (ticking with the simulation), the transport from `auth`
+/// and `sim` in `app`; the address the socket was bound to.
+pub(crate) fn serve(
+    app: &mut App,
+    auth: ServerAuth,
+    sim: SimPlugin,
+) -> Result<std::net::SocketAddr, String> {
     app.insert_resource(ServerTransport {
         auth,
         extra_public: Vec::new(),
@@ -35,8 +47,7 @@ pub fn add_game_server(app: &mut App, auth: ServerAuth) -> Result<std::net::Sock
             tick: TickPolicy::Manual,
         },
         NetcodeTransportPlugin,
-        SimPlugin::default(),
-        takeover::AiTakeoverPlugin,
+        sim,
     ));
     match app.world().get_resource::<ServerAddress>() {
         Some(addr) => Ok(addr.0),

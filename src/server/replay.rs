@@ -14,11 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bevy::prelude::*;
-use galaxy_net::{
-    GalaxyServerPlugin, NetSet, NetcodeTransportPlugin, NetworkStats, OutgoingEvents,
-    ReceivedCommands, ServerAddress, ServerAuth, ServerTick, ServerTransport, TickPolicy,
-    TransportError,
-};
+use galaxy_net::{NetSet, NetworkStats, OutgoingEvents, ReceivedCommands, ServerAuth, ServerTick};
 use galaxy_sim::World;
 use galaxy_sim::replay::{Replay, ReplayPlayer};
 
@@ -93,31 +89,19 @@ pub fn add_replay_server(
             s.speed = 1.0;
         }
     }
-    app.insert_resource(ServerTransport {
+    let addr = super::serve(
+        app,
         auth,
-        extra_public: Vec::new(),
-    })
-    .add_plugins((
-        GalaxyServerPlugin {
-            tick: TickPolicy::Manual,
-        },
-        NetcodeTransportPlugin,
         SimPlugin {
             stepped_elsewhere: true,
             ..default()
         },
-    ))
-    .insert_resource(SimWorld(world))
-    .insert_resource(ReplayDriver { player, owed: 0.0 })
-    .insert_resource(control)
-    .add_systems(FixedUpdate, drive.in_set(NetSet::Simulate));
-    match app.world().get_resource::<ServerAddress>() {
-        Some(addr) => Ok(addr.0),
-        None => Err(app
-            .world()
-            .get_resource::<TransportError>()
-            .map_or_else(|| "the transport did not start".into(), |e| e.0.clone())),
-    }
+    )?;
+    app.insert_resource(SimWorld(world))
+        .insert_resource(ReplayDriver { player, owed: 0.0 })
+        .insert_resource(control)
+        .add_systems(FixedUpdate, drive.in_set(NetSet::Simulate));
+    Ok(addr)
 }
 
 /// One server tick of the replay: a seek if one was asked, else as many

@@ -53,17 +53,21 @@ fn client_renders_units_from_its_embedded_server() {
         others > 200,
         "the other owner's units are not drawn: {others} cyan pixels\n{log}"
     );
-    // The egui HUD panels (dark grey, 27) are drawn.
-    let panels = pixels
-        .iter()
-        .filter(|p| p.iter().all(|&c| c.abs_diff(27) <= 2))
-        .count();
+    let panels = panel_pixels(&pixels);
     assert!(
         panels > 20_000,
         "HUD not drawn: {panels} panel pixels\n{log}"
     );
     check_replay_of(&record, &dir);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Pixels of the egui panels (dark grey, 27).
+fn panel_pixels(pixels: &[[u8; 3]]) -> usize {
+    pixels
+        .iter()
+        .filter(|p| p.iter().all(|&c| c.abs_diff(27) <= 2))
+        .count()
 }
 
 /// The screenshot's pixels (it must be 1280x720).
@@ -107,10 +111,7 @@ fn check_replay_of(record: &std::path::Path, dir: &std::path::Path) {
         blue > 500,
         "the recorded army is not drawn: {blue} blue pixels\n{log}"
     );
-    let panels = pixels
-        .iter()
-        .filter(|p| p.iter().all(|&c| c.abs_diff(27) <= 2))
-        .count();
+    let panels = panel_pixels(&pixels);
     assert!(
         panels > 20_000,
         "panels not drawn: {panels} panel pixels\n{log}"
