@@ -9,7 +9,7 @@ use galaxy_protocol::codec::{decode_value, encode_value};
 use miniz_oxide::deflate::compress_to_vec;
 use miniz_oxide::inflate::decompress_to_vec_with_limit;
 
-use super::keyframe::{Reader, decode_state, encode_state};
+use super::keyframe::{Reader, decode_state, encode_state, put};
 use super::record::{RecordChunk, Span};
 use super::{MAGIC, ReplayError, ReplayHeader};
 use crate::inputs::WorldInput;
@@ -131,18 +131,9 @@ impl<W: Write> ReplayWriter<W> {
     }
 }
 
+/// A tick or length, as the keyframe columns write values.
 fn put_varint(out: &mut Vec<u8>, v: u64) {
-    // Non-negative values as the keyframe columns write them (zigzag).
-    let mut z = galaxy_protocol::bits::zigzag(v as i64);
-    loop {
-        let byte = (z & 0x7f) as u8;
-        z >>= 7;
-        if z == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
+    put(out, v as i64, 0);
 }
 
 /// Where a keyframe is in the file.

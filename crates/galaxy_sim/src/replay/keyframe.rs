@@ -189,7 +189,8 @@ impl Expect {
     }
 }
 
-fn put(col: &mut Vec<u8>, v: i64, r: i64) {
+/// Appends `v - r` as a zigzag varint.
+pub(crate) fn put(col: &mut Vec<u8>, v: i64, r: i64) {
     let mut z = zigzag(v.wrapping_sub(r));
     loop {
         let byte = (z & 0x7f) as u8;
