@@ -486,6 +486,15 @@ mod tests {
     }
 
     #[test]
+    fn spectator_delay_flag() {
+        let Ok(Command::Server(o)) = parse(&a("server --spectator-delay 30s"), false) else {
+            panic!()
+        };
+        assert_eq!(o.config.spectator_delay_secs, 30.0);
+        assert!(parse(&a("--spectator-delay 1h"), true).is_err());
+    }
+
+    #[test]
     fn token_flags() {
         let Ok(Command::Token(t)) = parse(
             &a("token --key-file k --player 7 --server 127.0.0.1:5000 --server 127.0.0.1:5001"),

@@ -50,7 +50,9 @@
 //! - `--spectators N` adds N spectators (ids from `spectator_id`), each
 //!   watching one battle and giving no orders: their cost is the server's
 //!   tick beside the same run without them. Their replicas are checked
-//!   for desyncs with the players'.
+//!   for desyncs with the players'. `--spectator-delay S` makes the server
+//!   show them the game S seconds late (their replicas are checked against
+//!   the delayed world's acked states).
 //! - `--hostile N` adds N attacking clients (see `hostile.rs`: command
 //!   floods, 65,536-id commands, id lists under the limits, view spam,
 //!   views under the limit that are never acked, garbage, oversized
@@ -115,6 +117,9 @@ struct Args {
     /// Spectators beside the players: clients that watch a battle and
     /// give no orders (what 100 of them cost the server).
     spectators: u64,
+    /// The server's broadcast delay for spectators, in seconds
+    /// (`--spectator-delay`): what keeping the delayed world costs.
+    spectator_delay: f64,
     /// The attackers' thread's nice value (0: as the rest).
     attacker_nice: i32,
     /// Only this attack (`--attack NAME`), instead of all seven in turn.
@@ -133,7 +138,7 @@ fn parse() -> Result<Cli, String> {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: loadtest [--units N] [--clients N] [--seconds S] [--warmup S] [--loss P] \
                  [--battle-size N] [--budget-kbps K] [--server-threads N] [--idle-units N] \
-                 [--hostile N] [--attack NAME] [--spectators N] [--attacker-nice N] [--noise-probe S] [--sweep] [--json]";
+                 [--hostile N] [--attack NAME] [--spectators N] [--spectator-delay S] [--attacker-nice N] [--noise-probe S] [--sweep] [--json]";
     if a.iter().any(|x| x == "--help" || x == "-h") {
         return Err(usage.into());
     }
@@ -149,6 +154,7 @@ fn parse() -> Result<Cli, String> {
         "--idle-units",
         "--hostile",
         "--spectators",
+        "--spectator-delay",
         "--attacker-nice",
         "--attack",
         "--noise-probe",
@@ -193,6 +199,7 @@ fn parse() -> Result<Cli, String> {
             idle_units: get("--idle-units", 0.0)? as u64,
             hostile: get("--hostile", 0.0)? as u64,
             spectators: get("--spectators", 0.0)? as u64,
+            spectator_delay: get("--spectator-delay", 0.0)?,
             attacker_nice: get("--attacker-nice", 19.0)?.min(19.0) as i32,
             attack,
         },
@@ -334,6 +341,7 @@ fn run(args: Args) -> LoadReport {
         cpu_steal_pct: steal.map(round1),
         hostile: args.hostile,
         spectators: args.spectators,
+        spectator_delay_secs: args.spectator_delay,
         fair_reconnects,
         attackers_cpu_pct: attacks.cpu_pct,
         attacks: attacks.by_attack,

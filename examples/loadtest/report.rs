@@ -46,6 +46,8 @@ pub(crate) struct LoadReport {
     pub(crate) hostile: u64,
     /// Spectators watching beside the players (`--spectators`).
     pub(crate) spectators: u64,
+    /// The spectators' broadcast delay in seconds (`--spectator-delay`).
+    pub(crate) spectator_delay_secs: f64,
     /// Times a fair client lost its connection (0 when attacks do not reach them).
     pub(crate) fair_reconnects: u64,
     /// The attackers' thread's CPU, percent of one core (null: no attackers).

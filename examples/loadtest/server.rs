@@ -45,6 +45,7 @@ pub(crate) fn run_server(
         max_connections: (args.clients + args.hostile + args.spectators) as usize + 8,
         client_budget_kbps: args.budget_kbps,
         server_threads: args.server_threads,
+        spectator_delay_secs: args.spectator_delay,
         ..default()
     };
     let mut app = App::new();

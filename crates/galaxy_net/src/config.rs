@@ -61,6 +61,12 @@ pub struct NetworkConfig {
     /// 10 Hz with a coarser far ring, whatever the server's own budget. On
     /// a server, the least any client gets (`mobile`: every client).
     pub profile: galaxy_protocol::LinkProfile,
+    /// Broadcast delay for spectators, in seconds (`--spectator-delay 30s`;
+    /// 0 = live): spectators see the game this much later than it is
+    /// played, so that nobody watching a tournament can scout for a
+    /// player. At most [`crate::MAX_SPECTATOR_DELAY_SECS`]; the server
+    /// holds every change of that long.
+    pub spectator_delay_secs: f64,
 }
 
 impl Default for NetworkConfig {
@@ -82,6 +88,7 @@ impl Default for NetworkConfig {
             reckoning_threshold_cm: galaxy_protocol::reckoning::DEFAULT_THRESHOLD_CM,
             server_threads: 0,
             profile: galaxy_protocol::LinkProfile::Desktop,
+            spectator_delay_secs: 0.0,
         }
     }
 }
@@ -126,7 +133,7 @@ pub enum ConfigError {
 /// The command-line flags [`NetworkConfig::apply_args`] understands.
 pub const CONFIG_FLAGS: &str = "--server-address ADDR  --port N  --max-connections N  --update-rate HZ  \
 --no-compression  --budget-kbps KBPS  --reckoning-cm CM  --key-file PATH  --profile desktop|mobile  \
---config FILE";
+--spectator-delay SECS[s|ms|m]  --config FILE";
 
 impl NetworkConfig {
     /// These settings with `profile`'s preset: for `mobile`, a 32 kbps
@@ -186,6 +193,13 @@ impl NetworkConfig {
         if !(self.client_budget_kbps.is_finite() && self.client_budget_kbps >= 0.0) {
             return invalid("client_budget_kbps", "must be 0 (no budget) or positive");
         }
+        let max_delay = crate::MAX_SPECTATOR_DELAY_SECS;
+        if !(0.0..=max_delay).contains(&self.spectator_delay_secs) {
+            return Err(ConfigError::Invalid {
+                field: "spectator_delay_secs",
+                message: format!("must be between 0 and {max_delay} seconds"),
+            });
+        }
         if self.client_budget_kbps > 0.0 && self.client_budget_kbps < 8.0 {
             return invalid(
                 "client_budget_kbps",
@@ -237,6 +251,7 @@ impl NetworkConfig {
                 "--no-compression" => self.compression_enabled = false,
                 "--budget-kbps" => self.client_budget_kbps = parse(flag, &value()?)?,
                 "--reckoning-cm" => self.reckoning_threshold_cm = parse(flag, &value()?)?,
+                "--spectator-delay" => self.spectator_delay_secs = parse_secs(flag, &value()?)?,
                 "--profile" => {
                     let name = value()?;
                     let profile =
@@ -266,6 +281,21 @@ where
 {
     v.parse()
         .map_err(|e: T::Err| flag_error(flag, &format!("{v:?}: {e}")))
+}
+
+/// Seconds from `30`, `30s`, `500ms` or `2m`.
+fn parse_secs(flag: &str, v: &str) -> Result<f64, ConfigError> {
+    let (number, unit) = if let Some(n) = v.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (v, 1.0)
+    };
+    let secs: f64 = parse(flag, number)?;
+    Ok(secs * unit)
 }
 
 #[cfg(test)]
@@ -361,6 +391,30 @@ mod tests {
         assert_eq!(c.reckoning_threshold_cm, 2);
         let c = NetworkConfig::from_toml("client_budget_kbps = 512.0\nupdate_rate = 10.0").unwrap();
         assert_eq!(c.budget_bytes_per_tick(c.tick_rate()), Some(6400));
+    }
+
+    #[test]
+    fn the_spectator_delay_takes_units_and_is_bounded() {
+        for (arg, secs) in [("30s", 30.0), ("30", 30.0), ("500ms", 0.5), ("2m", 120.0)] {
+            let mut c = NetworkConfig::default();
+            c.apply_args(&args(&format!("--spectator-delay {arg}")))
+                .unwrap();
+            assert_eq!(c.spectator_delay_secs, secs, "{arg}");
+        }
+        assert_eq!(
+            NetworkConfig::default().spectator_delay_secs,
+            0.0,
+            "live by default"
+        );
+        for bad in ["-1s", "1h", "NaN", "601s"] {
+            assert!(
+                NetworkConfig::default()
+                    .apply_args(&args(&format!("--spectator-delay {bad}")))
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        assert!(NetworkConfig::from_toml("spectator_delay_secs = 30.0").is_ok());
     }
 
     #[test]

@@ -97,8 +97,9 @@ pub use replication::{
     UnitReplication,
 };
 pub use server::{
-    GalaxyServerPlugin, MIN_VIEW_INTERVAL_SECS, OutgoingArmyControl, OutgoingEvents, PhaseMs,
-    ReceivedCommands, ReplicatedUnits, Session, Sessions, TickPhase, TickTimes, mark_phase,
+    GalaxyServerPlugin, MAX_SPECTATOR_DELAY_SECS, MIN_VIEW_INTERVAL_SECS, OutgoingArmyControl,
+    OutgoingEvents, PhaseMs, ReceivedCommands, ReplicatedUnits, Session, Sessions, TickPhase,
+    TickTimes, mark_phase,
 };
 pub use smoothing::{DrawnPosition, Smoothing, SmoothingConfig, SmoothingPlugin, SmoothingSet};
 pub use stats::NetworkStats;

@@ -5,6 +5,7 @@
 //! its sectors of interest as acked-baseline deltas within its byte
 //! budget ([`replicate`]), with the game's [`OutgoingEvents`] first.
 
+mod delay;
 mod replicate;
 mod tick_times;
 mod units;
@@ -19,6 +20,7 @@ use galaxy_protocol::{
     PlayerId, SectorId, StateDigest, UpdateAck, WorldRect, codec,
 };
 
+pub use delay::MAX_SPECTATOR_DELAY_SECS;
 pub use tick_times::{PhaseMs, TickPhase, TickTimes, mark as mark_phase};
 pub use units::ReplicatedUnits;
 
@@ -75,6 +77,7 @@ impl Plugin for GalaxyServerPlugin {
             .init_resource::<ReceivedCommands>()
             .init_resource::<OutgoingEvents>()
             .init_resource::<OutgoingArmyControl>()
+            .init_resource::<delay::DelayedEvents>()
             .init_resource::<TickTimes>()
             .init_resource::<ChangeJournal>()
             .init_resource::<DepartedUnits>()
@@ -115,11 +118,13 @@ impl Plugin for GalaxyServerPlugin {
 /// Adds the systems that replicate the units of `R` (from
 /// [`crate::AppReplicationExt::replicate_unit`]).
 pub(crate) fn build_replication<R: UnitReplication>(app: &mut App) {
-    let threshold = app
-        .world()
-        .resource::<NetworkConfig>()
-        .reckoning_threshold_cm;
-    app.insert_resource(ReplicatedUnits::<R::Snapshot>::new(threshold))
+    let config = app.world().resource::<NetworkConfig>();
+    let threshold = config.reckoning_threshold_cm;
+    let delay = delay::delay_ticks(
+        config.spectator_delay_secs,
+        app.world().resource::<TickRate>().0,
+    );
+    app.insert_resource(ReplicatedUnits::<R::Snapshot>::new(threshold, delay))
         .add_systems(
             PreUpdate,
             replicate::apply_acks::<R::Snapshot>
@@ -134,6 +139,7 @@ pub(crate) fn build_replication<R: UnitReplication>(app: &mut App) {
                 units::remove_departed::<R::Snapshot>,
                 units::collect_changes::<R>,
                 units::drop_departed_from_clients::<R::Snapshot>,
+                units::advance_delayed::<R::Snapshot>,
                 tick_times::mark(TickPhase::Tag),
             )
                 .chain()
@@ -204,6 +210,9 @@ pub struct Session {
     views_applied: u64,
     /// What this client may still receive this tick.
     budget: ByteBudget,
+    /// A spectator on a server with a broadcast delay: replicated from the
+    /// delayed copy of the world, its events held back as long.
+    pub(crate) delayed: bool,
     /// The view `near` and `far` were computed for.
     interest_of: Option<WorldRect>,
     near: IdHashSet<SectorId>,
@@ -242,6 +251,8 @@ impl Session {
             view_changed_at: f64::NEG_INFINITY,
             views_applied: 0,
             budget: budget_for(config, rate, config.profile),
+            delayed: crate::tokens::is_spectator(player)
+                && delay::delay_ticks(config.spectator_delay_secs, rate.0) > 0,
             interest_of: None,
             near: IdHashSet::default(),
             far: IdHashSet::default(),
@@ -270,6 +281,12 @@ impl Session {
     /// client whose view is in a sector another server owns).
     pub fn view(&self) -> Option<WorldRect> {
         self.view
+    }
+
+    /// True for a spectator watching with the server's broadcast delay
+    /// (`NetworkConfig::spectator_delay_secs`).
+    pub fn delayed(&self) -> bool {
+        self.delayed
     }
 
     /// View changes the server has taken from this client (at most one

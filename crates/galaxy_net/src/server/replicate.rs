@@ -12,8 +12,11 @@ use std::collections::HashMap;
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
 use bevy_renet::renet::ClientId;
-use galaxy_protocol::{QuantizedUnit, SectorId, ServerMessage, UnitSnapshot, Verification, codec};
+use galaxy_protocol::{
+    CombatEvent, QuantizedUnit, SectorId, ServerMessage, UnitSnapshot, Verification, codec,
+};
 
+use super::delay::{DelayedEvents, delay_ticks};
 use super::units::{ClientReplication, ReplicatedUnits, UnitsView};
 use super::{OutgoingArmyControl, OutgoingEvents, Session, Sessions, in_parallel_mut};
 use crate::channels::{EVENTS, MAX_SAVED_TICKS, UPDATES};
@@ -102,26 +105,45 @@ pub(crate) fn refill_budgets(mut sessions: ResMut<Sessions>, tick: Res<ServerTic
 }
 
 /// The game's events go reliably, ahead of updates, to clients that see
-/// their sector, and are paid from the client's budget first.
+/// their sector, and are paid from the client's budget first. Delayed
+/// spectators get them when their delayed world reaches the tick they
+/// happened at.
+#[allow(clippy::too_many_arguments)] // a Bevy system: each parameter is data it needs
 pub(crate) fn send_events(
     mut server: ResMut<RenetServer>,
     mut sessions: ResMut<Sessions>,
     mut pending: ResMut<OutgoingEvents>,
+    mut held: ResMut<DelayedEvents>,
+    config: Res<NetworkConfig>,
+    rate: Res<TickRate>,
+    tick: Res<ServerTick>,
     mut stats: ResMut<NetworkStats>,
 ) {
-    for event in pending.0.drain(..) {
+    let delay = delay_ticks(config.spectator_delay_secs, rate.0);
+    let mut send = |event: CombatEvent, delayed: bool| {
         let sector = event.sector_id;
         let message = ServerMessage::<QuantizedUnit>::CombatEvent(event);
         let Ok(bytes) = codec::encode_server(&message) else {
-            continue;
+            return;
         };
         for (&client, s) in sessions.0.iter_mut() {
-            if in_interest(sector, &s.near, &s.far) {
+            if s.delayed == delayed && in_interest(sector, &s.near, &s.far) {
                 stats.bytes_sent += bytes.len() as u64;
                 stats.messages_sent += 1;
                 s.budget.spend(bytes.len());
                 server.send_message(client, EVENTS, bytes.clone());
             }
+        }
+    };
+    for event in pending.0.drain(..) {
+        if delay > 0 {
+            held.0.push_back((tick.0, event.clone()));
+        }
+        send(event, false);
+    }
+    while held.0.front().is_some_and(|(t, _)| t + delay <= tick.0) {
+        if let Some((_, event)) = held.0.pop_front() {
+            send(event, true);
         }
     }
 }
@@ -169,7 +191,7 @@ pub(crate) fn replicate<S: UnitSnapshot>(
         return;
     }
     *last_tick = tick;
-    let (units, replicas) = replicated.split_mut();
+    let (units, delayed, replicas) = replicated.split_mut();
     // Clients are independent: several are encoded at once.
     let mut by_id: HashMap<ClientId, &mut Session> =
         sessions.0.iter_mut().map(|(&id, s)| (id, s)).collect();
@@ -177,9 +199,16 @@ pub(crate) fn replicate<S: UnitSnapshot>(
         .iter_mut()
         .filter_map(|(&id, c)| by_id.remove(&id).map(|s| (id, c, s)))
         .collect();
-    let (index, rate, units) = (&*index, *rate, &units);
+    let (index, rate, units, delayed) = (&*index, *rate, &units, &delayed);
     let deferred_scans = std::sync::atomic::AtomicU64::new(0);
     in_parallel_mut(&mut clients, 8, config.server_threads, |(_, c, s)| {
+        // A delayed spectator watches the delayed copy (nothing before the
+        // server is as old as the delay).
+        let (tick, index, units) = match (s.delayed, delayed) {
+            (false, _) => (tick, index, units),
+            (true, Some(d)) => (d.tick, d.index, &d.units),
+            (true, None) => return,
+        };
         let deferred = replicate_client(s, c, tick, index, units, rate);
         deferred_scans.fetch_add(deferred, std::sync::atomic::Ordering::Relaxed);
     });

@@ -17,6 +17,7 @@ use galaxy_protocol::{
     ChurnRoom, DeltaConfig, DeltaSender, IdHashMap, SectorId, UnitId, UnitSnapshot,
 };
 
+use super::delay::{Delayed, DelayedView};
 use super::{Sessions, map_chunks};
 use crate::config::NetworkConfig;
 use crate::interest::SectorIndex;
@@ -29,15 +30,17 @@ const SNAPSHOT_CHUNK: usize = 4096;
 
 /// One unit as the server replicates it.
 #[derive(Clone, Copy, Debug)]
-struct Mirrored<S> {
+pub(crate) struct Mirrored<S> {
     /// The scale-0 sector its snapshot puts it in.
     sector: SectorId,
     snapshot: S,
 }
 
 /// What one unit's record becomes this frame: worked out for many units at
-/// once (on several threads), then applied.
-enum Change<S> {
+/// once (on several threads), then applied (and, with a spectator delay,
+/// applied again to the delayed copy later).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Change<S> {
     /// A unit seen for the first time.
     New(SectorId, S),
     /// A new sector or snapshot.
@@ -84,11 +87,14 @@ pub struct ReplicatedUnits<S: UnitSnapshot> {
     journal: Vec<Entity>,
     /// Snapshots made (units looked at) so far.
     snapshots: u64,
+    /// The world as delayed spectators see it (`spectator_delay_secs` > 0).
+    pub(crate) delayed: Option<Delayed<S>>,
 }
 
 impl<S: UnitSnapshot> ReplicatedUnits<S> {
-    pub(crate) fn new(threshold_cm: u32) -> Self {
+    pub(crate) fn new(threshold_cm: u32, delay_ticks: u64) -> Self {
         Self {
+            delayed: (delay_ticks > 0).then(|| Delayed::new(delay_ticks)),
             threshold_cm,
             units: IdHashMap::default(),
             room: ChurnRoom::default(),
@@ -104,14 +110,17 @@ impl<S: UnitSnapshot> ReplicatedUnits<S> {
         self.units.get(&id).map(|m| &m.snapshot)
     }
 
-    /// The units (read) and the clients' states (written), apart.
+    /// The units (read), the delayed spectators' copy if one is due, and
+    /// the clients' states (written), apart.
     pub(crate) fn split_mut(
         &mut self,
     ) -> (
         UnitsView<'_, S>,
+        Option<DelayedView<'_, S>>,
         &mut HashMap<ClientId, ClientReplication<S>>,
     ) {
-        (UnitsView(&self.units), &mut self.clients)
+        let delayed = self.delayed.as_ref().and_then(Delayed::view);
+        (UnitsView(&self.units), delayed, &mut self.clients)
     }
 
     /// True if the server shows unit `id`.
@@ -142,7 +151,7 @@ impl<S: UnitSnapshot> ReplicatedUnits<S> {
 }
 
 /// The units' snapshots, read while the clients' states are written.
-pub(crate) struct UnitsView<'a, S>(&'a IdHashMap<UnitId, Mirrored<S>>);
+pub(crate) struct UnitsView<'a, S>(pub(crate) &'a IdHashMap<UnitId, Mirrored<S>>);
 
 impl<S> UnitsView<'_, S> {
     /// The snapshot of unit `id`, if the server shows it.
@@ -170,11 +179,54 @@ pub(crate) fn remove_departed<S: UnitSnapshot>(
     tick: Res<ServerTick>,
 ) {
     index.begin_tick(tick.0);
+    let r = &mut *replicated;
     for id in departed.0.drain(..) {
-        if replicated.units.remove(&id).is_some() {
-            let sector = index.sector_of(id);
-            index.remove(id);
-            replicated.departed.push((id, sector));
+        if let Some(sector) = remove_unit(&mut r.units, &mut index, id) {
+            r.departed.push((id, sector));
+            if let Some(d) = &mut r.delayed {
+                d.record(tick.0, id, None);
+            }
+        }
+    }
+}
+
+/// Forgets unit `id` in `units` and `index`; `Some(its sector)` if it was there.
+pub(crate) fn remove_unit<S>(
+    units: &mut IdHashMap<UnitId, Mirrored<S>>,
+    index: &mut SectorIndex,
+    id: UnitId,
+) -> Option<Option<SectorId>> {
+    units.remove(&id)?;
+    let sector = index.sector_of(id);
+    index.remove(id);
+    Some(sector)
+}
+
+/// Applies one unit's change to `units` and records it in `index`.
+pub(crate) fn apply_change<S: UnitSnapshot>(
+    units: &mut IdHashMap<UnitId, Mirrored<S>>,
+    room: &mut ChurnRoom,
+    index: &mut SectorIndex,
+    id: UnitId,
+    change: Change<S>,
+) {
+    match change {
+        Change::New(sector, snapshot) => {
+            units.insert(id, Mirrored { sector, snapshot });
+            room.make_room(units);
+            index.place(id, sector);
+            index.changed(id);
+        }
+        Change::Changed(sector, snapshot) => {
+            if let Some(m) = units.get_mut(&id) {
+                if m.sector != sector {
+                    index.place(id, sector);
+                }
+                if m.snapshot != snapshot {
+                    index.changed(id);
+                }
+                *m = Mirrored { sector, snapshot };
+            }
         }
     }
 }
@@ -240,48 +292,64 @@ pub(crate) fn collect_changes<R: UnitReplication>(
     };
     r.snapshots += looked;
     for (id, change) in parts.into_iter().flatten() {
-        match change {
-            Change::New(sector, snapshot) => {
-                r.units.insert(id, Mirrored { sector, snapshot });
-                r.room.make_room(&mut r.units);
-                index.place(id, sector);
-                index.changed(id);
-            }
-            Change::Changed(sector, snapshot) => {
-                if let Some(m) = r.units.get_mut(&id) {
-                    if m.sector != sector {
-                        index.place(id, sector);
-                    }
-                    if m.snapshot != snapshot {
-                        index.changed(id);
-                    }
-                    *m = Mirrored { sector, snapshot };
-                }
-            }
+        apply_change(&mut r.units, &mut r.room, &mut index, id, change);
+        if let Some(d) = &mut r.delayed {
+            d.record(tick.0, id, Some(change));
         }
     }
 }
 
 /// Last in Tag: each unit that left is removed from every client whose
 /// interest held its sector (a client shows only units in its interest),
-/// unless it came back this frame.
+/// unless it came back this frame. Delayed spectators are told when their
+/// delayed copy of the world loses it ([`advance_delayed`]).
 pub(crate) fn drop_departed_from_clients<S: UnitSnapshot>(
     mut replicated: ResMut<ReplicatedUnits<S>>,
     sessions: Res<Sessions>,
 ) {
     let r = &mut *replicated;
-    for (id, sector) in r.departed.drain(..) {
-        if r.units.contains_key(&id) {
+    let departed = std::mem::take(&mut r.departed);
+    drop_from_clients(&mut r.clients, &sessions, &departed, &r.units, false);
+    r.departed = departed;
+    r.departed.clear();
+}
+
+/// Removes each of `departed` not back in `units` from the senders of the
+/// clients (delayed ones or live ones, as `delayed` says) whose interest
+/// may hold its sector.
+fn drop_from_clients<S: UnitSnapshot>(
+    clients: &mut HashMap<ClientId, ClientReplication<S>>,
+    sessions: &Sessions,
+    departed: &[(UnitId, Option<SectorId>)],
+    units: &IdHashMap<UnitId, Mirrored<S>>,
+    delayed: bool,
+) {
+    for &(id, sector) in departed {
+        if units.contains_key(&id) {
             continue; // back on another entity
         }
-        for (client, c) in r.clients.iter_mut() {
-            let holds = sessions
-                .0
-                .get(client)
-                .is_some_and(|s| sector.is_none_or(|sector| s.may_hold(sector)));
+        for (client, c) in clients.iter_mut() {
+            let holds = sessions.0.get(client).is_some_and(|s| {
+                s.delayed == delayed && sector.is_none_or(|sector| s.may_hold(sector))
+            });
             if holds {
                 c.sender.remove_unit(id);
             }
         }
     }
+}
+
+/// After Tag, with a spectator delay: the delayed copy of the world takes
+/// the changes now `delay` ticks old, and the delayed spectators lose the
+/// units that left it.
+pub(crate) fn advance_delayed<S: UnitSnapshot>(
+    mut replicated: ResMut<ReplicatedUnits<S>>,
+    sessions: Res<Sessions>,
+    tick: Res<ServerTick>,
+) {
+    let r = &mut *replicated;
+    let Some(d) = &mut r.delayed else { return };
+    d.advance(tick.0);
+    let (departed, units) = d.departed_and_units();
+    drop_from_clients(&mut r.clients, &sessions, departed, units, true);
 }

@@ -7,4 +7,5 @@ mod harness;
 mod redirect;
 mod replication;
 mod security;
+mod spectators;
 mod verify;
