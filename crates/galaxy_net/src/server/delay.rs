@@ -16,9 +16,9 @@
 use std::collections::VecDeque;
 
 use bevy::prelude::Resource;
-use galaxy_protocol::{ChurnRoom, CombatEvent, IdHashMap, SectorId, UnitId, UnitSnapshot};
+use galaxy_protocol::{ChurnRoom, CombatEvent, IdHashMap, UnitId, UnitSnapshot};
 
-use super::units::{Change, Mirrored, UnitsView, apply_change, remove_unit};
+use super::units::{Change, Departed, Mirrored, UnitsView, apply_change, remove_unit};
 use crate::interest::SectorIndex;
 
 /// Longest spectator delay a server takes, in seconds: what it holds is
@@ -41,7 +41,7 @@ pub(crate) struct Delayed<S> {
     /// ticks old).
     shows: Option<u64>,
     /// Units that left the copy on its last advance, with their sector.
-    departed: Vec<(UnitId, Option<SectorId>)>,
+    departed: Vec<Departed>,
 }
 
 /// What a delayed spectator is replicated from this tick.
@@ -115,12 +115,7 @@ impl<S: UnitSnapshot> Delayed<S> {
 
     /// The units that left on the last advance, and the copy's units (a
     /// unit that left and came back on another entity is in both).
-    pub(crate) fn departed_and_units(
-        &self,
-    ) -> (
-        &[(UnitId, Option<SectorId>)],
-        &IdHashMap<UnitId, Mirrored<S>>,
-    ) {
+    pub(crate) fn departed_and_units(&self) -> (&[Departed], &IdHashMap<UnitId, Mirrored<S>>) {
         (&self.departed, &self.units)
     }
 
@@ -143,7 +138,9 @@ pub(crate) fn delay_ticks(secs: f64, rate: f64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use galaxy_protocol::{QuantizedUnit, UnitSample, UnitState, Velocity, WorldPos, quantize};
+    use galaxy_protocol::{
+        QuantizedUnit, SectorId, UnitSample, UnitState, Velocity, WorldPos, quantize,
+    };
 
     use super::*;
 

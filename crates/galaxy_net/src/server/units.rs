@@ -47,6 +47,12 @@ pub(crate) enum Change<S> {
     Changed(SectorId, S),
 }
 
+/// A unit that left, with the sector it was in.
+pub(crate) type Departed = (UnitId, Option<SectorId>);
+
+/// Every client's replication state.
+pub(crate) type Clients<S> = HashMap<ClientId, ClientReplication<S>>;
+
 /// One client's replication state for units of type `S`.
 pub(crate) struct ClientReplication<S: UnitSnapshot> {
     pub(crate) sender: DeltaSender<S>,
@@ -80,9 +86,9 @@ pub struct ReplicatedUnits<S: UnitSnapshot> {
     units: IdHashMap<UnitId, Mirrored<S>>,
     /// Room in `units` for units dying and spawning (see [`ChurnRoom`]).
     room: ChurnRoom,
-    pub(crate) clients: HashMap<ClientId, ClientReplication<S>>,
+    pub(crate) clients: Clients<S>,
     /// Units gone this frame, with the sector they were in.
-    departed: Vec<(UnitId, Option<SectorId>)>,
+    departed: Vec<Departed>,
     /// Scratch: the journal's entities.
     journal: Vec<Entity>,
     /// Snapshots made (units looked at) so far.
@@ -117,7 +123,7 @@ impl<S: UnitSnapshot> ReplicatedUnits<S> {
     ) -> (
         UnitsView<'_, S>,
         Option<DelayedView<'_, S>>,
-        &mut HashMap<ClientId, ClientReplication<S>>,
+        &mut Clients<S>,
     ) {
         let delayed = self.delayed.as_ref().and_then(Delayed::view);
         (UnitsView(&self.units), delayed, &mut self.clients)
@@ -308,9 +314,7 @@ pub(crate) fn drop_departed_from_clients<S: UnitSnapshot>(
     sessions: Res<Sessions>,
 ) {
     let r = &mut *replicated;
-    let departed = std::mem::take(&mut r.departed);
-    drop_from_clients(&mut r.clients, &sessions, &departed, &r.units, false);
-    r.departed = departed;
+    drop_from_clients(&mut r.clients, &sessions, &r.departed, &r.units, false);
     r.departed.clear();
 }
 
@@ -318,9 +322,9 @@ pub(crate) fn drop_departed_from_clients<S: UnitSnapshot>(
 /// clients (delayed ones or live ones, as `delayed` says) whose interest
 /// may hold its sector.
 fn drop_from_clients<S: UnitSnapshot>(
-    clients: &mut HashMap<ClientId, ClientReplication<S>>,
+    clients: &mut Clients<S>,
     sessions: &Sessions,
-    departed: &[(UnitId, Option<SectorId>)],
+    departed: &[Departed],
     units: &IdHashMap<UnitId, Mirrored<S>>,
     delayed: bool,
 ) {
