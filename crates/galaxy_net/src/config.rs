@@ -65,7 +65,8 @@ pub struct NetworkConfig {
     /// 0 = live): spectators see the game this much later than it is
     /// played, so that nobody watching a tournament can scout for a
     /// player. At most [`crate::MAX_SPECTATOR_DELAY_SECS`]; the server
-    /// holds every change of that long.
+    /// holds every change of that long. Read when the server plugin is
+    /// built, as the tick rate is.
     pub spectator_delay_secs: f64,
 }
 

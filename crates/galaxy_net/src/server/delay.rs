@@ -126,10 +126,16 @@ impl<S: UnitSnapshot> Delayed<S> {
     }
 }
 
-/// Combat events held back for delayed spectators: `(live tick, event)`,
-/// oldest first.
+/// The server's spectator delay, fixed when the server plugin is built
+/// (as its tick rate is), and the combat events held back for delayed
+/// spectators.
 #[derive(Resource, Default, Debug)]
-pub(crate) struct DelayedEvents(pub(crate) VecDeque<(u64, CombatEvent)>);
+pub(crate) struct SpectatorDelay {
+    /// Ticks delayed spectators are behind (0: none are).
+    pub(crate) ticks: u64,
+    /// `(live tick, event)`, oldest first.
+    pub(crate) events: VecDeque<(u64, CombatEvent)>,
+}
 
 /// Ticks a delay of `secs` is at `rate` Hz (0: no delay).
 pub(crate) fn delay_ticks(secs: f64, rate: f64) -> u64 {

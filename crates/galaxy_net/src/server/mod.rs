@@ -69,6 +69,10 @@ impl Plugin for GalaxyServerPlugin {
     fn build(&self, app: &mut App) {
         crate::init_common(app);
         let rate = app.world().resource::<TickRate>().0;
+        let spectator_delay = delay::delay_ticks(
+            app.world().resource::<NetworkConfig>().spectator_delay_secs,
+            rate,
+        );
         app.insert_resource(ServerMarker)
             .insert_resource(Time::<Fixed>::from_hz(rate))
             .add_plugins(RenetServerPlugin)
@@ -77,7 +81,10 @@ impl Plugin for GalaxyServerPlugin {
             .init_resource::<ReceivedCommands>()
             .init_resource::<OutgoingEvents>()
             .init_resource::<OutgoingArmyControl>()
-            .init_resource::<delay::DelayedEvents>()
+            .insert_resource(delay::SpectatorDelay {
+                ticks: spectator_delay,
+                ..default()
+            })
             .init_resource::<TickTimes>()
             .init_resource::<ChangeJournal>()
             .init_resource::<DepartedUnits>()
@@ -118,12 +125,11 @@ impl Plugin for GalaxyServerPlugin {
 /// Adds the systems that replicate the units of `R` (from
 /// [`crate::AppReplicationExt::replicate_unit`]).
 pub(crate) fn build_replication<R: UnitReplication>(app: &mut App) {
-    let config = app.world().resource::<NetworkConfig>();
-    let threshold = config.reckoning_threshold_cm;
-    let delay = delay::delay_ticks(
-        config.spectator_delay_secs,
-        app.world().resource::<TickRate>().0,
-    );
+    let threshold = app
+        .world()
+        .resource::<NetworkConfig>()
+        .reckoning_threshold_cm;
+    let delay = app.world().resource::<delay::SpectatorDelay>().ticks;
     app.insert_resource(ReplicatedUnits::<R::Snapshot>::new(threshold, delay))
         .add_systems(
             PreUpdate,
@@ -241,7 +247,13 @@ pub struct Session {
 }
 
 impl Session {
-    fn new(player: PlayerId, config: &NetworkConfig, rate: TickRate, now: f64) -> Self {
+    fn new(
+        player: PlayerId,
+        config: &NetworkConfig,
+        rate: TickRate,
+        delay_ticks: u64,
+        now: f64,
+    ) -> Self {
         Self {
             player,
             view: None,
@@ -251,8 +263,7 @@ impl Session {
             view_changed_at: f64::NEG_INFINITY,
             views_applied: 0,
             budget: budget_for(config, rate, config.profile),
-            delayed: crate::tokens::is_spectator(player)
-                && delay::delay_ticks(config.spectator_delay_secs, rate.0) > 0,
+            delayed: crate::tokens::is_spectator(player) && delay_ticks > 0,
             interest_of: None,
             near: IdHashSet::default(),
             far: IdHashSet::default(),
@@ -343,6 +354,7 @@ fn track_sessions(
     mut sessions: ResMut<Sessions>,
     config: Res<NetworkConfig>,
     rate: Res<TickRate>,
+    delay: Res<delay::SpectatorDelay>,
     time: Res<Time<Real>>,
 ) {
     let connected: HashSet<ClientId> = server.clients_id_iter().collect();
@@ -357,7 +369,7 @@ fn track_sessions(
     for id in connected {
         sessions.0.entry(id).or_insert_with(|| {
             info!("player {id} connected");
-            Session::new(id, &config, *rate, now)
+            Session::new(id, &config, *rate, delay.ticks, now)
         });
     }
 }

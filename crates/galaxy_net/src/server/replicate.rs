@@ -16,7 +16,7 @@ use galaxy_protocol::{
     CombatEvent, QuantizedUnit, SectorId, ServerMessage, UnitSnapshot, Verification, codec,
 };
 
-use super::delay::{DelayedEvents, delay_ticks};
+use super::delay::SpectatorDelay;
 use super::units::{ClientReplication, ReplicatedUnits, UnitsView};
 use super::{OutgoingArmyControl, OutgoingEvents, Session, Sessions, in_parallel_mut};
 use crate::channels::{EVENTS, MAX_SAVED_TICKS, UPDATES};
@@ -113,13 +113,15 @@ pub(crate) fn send_events(
     mut server: ResMut<RenetServer>,
     mut sessions: ResMut<Sessions>,
     mut pending: ResMut<OutgoingEvents>,
-    mut held: ResMut<DelayedEvents>,
-    config: Res<NetworkConfig>,
-    rate: Res<TickRate>,
+    mut delay: ResMut<SpectatorDelay>,
     tick: Res<ServerTick>,
     mut stats: ResMut<NetworkStats>,
 ) {
-    let delay = delay_ticks(config.spectator_delay_secs, rate.0);
+    let SpectatorDelay {
+        ticks: delay,
+        events: held,
+    } = &mut *delay;
+    let delay = *delay;
     let mut send = |event: CombatEvent, delayed: bool| {
         let sector = event.sector_id;
         let message = ServerMessage::<QuantizedUnit>::CombatEvent(event);
@@ -137,12 +139,12 @@ pub(crate) fn send_events(
     };
     for event in pending.0.drain(..) {
         if delay > 0 {
-            held.0.push_back((tick.0, event.clone()));
+            held.push_back((tick.0, event.clone()));
         }
         send(event, false);
     }
-    while held.0.front().is_some_and(|(t, _)| t + delay <= tick.0) {
-        if let Some((_, event)) = held.0.pop_front() {
+    while held.front().is_some_and(|(t, _)| t + delay <= tick.0) {
+        if let Some((_, event)) = held.pop_front() {
             send(event, true);
         }
     }
