@@ -43,6 +43,7 @@ pub mod receiver;
 pub mod reckoning;
 pub mod sector;
 pub mod sender;
+pub mod shared;
 pub mod snapshot;
 pub mod unit;
 pub mod unit_delta;
@@ -72,6 +73,7 @@ pub use receiver::{
 pub use reckoning::{DeadReckoner, ReckonConfig, ReckonerStats};
 pub use sector::{MAX_SCALE, SECTOR_SIZE_CM, SectorId};
 pub use sender::{DeltaConfig, DeltaSender, SenderStats};
+pub use shared::AckJoin;
 pub use snapshot::{RecordContext, UnitSnapshot};
 pub use unit::{
     CompressedUnit, MAX_HEALTH, Motion, PlayerId, QuantizedUnit, UnitId, UnitSample, UnitState,

@@ -150,7 +150,7 @@ impl<S: UnitSnapshot> Tracked<S> {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct SentPacket {
     seq: u16,
     tick: u64,
@@ -179,7 +179,8 @@ enum Sink<'a, S: UnitSnapshot> {
 }
 
 /// Delta-compresses one client's view of the world; see the module docs.
-#[derive(Debug)]
+/// A clone continues the same stream (see [`crate::shared`]).
+#[derive(Clone, Debug)]
 pub struct DeltaSender<S: UnitSnapshot = QuantizedUnit> {
     config: DeltaConfig,
     units: IdHashMap<UnitId, Tracked<S>>,
@@ -391,6 +392,34 @@ impl<S: UnitSnapshot> DeltaSender<S> {
             }
             i += 1;
         }
+    }
+
+    /// A receiver with nothing joins this stream (see [`crate::shared`]):
+    /// packets in flight are forgotten, every unit the client should see
+    /// is sent again whole and every removal again, and baselines start
+    /// over from the next acknowledgements. Unlike
+    /// [`DeltaSender::reset_client`], the receivers already there may
+    /// hold anything sent so far.
+    pub fn restart_receiver(&mut self) {
+        for mut rec in self.sent.drain(..) {
+            rec.units.clear();
+            self.pool.push(rec.units);
+        }
+        self.parked.clear();
+        self.probes_since_data = 0;
+        for (&id, t) in self.units.iter_mut() {
+            // Whole until a packet sent from now on is acked by all; a
+            // removal still goes (the old receivers may hold the unit).
+            t.in_flight.clear();
+            t.baseline_dropped = true;
+            t.resend = true;
+            Self::enqueue(&mut self.due, id, t);
+        }
+    }
+
+    /// The sequence number the next update will carry.
+    pub fn next_sequence(&self) -> u16 {
+        self.next_seq
     }
 
     /// Checks a client's [`StateDigest`] (see [`crate::verify`]): applies

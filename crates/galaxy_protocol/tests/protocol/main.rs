@@ -11,6 +11,7 @@ mod own_snapshot;
 mod packing;
 mod roundtrip;
 mod sectors;
+mod shared_stream;
 mod strategies;
 mod verify;
 
