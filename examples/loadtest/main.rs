@@ -52,7 +52,8 @@
 //!   tick beside the same run without them. Their replicas are checked
 //!   for desyncs with the players'. `--spectator-delay S` makes the server
 //!   show them the game S seconds late (their replicas are checked against
-//!   the delayed world's acked states).
+//!   the delayed world's acked states). Spectators of one battle share
+//!   one encoding of their updates; `--no-sharing` gives each its own.
 //! - `--hostile N` adds N attacking clients (see `hostile.rs`: command
 //!   floods, 65,536-id commands, id lists under the limits, view spam,
 //!   views under the limit that are never acked, garbage, oversized
@@ -120,6 +121,9 @@ struct Args {
     /// The server's broadcast delay for spectators, in seconds
     /// (`--spectator-delay`): what keeping the delayed world costs.
     spectator_delay: f64,
+    /// Spectators of one view share one encoding (`--no-sharing`: each
+    /// has its own, to compare).
+    share_spectators: bool,
     /// The attackers' thread's nice value (0: as the rest).
     attacker_nice: i32,
     /// Only this attack (`--attack NAME`), instead of all seven in turn.
@@ -138,7 +142,7 @@ fn parse() -> Result<Cli, String> {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: loadtest [--units N] [--clients N] [--seconds S] [--warmup S] [--loss P] \
                  [--battle-size N] [--budget-kbps K] [--server-threads N] [--idle-units N] \
-                 [--hostile N] [--attack NAME] [--spectators N] [--spectator-delay S] [--attacker-nice N] [--noise-probe S] [--sweep] [--json]";
+                 [--hostile N] [--attack NAME] [--spectators N] [--spectator-delay S] [--no-sharing] [--attacker-nice N] [--noise-probe S] [--sweep] [--json]";
     if a.iter().any(|x| x == "--help" || x == "-h") {
         return Err(usage.into());
     }
@@ -162,7 +166,7 @@ fn parse() -> Result<Cli, String> {
     let mut i = 0;
     while i < a.len() {
         match a[i].as_str() {
-            "--json" | "--sweep" => i += 1,
+            "--json" | "--sweep" | "--no-sharing" => i += 1,
             f if known.contains(&f) => i += 2,
             other => return Err(format!("unknown argument {other:?}\n{usage}")),
         }
@@ -200,6 +204,7 @@ fn parse() -> Result<Cli, String> {
             hostile: get("--hostile", 0.0)? as u64,
             spectators: get("--spectators", 0.0)? as u64,
             spectator_delay: get("--spectator-delay", 0.0)?,
+            share_spectators: !a.iter().any(|x| x == "--no-sharing"),
             attacker_nice: get("--attacker-nice", 19.0)?.min(19.0) as i32,
             attack,
         },
@@ -342,6 +347,7 @@ fn run(args: Args) -> LoadReport {
         hostile: args.hostile,
         spectators: args.spectators,
         spectator_delay_secs: args.spectator_delay,
+        shared_spectators: args.share_spectators,
         fair_reconnects,
         attackers_cpu_pct: attacks.cpu_pct,
         attacks: attacks.by_attack,

@@ -48,6 +48,8 @@ pub(crate) struct LoadReport {
     pub(crate) spectators: u64,
     /// The spectators' broadcast delay in seconds (`--spectator-delay`).
     pub(crate) spectator_delay_secs: f64,
+    /// Spectators of one view shared one encoding (`--no-sharing`: false).
+    pub(crate) shared_spectators: bool,
     /// Times a fair client lost its connection (0 when attacks do not reach them).
     pub(crate) fair_reconnects: u64,
     /// The attackers' thread's CPU, percent of one core (null: no attackers).
@@ -73,6 +75,11 @@ pub(crate) struct Refusals {
     pub(crate) state_mismatches: u64,
     /// Units resent whole to heal the mismatches.
     pub(crate) units_healed: u64,
+    /// Updates encoded once for the server's clients (every client's
+    /// own, or a spectator group's).
+    pub(crate) unit_updates: u64,
+    /// Copies of a group's updates sent to its other spectators.
+    pub(crate) shared_updates: u64,
 }
 
 pub(crate) fn quantile(v: &mut [f64], q: f64) -> f64 {

@@ -46,6 +46,7 @@ pub(crate) fn run_server(
         client_budget_kbps: args.budget_kbps,
         server_threads: args.server_threads,
         spectator_delay_secs: args.spectator_delay,
+        share_spectator_updates: args.share_spectators,
         ..default()
     };
     let mut app = App::new();
@@ -224,6 +225,8 @@ pub(crate) fn run_server(
             state_checks: stats.state_checks,
             state_mismatches: stats.state_mismatches,
             units_healed: stats.units_healed,
+            unit_updates: stats.unit_updates,
+            shared_updates: stats.shared_updates,
         },
     }
 }

@@ -68,6 +68,10 @@ pub struct NetworkConfig {
     /// holds every change of that long. Read when the server plugin is
     /// built, as the tick rate is.
     pub spectator_delay_secs: f64,
+    /// Spectators watching the same view (and delay, profile and rate)
+    /// share one encoding of their updates (`--no-spectator-sharing` turns
+    /// it off, to compare).
+    pub share_spectator_updates: bool,
 }
 
 impl Default for NetworkConfig {
@@ -90,6 +94,7 @@ impl Default for NetworkConfig {
             server_threads: 0,
             profile: galaxy_protocol::LinkProfile::Desktop,
             spectator_delay_secs: 0.0,
+            share_spectator_updates: true,
         }
     }
 }
@@ -134,7 +139,7 @@ pub enum ConfigError {
 /// The command-line flags [`NetworkConfig::apply_args`] understands.
 pub const CONFIG_FLAGS: &str = "--server-address ADDR  --port N  --max-connections N  --update-rate HZ  \
 --no-compression  --budget-kbps KBPS  --reckoning-cm CM  --key-file PATH  --profile desktop|mobile  \
---spectator-delay SECS[s|ms|m]  --config FILE";
+--spectator-delay SECS[s|ms|m]  --no-spectator-sharing  --config FILE";
 
 impl NetworkConfig {
     /// These settings with `profile`'s preset: for `mobile`, a 32 kbps
@@ -250,6 +255,7 @@ impl NetworkConfig {
                 "--update-rate" => self.update_rate = parse(flag, &value()?)?,
                 "--key-file" => self.key_file = Some(PathBuf::from(value()?)),
                 "--no-compression" => self.compression_enabled = false,
+                "--no-spectator-sharing" => self.share_spectator_updates = false,
                 "--budget-kbps" => self.client_budget_kbps = parse(flag, &value()?)?,
                 "--reckoning-cm" => self.reckoning_threshold_cm = parse(flag, &value()?)?,
                 "--spectator-delay" => self.spectator_delay_secs = parse_secs(flag, &value()?)?,
@@ -416,6 +422,10 @@ mod tests {
             );
         }
         assert!(NetworkConfig::from_toml("spectator_delay_secs = 30.0").is_ok());
+        let mut c = NetworkConfig::default();
+        assert!(c.share_spectator_updates);
+        c.apply_args(&args("--no-spectator-sharing")).unwrap();
+        assert!(!c.share_spectator_updates);
     }
 
     #[test]

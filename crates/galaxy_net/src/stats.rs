@@ -40,8 +40,12 @@ pub struct NetworkStats {
     pub state_mismatches: u64,
     /// Units sent whole again to heal a mismatch.
     pub units_healed: u64,
-    /// Digests overtaken by a newer ack before they were checked.
+    /// Digests overtaken by a newer ack before they were checked, or sent
+    /// by a spectator sharing a group's updates (not checked).
     pub stale_digests: u64,
+    /// Server: unit updates sent to a spectator as a copy of its group's
+    /// (encoded once for every spectator watching the same view).
+    pub shared_updates: u64,
     /// Server: redirects sent to clients (player migration to another server).
     pub redirects_sent: u64,
     /// Client: redirects followed to another server (refused ones count as

@@ -122,7 +122,7 @@ fn union(a: UpdateAck, b: UpdateAck) -> UpdateAck {
     };
     let behind = new.latest.wrapping_sub(old.latest);
     let mut mask = new.mask;
-    if behind >= 1 && behind <= 64 {
+    if (1..=64).contains(&behind) {
         // `old.latest` is bit behind-1; its mask's bit i is bit behind+i.
         mask |= 1 << (behind - 1);
         if behind < 64 {

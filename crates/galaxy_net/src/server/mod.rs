@@ -6,6 +6,7 @@
 //! budget ([`replicate`]), with the game's [`OutgoingEvents`] first.
 
 mod delay;
+mod groups;
 mod replicate;
 mod tick_times;
 mod units;
@@ -154,6 +155,7 @@ pub(crate) fn build_replication<R: UnitReplication>(app: &mut App) {
         .add_systems(
             PostUpdate,
             (
+                groups::regroup::<R::Snapshot>,
                 replicate::replicate::<R::Snapshot>,
                 tick_times::mark(TickPhase::Replicate),
             )
@@ -219,6 +221,9 @@ pub struct Session {
     /// A spectator on a server with a broadcast delay: replicated from the
     /// delayed copy of the world, its events held back as long.
     pub(crate) delayed: bool,
+    /// A spectator sharing the updates of the group led by this client
+    /// (see [`groups`]); `None`: it has its own.
+    pub(crate) follows: Option<ClientId>,
     /// The view `near` and `far` were computed for.
     interest_of: Option<WorldRect>,
     near: IdHashSet<SectorId>,
@@ -264,6 +269,7 @@ impl Session {
             views_applied: 0,
             budget: budget_for(config, rate, config.profile),
             delayed: crate::tokens::is_spectator(player) && delay_ticks > 0,
+            follows: None,
             interest_of: None,
             near: IdHashSet::default(),
             far: IdHashSet::default(),
@@ -298,6 +304,12 @@ impl Session {
     /// (`NetworkConfig::spectator_delay_secs`).
     pub fn delayed(&self) -> bool {
         self.delayed
+    }
+
+    /// The client whose updates this spectator shares (one encoding for
+    /// every spectator watching the same view), if any.
+    pub fn shares_updates_of(&self) -> Option<ClientId> {
+        self.follows
     }
 
     /// View changes the server has taken from this client (at most one

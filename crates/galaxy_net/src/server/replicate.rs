@@ -17,6 +17,7 @@ use galaxy_protocol::{
 };
 
 use super::delay::SpectatorDelay;
+use super::groups;
 use super::units::{ClientReplication, ReplicatedUnits, UnitsView};
 use super::{OutgoingArmyControl, OutgoingEvents, Session, Sessions, in_parallel_mut};
 use crate::channels::{EVENTS, MAX_SAVED_TICKS, UPDATES};
@@ -55,17 +56,31 @@ pub(crate) fn apply_acks<S: UnitSnapshot>(
     mut stats: ResMut<NetworkStats>,
 ) {
     let now = time.elapsed_secs_f64();
-    replicated
-        .clients
-        .retain(|id, _| sessions.0.contains_key(id));
+    let r = &mut *replicated;
+    groups::forget_departed(&mut r.clients, &mut sessions);
     for (id, s) in sessions.0.iter_mut() {
-        let c = replicated
-            .clients
-            .entry(*id)
-            .or_insert_with(|| ClientReplication::new(&config));
+        // A grouped spectator's acks go to its group's join.
+        let c = match s.follows {
+            Some(leader) => match r.clients.get_mut(&leader) {
+                Some(c) => c,
+                None => {
+                    s.follows = None;
+                    continue;
+                }
+            },
+            None => r
+                .clients
+                .entry(*id)
+                .or_insert_with(|| ClientReplication::new(&config)),
+        };
+        let shared = !c.members.is_empty();
         let acked = !s.acks.is_empty();
         for ack in s.acks.drain(..) {
-            c.sender.receive_ack(&ack);
+            if shared {
+                c.join.receive(*id, &ack);
+            } else {
+                c.sender.receive_ack(&ack);
+            }
         }
         s.unacked_since = if acked || c.sender.packets_in_flight() == 0 {
             None
@@ -73,6 +88,11 @@ pub(crate) fn apply_acks<S: UnitSnapshot>(
             s.unacked_since.or(Some(now))
         };
         if let Some(digest) = s.digest.take() {
+            if shared {
+                c.join.receive(*id, &digest.ack);
+                stats.stale_digests += 1;
+                continue;
+            }
             match c.sender.verify(&digest) {
                 Verification::Match => stats.state_checks += 1,
                 Verification::Stale => stats.stale_digests += 1,
@@ -82,6 +102,15 @@ pub(crate) fn apply_acks<S: UnitSnapshot>(
                     stats.units_healed += resent as u64;
                 }
             }
+        }
+    }
+    // What every member of a group received becomes its baselines.
+    for c in r.clients.values_mut() {
+        if !c.members.is_empty()
+            && let Some(ack) = c.join.joined().filter(|a| Some(*a) != c.joined)
+        {
+            c.sender.receive_ack(&ack);
+            c.joined = Some(ack);
         }
     }
 }
@@ -217,6 +246,13 @@ pub(crate) fn replicate<S: UnitSnapshot>(
     stats.deferred_scans += deferred_scans.into_inner();
     for (client, c, _) in clients {
         for bytes in c.outbox.drain(..) {
+            // The same bytes to every member of the client's group.
+            for &(member, _) in &c.members {
+                stats.bytes_sent += bytes.len() as u64;
+                stats.messages_sent += 1;
+                stats.shared_updates += 1;
+                server.send_message(member, UPDATES, bytes.clone());
+            }
             stats.bytes_sent += bytes.len() as u64;
             stats.messages_sent += 1;
             stats.unit_updates += 1;

@@ -14,7 +14,8 @@ use bevy::ecs::query::Or;
 use bevy::prelude::*;
 use bevy_renet::renet::ClientId;
 use galaxy_protocol::{
-    ChurnRoom, DeltaConfig, DeltaSender, IdHashMap, SectorId, UnitId, UnitSnapshot,
+    AckJoin, ChurnRoom, DeltaConfig, DeltaSender, IdHashMap, SectorId, UnitId, UnitSnapshot,
+    UpdateAck,
 };
 
 use super::delay::{Delayed, DelayedView};
@@ -62,6 +63,15 @@ pub(crate) struct ClientReplication<S: UnitSnapshot> {
     pub(crate) outbox: Vec<Vec<u8>>,
     /// Scratch: units leaving the client's interest.
     pub(crate) leaving: Vec<UnitId>,
+    /// Spectators sharing these updates besides this client, with the
+    /// sequence their share started at (see [`super::groups`]).
+    pub(crate) members: Vec<(ClientId, u16)>,
+    /// With members: every member's acks (this client's too), joined.
+    pub(crate) join: AckJoin<ClientId>,
+    /// The joined ack last given to the sender.
+    pub(crate) joined: Option<UpdateAck>,
+    /// The sequence this client's group formed at (for its own lag).
+    pub(crate) since: u16,
 }
 
 impl<S: UnitSnapshot> ClientReplication<S> {
@@ -74,7 +84,34 @@ impl<S: UnitSnapshot> ClientReplication<S> {
             last_sent: IdHashMap::default(),
             outbox: Vec::new(),
             leaving: Vec::new(),
+            members: Vec::new(),
+            join: AckJoin::default(),
+            joined: None,
+            since: 0,
         }
+    }
+
+    /// What a member leaving this client's group continues with: the
+    /// same stream, alone (every baseline it names, the member acked).
+    pub(crate) fn for_leaver(&self) -> Self {
+        Self {
+            sender: self.sender.clone(),
+            last_sent: self.last_sent.clone(),
+            outbox: Vec::new(),
+            leaving: Vec::new(),
+            members: Vec::new(),
+            join: AckJoin::default(),
+            joined: None,
+            since: 0,
+        }
+    }
+
+    /// True while it has sent nothing (a spectator that may still join a
+    /// group without a stream to leave).
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.members.is_empty()
+            && self.sender.packets_in_flight() == 0
+            && self.sender.tracked_units().next().is_none()
     }
 }
 

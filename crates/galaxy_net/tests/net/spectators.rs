@@ -167,3 +167,95 @@ fn a_delayed_spectator_sees_changes_and_events_only_after_the_delay() {
         tick(&server)
     );
 }
+
+/// Spectators watching the same view share one encoding of their updates
+/// (each update is written once, the same bytes go to all three) and all
+/// converge; when the group's leader looks elsewhere it goes on alone and
+/// the other two keep sharing, every one of them still exact.
+#[test]
+fn spectators_of_one_view_share_one_encoding_and_part_when_one_looks_away() {
+    use galaxy_net::tokens::spectator_id;
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    let at = WorldPos::new(2_000_000, 2_000_000);
+    let away = WorldPos::new(-3_000_000, 0);
+    let fleet = spawn_block(&mut server, 5, at, 5);
+    spawn_row(&mut server, 6, away, 4);
+    let view = view_at(at);
+    let ids: Vec<u64> = (1..=3).map(spectator_id).collect();
+    let mut a = player(ids[0], addr, view);
+    let mut b = player(ids[1], addr, view);
+    let mut c = player(ids[2], addr, view);
+    set_goal(
+        &mut server,
+        &fleet,
+        WorldPos::new(at.x + 2_000, at.y + 1_000),
+    );
+    let exact = |apps: &mut [&mut bevy::prelude::App], views: [WorldRect; 3]| {
+        (0..3).all(|i| {
+            let want = expected_for(apps[0], views[i]);
+            !want.is_empty() && client_units(apps[i + 1]) == want
+        })
+    };
+    // While the fleet sails, the three form one group.
+    pump_for(
+        &mut [&mut server, &mut a, &mut b, &mut c],
+        Duration::from_secs(2),
+    );
+    let sessions = server.world().resource::<Sessions>();
+    let leader = ids
+        .iter()
+        .copied()
+        .find(|&id| {
+            sessions
+                .get(id)
+                .is_some_and(|s| s.shares_updates_of().is_none())
+        })
+        .expect("a leader");
+    for &id in &ids {
+        let s = sessions.get(id).expect("connected");
+        assert!(
+            id == leader || s.shares_updates_of() == Some(leader),
+            "{id} shares"
+        );
+    }
+    let stats = server.world().resource::<NetworkStats>().clone();
+    assert!(
+        stats.shared_updates > stats.unit_updates,
+        "two copies per encoding: {} shared, {} encoded",
+        stats.shared_updates,
+        stats.unit_updates
+    );
+    stop(&mut server, &fleet);
+    assert!(pump_until(
+        &mut [&mut server, &mut a, &mut b, &mut c],
+        Duration::from_secs(10),
+        |apps| exact(apps, [view; 3])
+    ));
+
+    // The leader looks elsewhere: it goes alone, the other two share on.
+    let leader_at = ids.iter().position(|&id| id == leader).unwrap();
+    let mut views = [view; 3];
+    views[leader_at] = view_at(away);
+    for (app, v) in [&mut a, &mut b, &mut c].into_iter().zip(views) {
+        app.insert_resource(View(v));
+    }
+    set_goal(&mut server, &fleet, at);
+    pump_for(
+        &mut [&mut server, &mut a, &mut b, &mut c],
+        Duration::from_secs(2),
+    );
+    stop(&mut server, &fleet);
+    assert!(pump_until(
+        &mut [&mut server, &mut a, &mut b, &mut c],
+        Duration::from_secs(10),
+        |apps| exact(apps, views)
+    ));
+    let sessions = server.world().resource::<Sessions>();
+    assert_eq!(sessions.get(leader).unwrap().shares_updates_of(), None);
+    let sharing: Vec<_> = ids
+        .iter()
+        .filter_map(|&id| sessions.get(id).unwrap().shares_updates_of())
+        .collect();
+    assert_eq!(sharing.len(), 1, "the other two still share");
+    assert_ne!(sharing[0], leader);
+}

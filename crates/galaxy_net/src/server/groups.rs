@@ -1,0 +1,241 @@
+//! Spectators watching the same view share one encoding of their updates
+//! (`NetworkConfig::share_spectator_updates`).
+//!
+//! A group is one client's replication state (its leader's) with
+//! members: the leader's updates are encoded once and the same bytes go
+//! to every member. The sender is given the members' acks joined (a
+//! packet counts as received when all of them acknowledged it; see
+//! `galaxy_protocol::shared`), so every baseline it names is one each
+//! member holds.
+//!
+//! - **Joining.** A spectator that has not been sent anything yet joins
+//!   the group of the same view, delay, link profile and rate; the
+//!   group's stream restarts (every unit whole again), since the newcomer
+//!   has none of the acknowledged states. A spectator with no such group
+//!   leads its own, which the next one joins.
+//! - **Leaving.** A member whose view (or profile, rate) changes, or whose
+//!   acks lag the stream by more than [`MAX_MEMBER_LAG`] packets, leaves
+//!   with a clone of the group's stream and goes on alone: a slow member
+//!   must not hold back everyone's baselines. A leader leaving hands the
+//!   group to its first member; so does one that disconnects.
+//! - **Not checked.** Replica digests of grouped spectators are counted
+//!   as stale: the group's sender knows what all members hold, not what
+//!   each holds.
+
+use bevy::prelude::*;
+use bevy_renet::renet::ClientId;
+use galaxy_protocol::ack::sequence_greater;
+use galaxy_protocol::{LinkProfile, UnitSnapshot, WorldRect};
+
+use super::units::{ClientReplication, Clients, ReplicatedUnits};
+use super::{Session, Sessions};
+use crate::config::NetworkConfig;
+use crate::interest::interest;
+
+/// Packets a member's acks may lag its group's stream before it leaves.
+pub(crate) const MAX_MEMBER_LAG: u16 = 48;
+
+/// What spectators must share to share updates.
+type Key = (WorldRect, LinkProfile, u8, bool);
+
+/// The group a session could share, if it is a spectator with a view.
+fn key(s: &Session) -> Option<Key> {
+    if !crate::tokens::is_spectator(s.player) {
+        return None;
+    }
+    Some((s.view?, s.profile, s.max_update_hz, s.delayed))
+}
+
+/// Members (and leaders) that disconnected leave their groups; a group
+/// whose leader left goes on under its first member. Before acks are taken.
+pub(crate) fn forget_departed<S: UnitSnapshot>(clients: &mut Clients<S>, sessions: &mut Sessions) {
+    for c in clients.values_mut() {
+        let (members, join) = (&mut c.members, &mut c.join);
+        members.retain(|(m, _)| {
+            let here = sessions.0.contains_key(m);
+            if !here {
+                join.remove(*m);
+            }
+            here
+        });
+    }
+    let gone: Vec<ClientId> = clients
+        .keys()
+        .filter(|id| !sessions.0.contains_key(id))
+        .copied()
+        .collect();
+    for id in gone {
+        if let Some(c) = clients.remove(&id) {
+            hand_over(c, id, clients, sessions);
+        }
+    }
+}
+
+/// The group `c` of `leader`, who leaves it, goes on under its first
+/// member (nothing happens to a group without members).
+fn hand_over<S: UnitSnapshot>(
+    mut c: ClientReplication<S>,
+    leader: ClientId,
+    clients: &mut Clients<S>,
+    sessions: &mut Sessions,
+) {
+    if c.members.is_empty() {
+        return;
+    }
+    c.join.remove(leader);
+    let (next, _) = c.members.remove(0);
+    for (m, _) in &c.members {
+        if let Some(s) = sessions.0.get_mut(m) {
+            s.follows = Some(next);
+        }
+    }
+    if let Some(s) = sessions.0.get_mut(&next) {
+        s.follows = None;
+    }
+    if c.members.is_empty() {
+        // Alone: its own acks drive the sender again.
+        c.join = Default::default();
+        c.joined = None;
+    }
+    clients.insert(next, c);
+}
+
+/// True if `member`'s acks lag the group's stream by more than
+/// [`MAX_MEMBER_LAG`] packets (counted from when it joined).
+fn lags<S: UnitSnapshot>(c: &ClientReplication<S>, member: ClientId, since: u16) -> bool {
+    let newest = match c.join.latest(member) {
+        Some(l) if sequence_greater(l, since) => l,
+        _ => since,
+    };
+    c.sender.next_sequence().wrapping_sub(newest) > MAX_MEMBER_LAG
+}
+
+/// Forms and breaks the groups for this tick, before replication: members
+/// that no longer match or lag leave, spectators not yet sent anything
+/// join the group of their view, and members keep their interest current
+/// (their events go by it, and a member may come to lead).
+pub(crate) fn regroup<S: UnitSnapshot>(
+    mut sessions: ResMut<Sessions>,
+    mut replicated: ResMut<ReplicatedUnits<S>>,
+    config: Res<NetworkConfig>,
+) {
+    let clients = &mut replicated.clients;
+    let sessions = &mut *sessions;
+    let share = config.share_spectator_updates;
+    let leaders: Vec<ClientId> = clients
+        .iter()
+        .filter(|(_, c)| !c.members.is_empty())
+        .map(|(id, _)| *id)
+        .collect();
+    for mut leader in leaders {
+        // A leader whose view changed, or that lags, leaves the group to
+        // its first member.
+        let Some(c) = clients.get(&leader) else {
+            continue;
+        };
+        let Some(first) = c.members.first().map(|&(m, _)| m) else {
+            continue;
+        };
+        let first_key = sessions.0.get(&first).and_then(key);
+        if (first_key != sessions.0.get(&leader).and_then(key) || lags(c, leader, c.since))
+            && let Some(c) = clients.remove(&leader)
+        {
+            let alone = c.for_leaver();
+            hand_over(c, leader, clients, sessions);
+            clients.insert(leader, alone);
+            leader = first;
+        }
+        // Members that no longer match it, or lag, leave with the stream
+        // they have.
+        let group_key = sessions.0.get(&leader).and_then(key);
+        let Some(c) = clients.get(&leader) else {
+            continue;
+        };
+        let leaving: Vec<ClientId> = c
+            .members
+            .iter()
+            .filter(|&&(m, since)| {
+                let same = share && sessions.0.get(&m).and_then(key) == group_key;
+                !(same && group_key.is_some() && !lags(c, m, since))
+            })
+            .map(|&(m, _)| m)
+            .collect();
+        for m in leaving {
+            let Some(c) = clients.get_mut(&leader) else {
+                break;
+            };
+            c.members.retain(|&(x, _)| x != m);
+            c.join.remove(m);
+            let alone = c.for_leaver();
+            if c.members.is_empty() {
+                c.join = Default::default();
+                c.joined = None;
+            }
+            if let Some(s) = sessions.0.get_mut(&m) {
+                s.follows = None;
+            }
+            clients.insert(m, alone);
+        }
+    }
+    // Spectators not yet sent anything join the group of their view.
+    if share {
+        let mut groups: std::collections::HashMap<Key, ClientId> = Default::default();
+        let mut fresh = Vec::new();
+        for (&id, s) in sessions.0.iter() {
+            let (Some(k), None) = (key(s), s.follows) else {
+                continue;
+            };
+            match clients.get(&id) {
+                Some(c) if !c.is_fresh() => {
+                    groups.entry(k).or_insert(id);
+                }
+                _ => fresh.push((id, k)),
+            }
+        }
+        fresh.sort_unstable_by_key(|(id, _)| *id);
+        for (id, k) in fresh {
+            match groups.get(&k) {
+                Some(&leader) => join(id, leader, clients, sessions),
+                None => {
+                    groups.insert(k, id);
+                }
+            }
+        }
+    }
+    // Members keep their interest current.
+    for s in sessions.0.values_mut() {
+        if let (Some(_), Some(view)) = (s.follows, s.view)
+            && s.interest_of != Some(view)
+        {
+            (s.near, s.far) = interest(view);
+            s.interest_of = Some(view);
+        }
+    }
+}
+
+/// Spectator `id` joins `leader`'s group: the group's stream restarts for
+/// a receiver with nothing.
+fn join<S: UnitSnapshot>(
+    id: ClientId,
+    leader: ClientId,
+    clients: &mut Clients<S>,
+    sessions: &mut Sessions,
+) {
+    let Some(c) = clients.get_mut(&leader) else {
+        return;
+    };
+    let next = c.sender.next_sequence();
+    if c.members.is_empty() {
+        c.join = Default::default();
+        c.join.add(leader);
+        c.since = next;
+        c.joined = None;
+    }
+    c.join.add(id);
+    c.members.push((id, next));
+    c.sender.restart_receiver();
+    clients.remove(&id);
+    if let Some(s) = sessions.0.get_mut(&id) {
+        s.follows = Some(leader);
+    }
+}
