@@ -9,11 +9,12 @@
 //! member holds.
 //!
 //! - **Joining.** A spectator that has not been sent anything yet joins
-//!   the group of the same view, delay, link profile and rate; the
+//!   the group of the same view, delay and link profile (it goes at the
+//!   lowest update rate its members ask for); the
 //!   group's stream restarts (every unit whole again), since the newcomer
 //!   has none of the acknowledged states. A spectator with no such group
 //!   leads its own, which the next one joins.
-//! - **Leaving.** A member whose view (or profile, rate) changes, or whose
+//! - **Leaving.** A member whose view (or profile) changes, or whose
 //!   acks lag the stream by more than [`MAX_MEMBER_LAG`] packets, leaves
 //!   with a clone of the group's stream and goes on alone: a slow member
 //!   must not hold back everyone's baselines. A leader leaving hands the
@@ -35,15 +36,17 @@ use crate::interest::interest;
 /// Packets a member's acks may lag its group's stream before it leaves.
 pub(crate) const MAX_MEMBER_LAG: u16 = 48;
 
-/// What spectators must share to share updates.
-type Key = (WorldRect, LinkProfile, u8, bool);
+/// What spectators must share to share updates: view, link profile and
+/// delay. Not the update rate a client asks for (it moves with each
+/// client's link): a group is sent at the lowest its members ask for.
+type Key = (WorldRect, LinkProfile, bool);
 
 /// The group a session could share, if it is a spectator with a view.
 fn key(s: &Session) -> Option<Key> {
     if !crate::tokens::is_spectator(s.player) {
         return None;
     }
-    Some((s.view?, s.profile, s.max_update_hz, s.delayed))
+    Some((s.view?, s.profile, s.delayed))
 }
 
 /// Members (and leaders) that disconnected leave their groups; a group
@@ -201,6 +204,19 @@ pub(crate) fn regroup<S: UnitSnapshot>(
                 }
             }
         }
+    }
+    // A group goes at the lowest update rate a member asks for.
+    for (id, c) in clients.iter_mut() {
+        c.max_update_hz = c
+            .members
+            .iter()
+            .map(|(m, _)| m)
+            .chain([id])
+            .filter_map(|m| sessions.0.get(m))
+            .map(|s| s.max_update_hz)
+            .filter(|&hz| hz > 0)
+            .min()
+            .unwrap_or(0);
     }
     // Members keep their interest current.
     for s in sessions.0.values_mut() {

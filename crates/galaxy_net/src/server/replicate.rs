@@ -307,8 +307,9 @@ fn replicate_client<S: UnitSnapshot>(
     }
     c.leaving = leaving;
     // A client on a poor link may ask for fewer updates per second.
-    // (and a mobile client gets its profile's rate at most).
-    let hz = [s.max_update_hz, s.profile.max_update_hz()]
+    // (a mobile client gets its profile's rate at most, a spectator
+    // group its slowest member's).
+    let hz = [s.max_update_hz, c.max_update_hz, s.profile.max_update_hz()]
         .into_iter()
         .filter(|&hz| hz > 0)
         .min();

@@ -72,6 +72,8 @@ pub(crate) struct ClientReplication<S: UnitSnapshot> {
     pub(crate) joined: Option<UpdateAck>,
     /// The sequence this client's group formed at (for its own lag).
     pub(crate) since: u16,
+    /// Highest update rate this client's group asks for (0: no limit).
+    pub(crate) max_update_hz: u8,
 }
 
 impl<S: UnitSnapshot> ClientReplication<S> {
@@ -88,6 +90,7 @@ impl<S: UnitSnapshot> ClientReplication<S> {
             join: AckJoin::default(),
             joined: None,
             since: 0,
+            max_update_hz: 0,
         }
     }
 
@@ -103,6 +106,7 @@ impl<S: UnitSnapshot> ClientReplication<S> {
             join: AckJoin::default(),
             joined: None,
             since: 0,
+            max_update_hz: 0,
         }
     }
 
@@ -187,9 +191,17 @@ impl<S: UnitSnapshot> ReplicatedUnits<S> {
     }
 
     /// One client's delta sender (what it was sent and acknowledged), for
-    /// diagnostics and tests.
+    /// diagnostics and tests. A spectator sharing a group's updates gets
+    /// the group's: what every member acknowledged.
     pub fn sender(&self, client: ClientId) -> Option<&DeltaSender<S>> {
-        self.clients.get(&client).map(|c| &c.sender)
+        self.clients
+            .get(&client)
+            .or_else(|| {
+                self.clients
+                    .values()
+                    .find(|c| c.members.iter().any(|&(m, _)| m == client))
+            })
+            .map(|c| &c.sender)
     }
 }
 
