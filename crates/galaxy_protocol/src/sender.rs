@@ -417,11 +417,6 @@ impl<S: UnitSnapshot> DeltaSender<S> {
         }
     }
 
-    /// The sequence number the next update will carry.
-    pub fn next_sequence(&self) -> u16 {
-        self.next_seq
-    }
-
     /// Checks a client's [`StateDigest`] (see [`crate::verify`]): applies
     /// its ack, then compares it with the digest of the states the client
     /// acknowledged. Every unit of a bucket that differs is sent whole

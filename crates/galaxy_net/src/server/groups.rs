@@ -15,7 +15,7 @@
 //!   has none of the acknowledged states. A spectator with no such group
 //!   leads its own, which the next one joins.
 //! - **Leaving.** A member whose view (or profile) changes, or whose
-//!   acks lag the stream by more than [`MAX_MEMBER_LAG`] packets, leaves
+//!   acks stop for [`MAX_MEMBER_SILENCE_SECS`], leaves
 //!   with a clone of the group's stream and goes on alone: a slow member
 //!   must not hold back everyone's baselines. A leader leaving hands the
 //!   group to its first member; so does one that disconnects.
@@ -25,7 +25,6 @@
 
 use bevy::prelude::*;
 use bevy_renet::renet::ClientId;
-use galaxy_protocol::ack::sequence_greater;
 use galaxy_protocol::{LinkProfile, UnitSnapshot, WorldRect};
 
 use super::units::{ClientReplication, Clients, ReplicatedUnits};
@@ -33,8 +32,11 @@ use super::{Session, Sessions};
 use crate::config::NetworkConfig;
 use crate::interest::interest;
 
-/// Packets a member's acks may lag its group's stream before it leaves.
-pub(crate) const MAX_MEMBER_LAG: u16 = 48;
+/// Seconds a member may owe its group an ack (updates in flight, none
+/// acknowledged since) before it leaves: a silent or slow member would
+/// hold back every member's baselines. Well above a round trip; about
+/// the sender's own wait before it calls a packet lost.
+pub(crate) const MAX_MEMBER_SILENCE_SECS: f64 = 0.5;
 
 /// What spectators must share to share updates: view, link profile and
 /// delay. Not the update rate a client asks for (it moves with each
@@ -54,7 +56,7 @@ fn key(s: &Session) -> Option<Key> {
 pub(crate) fn forget_departed<S: UnitSnapshot>(clients: &mut Clients<S>, sessions: &mut Sessions) {
     for c in clients.values_mut() {
         let (members, join) = (&mut c.members, &mut c.join);
-        members.retain(|(m, _)| {
+        members.retain(|m| {
             let here = sessions.0.contains_key(m);
             if !here {
                 join.remove(*m);
@@ -86,8 +88,8 @@ fn hand_over<S: UnitSnapshot>(
         return;
     }
     c.join.remove(leader);
-    let (next, _) = c.members.remove(0);
-    for (m, _) in &c.members {
+    let next = c.members.remove(0);
+    for m in &c.members {
         if let Some(s) = sessions.0.get_mut(m) {
             s.follows = Some(next);
         }
@@ -103,14 +105,13 @@ fn hand_over<S: UnitSnapshot>(
     clients.insert(next, c);
 }
 
-/// True if `member`'s acks lag the group's stream by more than
-/// [`MAX_MEMBER_LAG`] packets (counted from when it joined).
-fn lags<S: UnitSnapshot>(c: &ClientReplication<S>, member: ClientId, since: u16) -> bool {
-    let newest = match c.join.latest(member) {
-        Some(l) if sequence_greater(l, since) => l,
-        _ => since,
-    };
-    c.sender.next_sequence().wrapping_sub(newest) > MAX_MEMBER_LAG
+/// True if session `id` has owed its group an ack for too long.
+fn silent(sessions: &Sessions, id: ClientId, now: f64) -> bool {
+    sessions
+        .0
+        .get(&id)
+        .and_then(|s| s.unacked_since)
+        .is_some_and(|t| now - t > MAX_MEMBER_SILENCE_SECS)
 }
 
 /// Forms and breaks the groups for this tick, before replication: members
@@ -121,7 +122,9 @@ pub(crate) fn regroup<S: UnitSnapshot>(
     mut sessions: ResMut<Sessions>,
     mut replicated: ResMut<ReplicatedUnits<S>>,
     config: Res<NetworkConfig>,
+    time: Res<Time<Real>>,
 ) {
+    let now = time.elapsed_secs_f64();
     let clients = &mut replicated.clients;
     let sessions = &mut *sessions;
     let share = config.share_spectator_updates;
@@ -136,11 +139,11 @@ pub(crate) fn regroup<S: UnitSnapshot>(
         let Some(c) = clients.get(&leader) else {
             continue;
         };
-        let Some(first) = c.members.first().map(|&(m, _)| m) else {
+        let Some(&first) = c.members.first() else {
             continue;
         };
         let first_key = sessions.0.get(&first).and_then(key);
-        if (first_key != sessions.0.get(&leader).and_then(key) || lags(c, leader, c.since))
+        if (first_key != sessions.0.get(&leader).and_then(key) || silent(sessions, leader, now))
             && let Some(c) = clients.remove(&leader)
         {
             let alone = c.for_leaver();
@@ -157,17 +160,17 @@ pub(crate) fn regroup<S: UnitSnapshot>(
         let leaving: Vec<ClientId> = c
             .members
             .iter()
-            .filter(|&&(m, since)| {
+            .filter(|&&m| {
                 let same = share && sessions.0.get(&m).and_then(key) == group_key;
-                !(same && group_key.is_some() && !lags(c, m, since))
+                !(same && group_key.is_some() && !silent(sessions, m, now))
             })
-            .map(|&(m, _)| m)
+            .copied()
             .collect();
         for m in leaving {
             let Some(c) = clients.get_mut(&leader) else {
                 break;
             };
-            c.members.retain(|&(x, _)| x != m);
+            c.members.retain(|&x| x != m);
             c.join.remove(m);
             let alone = c.for_leaver();
             if c.members.is_empty() {
@@ -210,7 +213,6 @@ pub(crate) fn regroup<S: UnitSnapshot>(
         c.max_update_hz = c
             .members
             .iter()
-            .map(|(m, _)| m)
             .chain([id])
             .filter_map(|m| sessions.0.get(m))
             .map(|s| s.max_update_hz)
@@ -240,15 +242,13 @@ fn join<S: UnitSnapshot>(
     let Some(c) = clients.get_mut(&leader) else {
         return;
     };
-    let next = c.sender.next_sequence();
     if c.members.is_empty() {
         c.join = Default::default();
         c.join.add(leader);
-        c.since = next;
         c.joined = None;
     }
     c.join.add(id);
-    c.members.push((id, next));
+    c.members.push(id);
     c.sender.restart_receiver();
     clients.remove(&id);
     if let Some(s) = sessions.0.get_mut(&id) {

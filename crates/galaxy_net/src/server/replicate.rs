@@ -247,7 +247,7 @@ pub(crate) fn replicate<S: UnitSnapshot>(
     for (client, c, _) in clients {
         for bytes in c.outbox.drain(..) {
             // The same bytes to every member of the client's group.
-            for &(member, _) in &c.members {
+            for &member in &c.members {
                 stats.bytes_sent += bytes.len() as u64;
                 stats.messages_sent += 1;
                 stats.shared_updates += 1;

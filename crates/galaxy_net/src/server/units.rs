@@ -63,15 +63,13 @@ pub(crate) struct ClientReplication<S: UnitSnapshot> {
     pub(crate) outbox: Vec<Vec<u8>>,
     /// Scratch: units leaving the client's interest.
     pub(crate) leaving: Vec<UnitId>,
-    /// Spectators sharing these updates besides this client, with the
-    /// sequence their share started at (see [`super::groups`]).
-    pub(crate) members: Vec<(ClientId, u16)>,
+    /// Spectators sharing these updates besides this client (see
+    /// [`super::groups`]).
+    pub(crate) members: Vec<ClientId>,
     /// With members: every member's acks (this client's too), joined.
     pub(crate) join: AckJoin<ClientId>,
     /// The joined ack last given to the sender.
     pub(crate) joined: Option<UpdateAck>,
-    /// The sequence this client's group formed at (for its own lag).
-    pub(crate) since: u16,
     /// Highest update rate this client's group asks for (0: no limit).
     pub(crate) max_update_hz: u8,
 }
@@ -89,7 +87,6 @@ impl<S: UnitSnapshot> ClientReplication<S> {
             members: Vec::new(),
             join: AckJoin::default(),
             joined: None,
-            since: 0,
             max_update_hz: 0,
         }
     }
@@ -105,7 +102,6 @@ impl<S: UnitSnapshot> ClientReplication<S> {
             members: Vec::new(),
             join: AckJoin::default(),
             joined: None,
-            since: 0,
             max_update_hz: 0,
         }
     }
@@ -196,11 +192,7 @@ impl<S: UnitSnapshot> ReplicatedUnits<S> {
     pub fn sender(&self, client: ClientId) -> Option<&DeltaSender<S>> {
         self.clients
             .get(&client)
-            .or_else(|| {
-                self.clients
-                    .values()
-                    .find(|c| c.members.iter().any(|&(m, _)| m == client))
-            })
+            .or_else(|| self.clients.values().find(|c| c.members.contains(&client)))
             .map(|c| &c.sender)
     }
 }

@@ -259,3 +259,57 @@ fn spectators_of_one_view_share_one_encoding_and_part_when_one_looks_away() {
     assert_eq!(sharing.len(), 1, "the other two still share");
     assert_ne!(sharing[0], leader);
 }
+
+/// A member of a spectator group whose acks stop arriving (its uplink
+/// drops everything) must not hold back the others' baselines: it leaves
+/// the group with a stream of its own, and the other spectator goes on
+/// converging.
+#[test]
+fn a_silent_spectator_leaves_its_group_and_the_other_goes_on() {
+    use galaxy_net::tokens::spectator_id;
+    let (mut server, addr) = server(ServerAuth::Insecure, &[]);
+    let proxy = LinkConditioner::start(addr, Faults::default(), 5).unwrap();
+    let at = WorldPos::new(-1_000_000, 3_000_000);
+    let fleet = spawn_block(&mut server, 5, at, 4);
+    let view = view_at(at);
+    let (silent, fair) = (spectator_id(1), spectator_id(2));
+    let mut quiet = player(silent, proxy.addr(), view);
+    let mut watcher = player(fair, addr, view);
+    assert!(pump_until(
+        &mut [&mut server, &mut quiet, &mut watcher],
+        Duration::from_secs(10),
+        |a| {
+            let sessions = a[0].world().resource::<Sessions>();
+            [silent, fair].iter().any(|&id| {
+                sessions
+                    .get(id)
+                    .is_some_and(|s| s.shares_updates_of().is_some())
+            })
+        }
+    ));
+    // From now on none of the quiet one's acks reach the server.
+    proxy.set_faults(Faults {
+        up: LinkFaults {
+            loss: 1.0,
+            ..LinkFaults::NONE
+        },
+        down: LinkFaults::NONE,
+    });
+    set_goal(&mut server, &fleet, WorldPos::new(at.x + 2_000, at.y));
+    pump_for(
+        &mut [&mut server, &mut quiet, &mut watcher],
+        Duration::from_secs(2),
+    );
+    stop(&mut server, &fleet);
+    assert!(pump_until(
+        &mut [&mut server, &mut quiet, &mut watcher],
+        Duration::from_secs(10),
+        |a| client_units(a[2]) == expected_for(a[0], view)
+    ));
+    let sessions = server.world().resource::<Sessions>();
+    let quiet_session = sessions
+        .get(silent)
+        .expect("still connected: it left by lag");
+    assert_eq!(quiet_session.shares_updates_of(), None);
+    assert_eq!(sessions.get(fair).unwrap().shares_updates_of(), None);
+}
