@@ -76,12 +76,20 @@ pub(crate) struct ClientReplication<S: UnitSnapshot> {
 
 impl<S: UnitSnapshot> ClientReplication<S> {
     pub(crate) fn new(config: &NetworkConfig) -> Self {
-        Self {
-            sender: DeltaSender::new(DeltaConfig {
+        Self::with(
+            DeltaSender::new(DeltaConfig {
                 deltas: config.compression_enabled,
                 ..Default::default()
             }),
-            last_sent: IdHashMap::default(),
+            IdHashMap::default(),
+        )
+    }
+
+    /// A client's state continuing `sender`'s stream.
+    fn with(sender: DeltaSender<S>, last_sent: IdHashMap<SectorId, u64>) -> Self {
+        Self {
+            sender,
+            last_sent,
             outbox: Vec::new(),
             leaving: Vec::new(),
             members: Vec::new(),
@@ -94,16 +102,7 @@ impl<S: UnitSnapshot> ClientReplication<S> {
     /// What a member leaving this client's group continues with: the
     /// same stream, alone (every baseline it names, the member acked).
     pub(crate) fn for_leaver(&self) -> Self {
-        Self {
-            sender: self.sender.clone(),
-            last_sent: self.last_sent.clone(),
-            outbox: Vec::new(),
-            leaving: Vec::new(),
-            members: Vec::new(),
-            join: AckJoin::default(),
-            joined: None,
-            max_update_hz: 0,
-        }
+        Self::with(self.sender.clone(), self.last_sent.clone())
     }
 
     /// True while it has sent nothing (a spectator that may still join a

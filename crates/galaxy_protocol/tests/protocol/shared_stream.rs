@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use galaxy_protocol::link_model::{LinkConditions, LinkModel, SplitMix64};
 use galaxy_protocol::*;
 
+use crate::verify::unit;
+
 /// A member of the shared stream: its receiver and its two links.
 struct Member {
     id: u64,
@@ -50,18 +52,6 @@ impl Member {
     fn holds(&self) -> BTreeMap<UnitId, QuantizedUnit> {
         self.receiver.units().map(|(id, u)| (id, *u)).collect()
     }
-}
-
-fn unit_at(x: i64, health: f32) -> QuantizedUnit {
-    quantize(&UnitSample {
-        owner: 1,
-        kind: 0,
-        position: WorldPos::new(x, 0),
-        velocity: Velocity::ZERO,
-        health,
-        state: UnitState::IDLE,
-        target: None,
-    })
 }
 
 fn sees(sender: &DeltaSender) -> BTreeMap<UnitId, QuantizedUnit> {
@@ -108,7 +98,7 @@ fn members_joining_and_leaving_a_shared_stream_on_lossy_links_converge() {
                 let change = if rng.chance(0.05) {
                     None
                 } else {
-                    Some(unit_at(
+                    Some(unit(
                         id as i64 * 100 + rng.below(50) as i64,
                         50.0 + rng.below(50) as f32,
                     ))

@@ -4,7 +4,8 @@
 
 use galaxy_protocol::*;
 
-fn unit(x: i64, health: f32) -> QuantizedUnit {
+/// A unit at rest at `x` with `health` (also used by `shared_stream`).
+pub(crate) fn unit(x: i64, health: f32) -> QuantizedUnit {
     quantize(&UnitSample {
         owner: 1,
         kind: 0,
