@@ -68,8 +68,8 @@ pub struct NetworkConfig {
     /// holds every change of that long. Read when the server plugin is
     /// built, as the tick rate is.
     pub spectator_delay_secs: f64,
-    /// Spectators watching the same view (and delay, profile and rate)
-    /// share one encoding of their updates (`--no-spectator-sharing` turns
+    /// Spectators watching the same view (with the same delay and link
+    /// profile) share one encoding of their updates (`--no-spectator-sharing` turns
     /// it off, to compare).
     pub share_spectator_updates: bool,
 }

@@ -9,15 +9,15 @@
 //! member holds.
 //!
 //! - **Joining.** A spectator that has not been sent anything yet joins
-//!   the group of the same view, delay and link profile (it goes at the
-//!   lowest update rate its members ask for); the
-//!   group's stream restarts (every unit whole again), since the newcomer
-//!   has none of the acknowledged states. A spectator with no such group
-//!   leads its own, which the next one joins.
-//! - **Leaving.** A member whose view (or profile) changes, or whose
-//!   acks stop for [`MAX_MEMBER_SILENCE_SECS`], leaves
-//!   with a clone of the group's stream and goes on alone: a slow member
-//!   must not hold back everyone's baselines. A leader leaving hands the
+//!   the group of the same view, delay and link profile (a group goes at
+//!   the lowest update rate its members ask for); the group's stream
+//!   restarts (every unit whole again), since the newcomer has none of the
+//!   acknowledged states. A spectator with no such group leads its own,
+//!   which the next one joins.
+//! - **Leaving.** A member whose view (or profile) changes, or whose acks
+//!   stop for [`MAX_MEMBER_SILENCE_SECS`], leaves with a clone of the
+//!   group's stream and goes on alone: a slow member must not hold back
+//!   everyone's baselines. A leader leaving hands the
 //!   group to its first member; so does one that disconnects.
 //! - **Not checked.** Replica digests of grouped spectators are counted
 //!   as stale: the group's sender knows what all members hold, not what
@@ -97,11 +97,7 @@ fn hand_over<S: UnitSnapshot>(
     if let Some(s) = sessions.0.get_mut(&next) {
         s.follows = None;
     }
-    if c.members.is_empty() {
-        // Alone: its own acks drive the sender again.
-        c.join = Default::default();
-        c.joined = None;
-    }
+    c.alone_if_no_members();
     clients.insert(next, c);
 }
 
@@ -115,7 +111,7 @@ fn silent(sessions: &Sessions, id: ClientId, now: f64) -> bool {
 }
 
 /// Forms and breaks the groups for this tick, before replication: members
-/// that no longer match or lag leave, spectators not yet sent anything
+/// that no longer match or are silent leave, spectators not yet sent anything
 /// join the group of their view, and members keep their interest current
 /// (their events go by it, and a member may come to lead).
 pub(crate) fn regroup<S: UnitSnapshot>(
@@ -134,8 +130,8 @@ pub(crate) fn regroup<S: UnitSnapshot>(
         .map(|(id, _)| *id)
         .collect();
     for mut leader in leaders {
-        // A leader whose view changed, or that lags, leaves the group to
-        // its first member.
+        // A leader whose view changed, or that is silent, leaves the group
+        // to its first member.
         let Some(c) = clients.get(&leader) else {
             continue;
         };
@@ -151,8 +147,8 @@ pub(crate) fn regroup<S: UnitSnapshot>(
             clients.insert(leader, alone);
             leader = first;
         }
-        // Members that no longer match it, or lag, leave with the stream
-        // they have.
+        // Members that no longer match it, or are silent, leave with the
+        // stream they have.
         let group_key = sessions.0.get(&leader).and_then(key);
         let Some(c) = clients.get(&leader) else {
             continue;
@@ -170,13 +166,8 @@ pub(crate) fn regroup<S: UnitSnapshot>(
             let Some(c) = clients.get_mut(&leader) else {
                 break;
             };
-            c.members.retain(|&x| x != m);
-            c.join.remove(m);
+            c.remove_member(m);
             let alone = c.for_leaver();
-            if c.members.is_empty() {
-                c.join = Default::default();
-                c.joined = None;
-            }
             if let Some(s) = sessions.0.get_mut(&m) {
                 s.follows = None;
             }
@@ -242,11 +233,8 @@ fn join<S: UnitSnapshot>(
     let Some(c) = clients.get_mut(&leader) else {
         return;
     };
-    if c.members.is_empty() {
-        c.join = Default::default();
-        c.join.add(leader);
-        c.joined = None;
-    }
+    // A client alone has an empty join (see `alone_if_no_members`).
+    c.join.add(leader);
     c.join.add(id);
     c.members.push(id);
     c.sender.restart_receiver();

@@ -105,6 +105,21 @@ impl<S: UnitSnapshot> ClientReplication<S> {
         Self::with(self.sender.clone(), self.last_sent.clone())
     }
 
+    /// Takes member `m` out of this client's group.
+    pub(crate) fn remove_member(&mut self, m: ClientId) {
+        self.members.retain(|&x| x != m);
+        self.join.remove(m);
+        self.alone_if_no_members();
+    }
+
+    /// With no member left, this client's own acks drive the sender again.
+    pub(crate) fn alone_if_no_members(&mut self) {
+        if self.members.is_empty() {
+            self.join = AckJoin::default();
+            self.joined = None;
+        }
+    }
+
     /// True while it has sent nothing (a spectator that may still join a
     /// group without a stream to leave).
     pub(crate) fn is_fresh(&self) -> bool {
